@@ -1,0 +1,126 @@
+"""create_app(): one Litestar app mounting every router."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.stores.redis import RedisStore
+from litestar.template.config import TemplateConfig
+
+from posturio.config import Settings, get_settings
+from posturio.platform.api import AdminApi
+from posturio.platform.console import ConsoleAuth, ConsoleHome
+from posturio.platform.db import create_engine, create_sessionmaker
+from posturio.platform.errors import EXCEPTION_HANDLERS
+from posturio.platform.health import healthz, readyz
+from posturio.platform.keyauth import CachedKey, KeyAuthenticator
+from posturio.platform.logging import RequestIdMiddleware, configure_logging
+from posturio.platform.redis import create_redis
+from posturio.workers.broker import setup_broker
+
+TEMPLATES = Path(__file__).parent / "platform" / "templates"
+# Paths authenticated by API keys (no cookies), so CSRF does not apply to them.
+NO_CSRF = ["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    secret = settings.resolved_secret_key()
+    redis = create_redis(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        broker = setup_broker(settings)
+        from posturio.platform.tasks import touch_api_key
+
+        loop = asyncio.get_running_loop()
+
+        def record_use(key: CachedKey, at: datetime) -> None:
+            # Enqueueing is a blocking Redis call: run it off the event loop, fire and forget.
+            loop.run_in_executor(
+                None, touch_api_key.send, str(key.tenant_id), str(key.id), at.isoformat()
+            )
+
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = redis
+        app.state.broker = broker
+        app.state.key_authenticator = KeyAuthenticator(
+            app.state.sessionmaker, ttl_s=settings.api_key_cache_ttl_s, on_used=record_use
+        )
+        listener = asyncio.create_task(app.state.key_authenticator.listen_for_invalidations(redis))
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await engine.dispose()
+            await redis.aclose()
+            broker.close()
+
+    openapi = OpenAPIConfig(
+        title="Posturio",
+        version="0.1.0",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer", description="Tenant API key")
+            }
+        ),
+    )
+    return Litestar(
+        route_handlers=[healthz, readyz, AdminApi, ConsoleAuth, ConsoleHome, MetricsController],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        middleware=[
+            RequestIdMiddleware,
+            PrometheusConfig(
+                app_name="posturio", prefix="posturio", group_path=True, exclude=["^/metrics"]
+            ).middleware,
+            ServerSideSessionConfig(
+                store="sessions",
+                key="posturio_session",
+                max_age=12 * 3600,
+                httponly=True,
+                secure=settings.cookies_secure,
+                samesite="lax",
+                exclude=["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics"],
+            ).middleware,
+        ],
+        csrf_config=CSRFConfig(
+            secret=secret,
+            cookie_name="posturio_csrf",
+            cookie_secure=settings.cookies_secure,
+            cookie_httponly=True,
+            cookie_samesite="lax",
+            exclude=NO_CSRF,
+        ),
+        stores={"sessions": RedisStore(redis, namespace="posturio:sessions")},
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

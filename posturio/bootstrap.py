@@ -1,0 +1,80 @@
+"""First start of the embedded default: a demo tenant, an owner and a demo API key."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from posturio.config import Settings
+from posturio.platform import accounts, keys
+from posturio.platform.db import create_engine, create_sessionmaker
+from posturio.platform.models import Role, Scope, Tenant
+from posturio.platform.principal import Principal
+
+DEMO_EMAIL = "owner@demo.posturio.local"
+
+
+@dataclass(frozen=True)
+class DemoAccess:
+    tenant_name: str
+    email: str
+    password: str
+    api_key: str
+
+
+async def bootstrap_demo(settings: Settings) -> DemoAccess | None:
+    """Create the demo tenant if the database has no tenant yet; None when it has."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            if await session.scalar(select(func.count()).select_from(Tenant)):
+                return None
+            tenant = await accounts.create_tenant(session, "Demo", actor="system:bootstrap")
+            password = secrets.token_urlsafe(12)
+            user = await accounts.ensure_user(session, DEMO_EMAIL, password)
+            system = Principal(tenant_id=tenant.id, role=Role.owner, actor="system:bootstrap")
+            await accounts.add_member(session, system, user.email, Role.owner)
+            owner = Principal(tenant.id, Role.owner, f"user:{user.id}", user_id=user.id)
+            created = await keys.create_key(
+                session, owner, name="demo key", scopes=[Scope.gateway.value, Scope.admin.value]
+            )
+            return DemoAccess(tenant.name, user.email, password, created.plaintext)
+    finally:
+        await engine.dispose()
+
+
+def write_demo_env(settings: Settings, demo: DemoAccess) -> Path:
+    """demo.env for scripts: readable by its owner only."""
+    path = settings.state_dir.resolve() / "demo.env"
+    content = (
+        f"POSTURIO_BASE_URL={settings.base_url}/v1\n"
+        f"POSTURIO_API_KEY={demo.api_key}\n"
+        f"POSTURIO_CONSOLE_URL={settings.base_url}/login\n"
+        f"POSTURIO_OWNER_EMAIL={demo.email}\n"
+        f"POSTURIO_OWNER_PASSWORD={demo.password}\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    os.chmod(path, 0o600)
+    return path
+
+
+def first_request_snippets(settings: Settings, api_key: str) -> str:
+    base = f"{settings.base_url}/v1"
+    return f"""curl {base}/chat/completions \\
+  -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" \\
+  -d '{{"model": "echo", "messages": [{{"role": "user", "content": "Hello, Posturio"}}]}}'
+
+python - <<'PY'
+from openai import OpenAI
+client = OpenAI(base_url="{base}", api_key="{api_key}")
+reply = client.chat.completions.create(
+    model="echo", messages=[{{"role": "user", "content": "Hello, Posturio"}}]
+)
+print(reply.choices[0].message.content)
+PY"""

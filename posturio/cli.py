@@ -1,0 +1,373 @@
+"""The `posturio` command: run the stack, serve, work, migrate, and admin tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+from posturio.config import ConfigError, Settings, load_settings
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run(coro_fn: Callable[[Settings], Awaitable[T]]) -> T:
+    settings = _settings()
+    if settings.database_url is None:
+        raise click.ClickException(
+            "POSTURIO_DATABASE_URL is not set. With the stack running (`posturio up`), "
+            "use `make cli ARGS=...` or export the URLs from .posturio/services.env"
+        )
+    return asyncio.run(coro_fn(settings))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Posturio: an AI gateway with prompt inspection, tenant policy and grounded search."""
+
+
+# ---------------------------------------------------------------- running the stack
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_ready(url: str, timeout_s: float, alive: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def _services_env(state: Path, env: dict[str, str]) -> None:
+    """URLs of the running services, for `posturio` admin commands in another shell."""
+    path = state / "services.env"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        for name in ("POSTURIO_DATABASE_URL", "POSTURIO_REDIS_URL"):
+            f.write(f"{name}={env[name]}\n")
+
+
+@main.command()
+@click.option("--detach", is_flag=True, help="Start in the background; `posturio down` stops it.")
+@click.option("--worker/--no-worker", default=True, help="Run a dramatiq worker too.")
+def up(detach: bool, worker: bool) -> None:
+    """Run everything: embedded Postgres + Redis (unless URLs are set), migrations,
+    the demo tenant on first start, the API + console and a worker. Ctrl-C stops it all."""
+    settings = _settings()
+    state = settings.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if detach:
+        _detach(settings, state)
+        return
+    if not _port_free(settings.host, settings.port):
+        raise click.ClickException(
+            f"port {settings.port} on {settings.host} is in use; set POSTURIO_PORT to another port"
+        )
+    from posturio.bootstrap import bootstrap_demo, write_demo_env
+    from posturio.platform.embedded import EmbeddedPostgres, EmbeddedRedis
+    from posturio.platform.migrate import upgrade
+
+    stoppers: list[Callable[[], None]] = []
+    children: list[subprocess.Popen[bytes]] = []
+    env = dict(os.environ)
+    stop = threading.Event()
+
+    def shutdown(*_: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    (state / "posturio.pid").write_text(str(os.getpid()))
+    demo = None
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("starting", total=5)
+            if settings.database_url is None:
+                progress.update(task, description="starting embedded PostgreSQL (pgvector)")
+                pg = EmbeddedPostgres(state / "postgres")
+                env["POSTURIO_DATABASE_URL"] = pg.start()
+                stoppers.append(pg.stop)
+            progress.advance(task)
+            if settings.redis_url is None:
+                progress.update(task, description="starting embedded Redis")
+                rd = EmbeddedRedis(state / "redis", persist=True)
+                env["POSTURIO_REDIS_URL"] = rd.start()
+                stoppers.append(rd.stop)
+            progress.advance(task)
+            settings = _settings(
+                database_url=env["POSTURIO_DATABASE_URL"], redis_url=env["POSTURIO_REDIS_URL"]
+            )
+            _services_env(state, env)
+            progress.update(task, description="applying migrations")
+            upgrade(settings)
+            progress.advance(task)
+            progress.update(task, description="checking the demo tenant")
+            demo = asyncio.run(bootstrap_demo(settings))
+            if demo is not None:
+                write_demo_env(settings, demo)
+            progress.advance(task)
+            progress.update(task, description="starting the API, console and worker")
+            children.append(
+                subprocess.Popen([sys.executable, "-m", "posturio.cli", "serve"], env=env)
+            )
+            if worker:
+                children.append(
+                    subprocess.Popen([sys.executable, "-m", "posturio.cli", "worker"], env=env)
+                )
+            ready = _wait_ready(
+                f"http://{settings.host}:{settings.port}/readyz",
+                120,
+                lambda: all(c.poll() is None for c in children) and not stop.is_set(),
+            )
+            progress.advance(task)
+        if not ready:
+            raise click.ClickException("the API did not become ready; see the log lines above")
+        _banner(settings, demo, state)
+        (state / "ready").write_text(settings.base_url)
+        while not stop.is_set():
+            if any(c.poll() is not None for c in children):
+                console.print("[red]a Posturio process exited; stopping everything[/red]")
+                raise SystemExit(1)
+            stop.wait(0.5)
+        console.print("stopping…")
+    finally:
+        (state / "ready").unlink(missing_ok=True)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for stopper in reversed(stoppers):
+            stopper()
+        (state / "posturio.pid").unlink(missing_ok=True)
+
+
+def _banner(settings: Settings, demo: Any, state: Path) -> None:
+    from posturio.bootstrap import first_request_snippets
+
+    console.rule("[green]Posturio is running")
+    console.print(f"API       {settings.base_url}/v1   (OpenAPI: {settings.base_url}/schema)")
+    console.print(f"Console   {settings.base_url}/login")
+    console.print(f"State     {state}   (scripts: {state / 'demo.env'})")
+    if demo is not None:
+        console.print(
+            "\n[bold]First start: demo tenant created. Shown once (also in demo.env):[/bold]"
+        )
+        console.print(f"  owner    {demo.email}  password {demo.password}")
+        console.print(f"  API key  {demo.api_key}\n")
+        console.print(
+            first_request_snippets(settings, demo.api_key), highlight=False, soft_wrap=True
+        )
+    console.print("\nCtrl-C stops everything.")
+
+
+def _detach(settings: Settings, state: Path) -> None:
+    pidfile = state / "posturio.pid"
+    if pidfile.exists() and _alive(int(pidfile.read_text() or 0)):
+        raise click.ClickException(
+            f"already running (pid {pidfile.read_text()}); `posturio down` stops it"
+        )
+    (state / "ready").unlink(missing_ok=True)
+    log = open(state / "posturio.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "posturio.cli", "up"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if (state / "ready").exists():
+            click.echo(f"Posturio is running in the background (pid {proc.pid}).")
+            click.echo(f"Log: {state / 'posturio.log'}   Scripts: source {state / 'demo.env'}")
+            click.echo("Stop it with: posturio down")
+            return
+        if proc.poll() is not None:
+            raise click.ClickException(f"Posturio failed to start; see {state / 'posturio.log'}")
+        time.sleep(0.3)
+    raise click.ClickException(
+        f"Posturio did not become ready in time; see {state / 'posturio.log'}"
+    )
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+@main.command()
+def down() -> None:
+    """Stop a stack started with `posturio up --detach`."""
+    settings = _settings()
+    pidfile = settings.state_dir.resolve() / "posturio.pid"
+    pid = int(pidfile.read_text() or 0) if pidfile.exists() else 0
+    if not _alive(pid):
+        click.echo("Posturio is not running.")
+        pidfile.unlink(missing_ok=True)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        raise click.ClickException(f"pid {pid} did not stop within 60 s")
+    click.echo("Posturio stopped.")
+
+
+@main.command()
+def status() -> None:
+    """Is the background stack running, and is it ready?"""
+    settings = _settings()
+    state = settings.state_dir.resolve()
+    pidfile = state / "posturio.pid"
+    pid = int(pidfile.read_text() or 0) if pidfile.exists() else 0
+    if not _alive(pid):
+        click.echo("not running")
+        raise SystemExit(3)
+    try:
+        ready = httpx.get(f"http://{settings.host}:{settings.port}/readyz", timeout=3)
+        click.echo(f"running (pid {pid}); readyz {ready.status_code}: {ready.text}")
+    except httpx.HTTPError as exc:
+        click.echo(f"running (pid {pid}); API not answering: {exc}")
+        raise SystemExit(1) from None
+
+
+@main.command()
+def serve() -> None:
+    """Serve the API and console (uvicorn) with the configured database and Redis."""
+    import uvicorn
+
+    settings = _settings()
+    if settings.database_url is None or settings.redis_url is None:
+        raise click.ClickException(
+            "serve needs POSTURIO_DATABASE_URL and POSTURIO_REDIS_URL (or use `posturio up`)"
+        )
+    settings.resolved_secret_key()  # fail now, not in each worker, when it is missing
+    uvicorn.run(
+        "posturio.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.web_workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+
+
+@main.command()
+@click.option("--processes", default=1, show_default=True)
+@click.option("--threads", default=4, show_default=True)
+@click.option("--scheduler/--no-scheduler", default=True, help="Also enqueue periodic jobs.")
+def worker(processes: int, threads: int, scheduler: bool) -> None:
+    """Run dramatiq workers for background jobs (and the periodic-job scheduler)."""
+    from posturio.workers.broker import setup_broker
+    from posturio.workers.scheduler import run_scheduler
+
+    settings = _settings()
+    if settings.redis_url is None or settings.database_url is None:
+        raise click.ClickException("worker needs POSTURIO_DATABASE_URL and POSTURIO_REDIS_URL")
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "posturio.workers.entry",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ],
+    )
+    stop = threading.Event()
+
+    def forward(signum: int, _: object) -> None:
+        stop.set()
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    thread = None
+    if scheduler:
+        setup_broker(settings)
+        thread = threading.Thread(target=run_scheduler, args=(settings, stop), daemon=True)
+        thread.start()
+    code = proc.wait()
+    stop.set()
+    if thread is not None:
+        thread.join(5)
+    raise SystemExit(code)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations (as the schema owner)."""
+    from posturio.platform.migrate import upgrade
+
+    settings = _settings()
+    if settings.database_url is None:
+        raise click.ClickException("POSTURIO_DATABASE_URL is not set")
+    upgrade(settings)
+    click.echo("migrations applied")
+
+
+# ---------------------------------------------------------------- admin tasks
+
+from posturio.cli_admin import register  # noqa: E402
+
+register(main)
+
+if __name__ == "__main__":
+    main()

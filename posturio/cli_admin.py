@@ -1,0 +1,322 @@
+"""Admin commands of the `posturio` CLI: tenants, members, API keys, users, audit.
+
+They run the same service functions as the admin API, as the operator ("cli" actor,
+owner rights) inside the chosen tenant's row-level-security context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posturio.config import ConfigError, Settings, load_settings
+from posturio.platform import accounts, audit, keys
+from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
+from posturio.platform.errors import PosturioError
+from posturio.platform.models import Role, Scope, Tenant
+from posturio.platform.principal import Principal
+
+out = Console()
+OPERATOR = "cli"
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if settings.database_url is None:
+        raise click.ClickException(
+            "POSTURIO_DATABASE_URL is not set. For the embedded stack: "
+            "`set -a; . .posturio/services.env; set +a` first (or use `make cli ARGS=...`)."
+        )
+    return settings
+
+
+def run(fn: Callable[[Settings], Awaitable[Any]]) -> Any:
+    settings = _settings()
+    try:
+        return asyncio.run(fn(settings))
+    except PosturioError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@asynccontextmanager
+async def session_for(
+    settings: Settings, tenant_ref: str | None
+) -> AsyncIterator[tuple[AsyncSession, Principal | None]]:
+    engine = create_engine(settings)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        tenant: Tenant | None = None
+        if tenant_ref is not None:
+            async with sessionmaker() as lookup:
+                tenant = await accounts.get_tenant_by_ref(lookup, tenant_ref)
+            if tenant is None:
+                raise click.ClickException(f"no tenant {tenant_ref!r} (give its id or slug)")
+        async with tenant_session(sessionmaker, tenant.id if tenant else None) as session:
+            principal = Principal(tenant.id, Role.owner, OPERATOR) if tenant else None
+            yield session, principal
+    finally:
+        await engine.dispose()
+
+
+def _table(*columns: str) -> Table:
+    table = Table(*columns)
+    return table
+
+
+def register(main: click.Group) -> None:
+    main.add_command(tenants)
+    main.add_command(members)
+    main.add_command(keys_group)
+    main.add_command(users)
+    main.add_command(audit_group)
+
+
+@click.group()
+def tenants() -> None:
+    """Create and list tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.option("--owner-email", help="Add this user as the tenant's owner.")
+@click.option("--owner-password", help="Initial password for a new owner (else invited).")
+def tenants_create(name: str, owner_email: str | None, owner_password: str | None) -> None:
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, None) as (session, _):
+            tenant = await accounts.create_tenant(session, name, actor=OPERATOR)
+            if owner_email:
+                principal = Principal(tenant.id, Role.owner, OPERATOR)
+                await accounts.add_member(
+                    session, principal, owner_email, Role.owner, owner_password
+                )
+        click.echo(json.dumps({"id": str(tenant.id), "name": tenant.name, "slug": tenant.slug}))
+
+    run(go)
+
+
+@tenants.command("list")
+def tenants_list() -> None:
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, None) as (session, _):
+            rows = await accounts.list_tenants(session)
+        table = _table("id", "slug", "name", "created")
+        for t in rows:
+            table.add_row(str(t.id), t.slug, t.name, t.created_at.isoformat(timespec="seconds"))
+        out.print(table)
+
+    run(go)
+
+
+@click.group()
+def members() -> None:
+    """Add, list, change and remove a tenant's members."""
+
+
+@members.command("add")
+@click.argument("tenant")
+@click.argument("email")
+@click.option(
+    "--role", type=click.Choice([r.value for r in Role]), default="member", show_default=True
+)
+@click.option("--password", help="Initial password for a new user (else invited).")
+def members_add(tenant: str, email: str, role: str, password: str | None) -> None:
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            view = await accounts.add_member(session, principal, email, Role(role), password)
+        click.echo(json.dumps({"id": str(view.membership.id), "email": view.email, "role": role}))
+
+    run(go)
+
+
+@members.command("list")
+@click.argument("tenant")
+def members_list(tenant: str) -> None:
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            views = await accounts.list_members(session, principal)
+        table = _table("id", "email", "role")
+        for v in views:
+            table.add_row(str(v.membership.id), v.email, v.membership.role)
+        out.print(table)
+
+    run(go)
+
+
+@members.command("set-role")
+@click.argument("tenant")
+@click.argument("member_id")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+def members_set_role(tenant: str, member_id: str, role: str) -> None:
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            await accounts.change_role(session, principal, member_id, Role(role))
+        click.echo("role changed")
+
+    run(go)
+
+
+@members.command("remove")
+@click.argument("tenant")
+@click.argument("member_id")
+def members_remove(tenant: str, member_id: str) -> None:
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            await accounts.remove_member(session, principal, member_id)
+        click.echo("member removed")
+
+    run(go)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys_group.command("create")
+@click.argument("tenant")
+@click.option("--name", required=True)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice([s.value for s in Scope]),
+    default=["gateway"],
+    show_default=True,
+)
+@click.option("--expires-in-days", type=int)
+def keys_create(
+    tenant: str, name: str, scopes: tuple[str, ...], expires_in_days: int | None
+) -> None:
+    """Create a key; the secret is printed once, on stdout."""
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            created = await keys.create_key(
+                session, principal, name=name, scopes=list(scopes), expires_in_days=expires_in_days
+            )
+        click.echo(created.plaintext)
+        click.echo(
+            f"key id {created.key.id} (prefix {created.key.prefix}); the secret is not shown again",
+            err=True,
+        )
+
+    run(go)
+
+
+@keys_group.command("list")
+@click.argument("tenant")
+def keys_list(tenant: str) -> None:
+    from posturio.platform.api import key_status
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            rows = await keys.list_keys(session, principal)
+        table = _table("id", "prefix", "name", "scopes", "status", "last used")
+        for k in rows:
+            last = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "-"
+            table.add_row(str(k.id), k.prefix, k.name, ",".join(k.scopes), key_status(k), last)
+        out.print(table)
+
+    run(go)
+
+
+@keys_group.command("revoke")
+@click.argument("tenant")
+@click.argument("key_id")
+@click.option("--reason")
+def keys_revoke(tenant: str, key_id: str, reason: str | None) -> None:
+    from posturio.platform.keyauth import broadcast_revocation
+    from posturio.platform.redis import create_redis
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            key = await keys.revoke_key(session, principal, key_id, reason=reason)
+        if settings.redis_url:
+            redis = create_redis(settings)
+            try:
+                await broadcast_revocation(redis, key.prefix)
+            finally:
+                await redis.aclose()
+        click.echo(f"revoked {key.prefix}")
+
+    run(go)
+
+
+@click.group()
+def users() -> None:
+    """Manage user accounts."""
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_set_password(email: str, password_stdin: bool) -> None:
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    )
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, None) as (session, _):
+            user = await accounts.user_by_email(session, email)
+            if user is None:
+                raise click.ClickException(f"no user {email}")
+            await accounts.set_password(session, user, password)
+        click.echo("password set")
+
+    run(go)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Inspect the audit log."""
+
+
+@audit_group.command("verify")
+@click.option("--tenant", help="One tenant (id or slug); default all.")
+def audit_verify(tenant: str | None) -> None:
+    """Verify hash chains; exit 1 and name the first broken row if one is broken."""
+
+    async def go(settings: Settings) -> bool:
+        async with session_for(settings, None) as (session, _):
+            targets = await accounts.list_tenants(session)
+        if tenant:
+            targets = [t for t in targets if tenant in (str(t.id), t.slug)]
+            if not targets:
+                raise click.ClickException(f"no tenant {tenant!r}")
+        all_ok = True
+        for t in targets:
+            async with session_for(settings, str(t.id)) as (session, _):
+                report = await audit.verify_chain(session, t.id)
+            all_ok &= report.ok
+            if report.ok:
+                click.echo(f"ok      {t.slug}: {report.checked} events, chain intact")
+            else:
+                click.echo(
+                    f"BROKEN  {t.slug}: first broken row seq={report.broken_seq} "
+                    f"id={report.broken_id}: {report.reason} ({report.checked} rows before it ok)"
+                )
+        return all_ok
+
+    if not run(go):
+        raise SystemExit(1)

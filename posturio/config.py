@@ -1,0 +1,119 @@
+"""Settings from the environment (POSTURIO_ prefix), validated once at start."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSTURIO_", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    # Where the embedded default keeps Postgres data, Redis data, secrets and demo.env.
+    state_dir: Path = Path(".posturio")
+    # Unset: the embedded PostgreSQL / Redis under state_dir are used.
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Public URL the product is reached at (links, demo.env, Secure cookies when https).
+    public_base_url: str | None = None
+    # Signs session cookies and keys fingerprints; generated into state_dir when unset
+    # outside production.
+    secret_key: str | None = Field(None, min_length=32)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    db_statement_timeout_ms: int = Field(15_000, ge=100)
+    redis_timeout_s: float = Field(2.0, gt=0, le=60)
+    api_key_cache_ttl_s: float = Field(30.0, ge=0, le=3600)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    audit_verify_interval_s: int = Field(3600, ge=10)
+    web_workers: int = Field(1, ge=1, le=64)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must be a PostgreSQL URL such as postgresql://user:pass@host:5432/db")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a Redis URL such as redis://host:6379/0")
+        return v
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v else None
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def cookies_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def async_database_url(self) -> str:
+        """The SQLAlchemy URL (asyncpg driver) for database_url."""
+        if self.database_url is None:
+            raise ConfigError("POSTURIO_DATABASE_URL is not set and no embedded database runs")
+        url = self.database_url
+        for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        return url
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; outside production one is generated once into state_dir."""
+        if self.secret_key:
+            return self.secret_key
+        if self.environment == "production":
+            raise ConfigError("POSTURIO_SECRET_KEY: required in production (at least 32 chars)")
+        path = self.state_dir / "secret_key"
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the environment; ConfigError names each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            value = err.get("input")
+            shown = "" if field == "secret_key" or value is None else f" (got {value!r})"
+            problems.append(f"POSTURIO_{field.upper()}: {err['msg']}{shown}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

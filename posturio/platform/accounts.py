@@ -1,0 +1,242 @@
+"""Tenants, users and memberships: the service layer (stateless, never commits)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posturio.platform import audit
+from posturio.platform.db import bind_tenant, utcnow
+from posturio.platform.errors import Conflict, Forbidden, PosturioError
+from posturio.platform.models import Membership, Role, Tenant, User
+from posturio.platform.principal import Principal
+from posturio.platform.repository import get_scoped, scoped
+from posturio.platform.security import hash_password, verify_password
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+MIN_PASSWORD = 10
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise PosturioError(f"not a valid email address: {email[:80]!r}", code="invalid_email")
+    return email
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise PosturioError(
+            f"password must be at least {MIN_PASSWORD} characters", code="weak_password"
+        )
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    return slug or "tenant"
+
+
+async def create_tenant(session: AsyncSession, name: str, *, actor: str) -> Tenant:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise PosturioError("tenant name must be 1-200 characters", code="invalid_name")
+    base = slugify(name)
+    slug = base
+    while (await session.scalar(select(func.count()).where(Tenant.slug == slug))) != 0:
+        slug = f"{base}-{secrets.token_hex(3)}"
+    tenant = Tenant(id=uuid.uuid4(), name=name, slug=slug)
+    session.add(tenant)
+    await session.flush()
+    bind_tenant(session, tenant.id)
+    await _set_tenant_now(session, tenant.id)
+    await audit.record(
+        session,
+        tenant.id,
+        actor=actor,
+        action="tenant.create",
+        target_type="tenant",
+        target_id=tenant.id,
+        data={"name": name, "slug": slug},
+    )
+    return tenant
+
+
+async def _set_tenant_now(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Apply the tenant context to the transaction already open (bind_tenant covers later ones)."""
+    await session.execute(
+        text("SELECT set_config('posturio.tenant_id', :t, true)"), {"t": str(tenant_id)}
+    )
+
+
+async def list_tenants(session: AsyncSession) -> list[Tenant]:
+    return list((await session.scalars(select(Tenant).order_by(Tenant.created_at))).all())
+
+
+async def get_tenant_by_ref(session: AsyncSession, ref: str) -> Tenant | None:
+    """A tenant by id or slug (CLI convenience)."""
+    try:
+        return await session.get(Tenant, uuid.UUID(ref))
+    except ValueError:
+        return (await session.scalars(select(Tenant).where(Tenant.slug == ref))).first()
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    stmt = select(User).where(func.lower(User.email) == email.strip().lower())
+    return (await session.scalars(stmt)).first()
+
+
+async def ensure_user(session: AsyncSession, email: str, password: str | None) -> User:
+    email = normalise_email(email)
+    user = await user_by_email(session, email)
+    if user is None:
+        if password is not None:
+            check_password(password)
+        hashed = await asyncio.to_thread(hash_password, password) if password else None
+        user = User(email=email, password_hash=hashed)
+        session.add(user)
+        await session.flush()
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    membership: Membership
+    email: str
+
+
+async def add_member(
+    session: AsyncSession, principal: Principal, email: str, role: Role, password: str | None = None
+) -> MemberView:
+    principal.require(Role.admin)
+    if role == Role.owner:
+        principal.require(Role.owner)
+    user = await ensure_user(session, email, password)
+    existing = (
+        await session.scalars(
+            scoped(Membership, principal.tenant_id).where(Membership.user_id == user.id)
+        )
+    ).first()
+    if existing is not None:
+        raise Conflict(f"{user.email} is already a member (role {existing.role})")
+    membership = Membership(tenant_id=principal.tenant_id, user_id=user.id, role=role.value)
+    session.add(membership)
+    await session.flush()
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="member.add",
+        target_type="membership",
+        target_id=membership.id,
+        data={"email": user.email, "role": role.value},
+    )
+    return MemberView(membership, user.email)
+
+
+async def list_members(session: AsyncSession, principal: Principal) -> list[MemberView]:
+    principal.require(Role.admin)
+    rows = await session.execute(
+        scoped(Membership, principal.tenant_id)
+        .add_columns(User.email)
+        .join(User, User.id == Membership.user_id)
+        .order_by(Membership.created_at)
+    )
+    return [MemberView(m, email) for m, email in rows.all()]
+
+
+async def _member(session: AsyncSession, principal: Principal, membership_id: str) -> MemberView:
+    membership = await get_scoped(session, Membership, principal.tenant_id, membership_id, "member")
+    user = await session.get(User, membership.user_id)
+    assert user is not None
+    return MemberView(membership, user.email)
+
+
+async def _owners(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    stmt = scoped(Membership, tenant_id).where(Membership.role == Role.owner.value)
+    return len((await session.scalars(stmt)).all())
+
+
+async def change_role(
+    session: AsyncSession, principal: Principal, membership_id: str, role: Role
+) -> MemberView:
+    principal.require(Role.admin)
+    view = await _member(session, principal, membership_id)
+    old = Role(view.membership.role)
+    if Role.owner in (old, role):
+        principal.require(Role.owner)
+    if (
+        old == Role.owner
+        and role != Role.owner
+        and await _owners(session, principal.tenant_id) <= 1
+    ):
+        raise Conflict("a tenant needs at least one owner")
+    view.membership.role = role.value
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="member.role",
+        target_type="membership",
+        target_id=view.membership.id,
+        data={"email": view.email, "from": old.value, "to": role.value},
+    )
+    return view
+
+
+async def remove_member(session: AsyncSession, principal: Principal, membership_id: str) -> None:
+    principal.require(Role.admin)
+    view = await _member(session, principal, membership_id)
+    if view.membership.role == Role.owner.value:
+        principal.require(Role.owner)
+        if await _owners(session, principal.tenant_id) <= 1:
+            raise Conflict("a tenant needs at least one owner")
+    if principal.user_id == view.membership.user_id:
+        raise Forbidden("you cannot remove yourself")
+    await session.delete(view.membership)
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="member.remove",
+        target_type="membership",
+        target_id=view.membership.id,
+        data={"email": view.email},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TenantAccess:
+    tenant_id: uuid.UUID
+    role: Role
+    tenant_name: str
+
+
+async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[TenantAccess]:
+    """All tenants a user belongs to (before any tenant context exists: login)."""
+    rows = await session.execute(
+        text("SELECT tenant_id, role, tenant_name FROM posturio_user_memberships(:u)"),
+        {"u": user_id},
+    )
+    return [TenantAccess(r.tenant_id, Role(r.role), r.tenant_name) for r in rows]
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
+    user = await user_by_email(session, email)
+    # argon2 costs tens of ms of CPU: off the event loop.
+    stored = user.password_hash if user else None
+    if not await asyncio.to_thread(verify_password, stored, password):
+        return None
+    assert user is not None
+    user.last_login_at = utcnow()
+    return user
+
+
+async def set_password(session: AsyncSession, user: User, password: str) -> None:
+    check_password(password)
+    user.password_hash = await asyncio.to_thread(hash_password, password)

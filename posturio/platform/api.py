@@ -1,0 +1,192 @@
+"""The admin REST API (/api): tenant, members, API keys, audit log. JSON, key-authenticated."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from redis.asyncio import Redis
+
+from posturio.platform import accounts, audit, keys
+from posturio.platform.accounts import MemberView
+from posturio.platform.dependencies import (
+    Caller,
+    Db,
+    after_commit,
+    provide_api_principal,
+    provide_tenant_db,
+)
+from posturio.platform.errors import NotFound
+from posturio.platform.keyauth import broadcast_revocation
+from posturio.platform.models import ApiKey, Role, Tenant
+from posturio.platform.schemas import (
+    AuditEventOut,
+    AuditPage,
+    ChainReportOut,
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    KeyRevoke,
+    MemberCreate,
+    MemberOut,
+    MemberUpdate,
+    TenantOut,
+)
+
+
+def member_out(view: MemberView) -> MemberOut:
+    m = view.membership
+    return MemberOut(str(m.id), str(m.user_id), view.email, m.role, m.created_at)
+
+
+def key_status(key: ApiKey) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+        return "expired"
+    return "active"
+
+
+def key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=str(key.id),
+        name=key.name,
+        prefix=key.prefix,
+        scopes=list(key.scopes),
+        created_by=str(key.created_by) if key.created_by else None,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        revoked_at=key.revoked_at,
+        last_used_at=key.last_used_at,
+        status=key_status(key),
+    )
+
+
+class AdminApi(Controller):
+    path = "/api"
+    tags = ["admin"]
+    dependencies = {
+        "principal": Provide(provide_api_principal),
+        "db": Provide(provide_tenant_db),
+    }
+    security = [{"apiKey": []}]
+
+    @get("/tenant", summary="The caller's tenant")
+    async def tenant(self, db: Db, principal: Caller) -> TenantOut:
+        tenant = await db.get(Tenant, principal.tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found")
+        return TenantOut(str(tenant.id), tenant.name, tenant.slug, tenant.created_at)
+
+    @get("/members", summary="List members")
+    async def list_members(self, db: Db, principal: Caller) -> list[MemberOut]:
+        return [member_out(v) for v in await accounts.list_members(db, principal)]
+
+    @post("/members", summary="Add a member (creates the user if new)")
+    async def add_member(self, db: Db, principal: Caller, data: JSONBody[MemberCreate]) -> MemberOut:
+        view = await accounts.add_member(db, principal, data.email, data.role, data.password)
+        return member_out(view)
+
+    @patch("/members/{member_id:str}", summary="Change a member's role")
+    async def update_member(
+        self, db: Db, principal: Caller, member_id: FromPath[str], data: JSONBody[MemberUpdate]
+    ) -> MemberOut:
+        return member_out(await accounts.change_role(db, principal, member_id, data.role))
+
+    @delete("/members/{member_id:str}", summary="Remove a member", status_code=204)
+    async def remove_member(self, db: Db, principal: Caller, member_id: FromPath[str]) -> None:
+        await accounts.remove_member(db, principal, member_id)
+
+    @get("/keys", summary="List API keys")
+    async def list_keys(
+        self,
+        db: Db,
+        principal: Caller,
+        include_revoked: FromQuery[bool] = True,
+    ) -> list[KeyOut]:
+        return [
+            key_out(k) for k in await keys.list_keys(db, principal, include_revoked=include_revoked)
+        ]
+
+    @post("/keys", summary="Create an API key (the secret is returned once)")
+    async def create_key(self, db: Db, principal: Caller, data: JSONBody[KeyCreate]) -> KeyCreated:
+        created = await keys.create_key(
+            db,
+            principal,
+            name=data.name,
+            scopes=[s.value for s in data.scopes],
+            expires_in_days=data.expires_in_days,
+        )
+        return KeyCreated(key=key_out(created.key), secret=created.plaintext)
+
+    @get("/keys/{key_id:str}", summary="One API key")
+    async def get_key(self, db: Db, principal: Caller, key_id: FromPath[str]) -> KeyOut:
+        return key_out(await keys.get_key(db, principal, key_id))
+
+    @post(
+        "/keys/{key_id:str}/revoke",
+        summary="Revoke an API key (effective at once)",
+        status_code=200,
+    )
+    async def revoke_key(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        key_id: FromPath[str],
+        data: JSONBody[KeyRevoke | None] = None,
+    ) -> KeyOut:
+        key = await keys.revoke_key(db, principal, key_id, reason=data.reason if data else None)
+        await revoke_everywhere(request, db, key.prefix)
+        return key_out(key)
+
+    @get("/audit", summary="Audit events, newest first")
+    async def audit_events(
+        self,
+        db: Db,
+        principal: Caller,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        before_seq: Annotated[int | None, QueryParameter(ge=1)] = None,
+        action: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+    ) -> AuditPage:
+        principal.require(Role.admin)
+        events = await audit.list_events(
+            db, principal.tenant_id, limit=limit, before_seq=before_seq, action=action, actor=actor
+        )
+        items = [
+            AuditEventOut(
+                e.id,
+                e.seq,
+                e.occurred_at,
+                e.actor,
+                e.action,
+                e.target_type,
+                e.target_id,
+                e.data,
+                e.hash.hex(),
+            )
+            for e in events
+        ]
+        more = len(events) == limit and events[-1].seq > 1
+        return AuditPage(items, events[-1].seq if more else None)
+
+    @get("/audit/verify", summary="Verify the tenant's audit hash chain")
+    async def verify_audit(self, db: Db, principal: Caller) -> ChainReportOut:
+        principal.require(Role.admin)
+        report = await audit.verify_chain(db, principal.tenant_id)
+        return ChainReportOut(**report.as_dict())
+
+
+async def revoke_everywhere(request: Request, db: Db, prefix: str) -> None:
+    """After commit: drop the key from this process's cache and tell every other process."""
+    redis: Redis = request.app.state.redis
+
+    async def _invalidate() -> None:
+        request.app.state.key_authenticator.invalidate(prefix)
+        await broadcast_revocation(redis, prefix)
+
+    after_commit(db, _invalidate)

@@ -1,0 +1,136 @@
+"""Console sign-in and sign-out (server-side sessions in Redis, CSRF on every form).
+
+The console's pages come with the console issue; this is the session layer they use.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import Provide
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from redis.asyncio import Redis
+
+from posturio.platform import accounts
+from posturio.platform.dependencies import Caller, Db, provide_console_principal, provide_db
+from posturio.platform.errors import Unauthorized
+from posturio.platform.models import User
+
+# Failed sign-ins allowed per address+email in the window before a pause.
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_WINDOW_S = 900
+
+
+class LoginForm(msgspec.Struct):
+    email: str = ""
+    password: str = ""
+
+
+class TenantSwitch(msgspec.Struct):
+    tenant_id: str = ""
+
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+async def _too_many_failures(redis: Redis, key: str) -> bool:
+    count = await redis.get(key)
+    return count is not None and int(count) >= LOGIN_FAILURES_ALLOWED
+
+
+async def _note_failure(redis: Redis, key: str) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        await pipe.incr(key).expire(key, LOGIN_WINDOW_S).execute()
+
+
+class ConsoleAuth(Controller):
+    path = "/"
+    include_in_schema = False
+    dependencies = {"db": Provide(provide_db)}
+
+    @get("/login")
+    async def login_page(self, request: Request) -> Template | Redirect:
+        if request.session.get("user_id"):
+            return Redirect("/console")
+        return Template("login.html", context={"signed_in": False})
+
+    @post("/login", status_code=303)
+    async def login(
+        self,
+        request: Request,
+        db: Db,
+        data: Annotated[LoginForm, Form],
+    ) -> Template | Redirect:
+        redis: Redis = request.app.state.redis
+        client = request.client.host if request.client else "unknown"
+        throttle_key = f"posturio:login:fail:{client}:{data.email.strip().lower()}"
+        context: dict[str, Any] = {"signed_in": False, "email": data.email}
+        if await _too_many_failures(redis, throttle_key):
+            context["error"] = "Too many failed sign-ins. Wait 15 minutes and try again."
+            return Template("login.html", context=context, status_code=429)
+        user = await accounts.authenticate(db, data.email, data.password)
+        access = await accounts.memberships_of(db, user.id) if user else []
+        if user is None or not access:
+            await _note_failure(redis, throttle_key)
+            context["error"] = "Wrong email or password."
+            return Template("login.html", context=context, status_code=401)
+        request.clear_session()
+        request.set_session({"user_id": str(user.id), "tenant_id": str(access[0].tenant_id)})
+        return Redirect("/console")
+
+    @post("/logout", status_code=303)
+    async def logout(self, request: Request) -> Redirect:
+        request.clear_session()
+        return Redirect("/login")
+
+
+def login_redirect(request: Request, exc: Unauthorized) -> Redirect:
+    return Redirect("/login", status_code=303)
+
+
+class ConsoleHome(Controller):
+    path = "/console"
+    include_in_schema = False
+    dependencies = {"db": Provide(provide_db), "principal": Provide(provide_console_principal)}
+    # A browser that is not signed in is sent to the sign-in page, not shown JSON.
+    exception_handlers = {Unauthorized: lambda request, exc: login_redirect(request, exc)}
+
+    @get("/")
+    async def home(self, db: Db, principal: Caller) -> Template:
+        assert principal.user_id is not None
+        user = await db.get(User, principal.user_id)
+        tenants = await accounts.memberships_of(db, principal.user_id)
+        current = next(t for t in tenants if t.tenant_id == principal.tenant_id)
+        return Template(
+            "console_home.html",
+            context={
+                "signed_in": True,
+                "email": user.email if user else "",
+                "role": principal.role.value,
+                "tenant_name": current.tenant_name,
+                "tenant_id": principal.tenant_id,
+                "tenants": tenants,
+            },
+        )
+
+    @post("/tenant", status_code=303)
+    async def switch_tenant(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        data: Annotated[TenantSwitch, Form],
+    ) -> Redirect:
+        assert principal.user_id is not None
+        allowed = {str(t.tenant_id) for t in await accounts.memberships_of(db, principal.user_id)}
+        if data.tenant_id not in allowed:
+            raise Unauthorized("you are not a member of that tenant")
+        request.set_session(
+            {"user_id": str(principal.user_id), "tenant_id": str(uuid.UUID(data.tenant_id))}
+        )
+        return Redirect("/console")

@@ -1,0 +1,92 @@
+"""Request-scoped dependencies: who is calling, and one database session per request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posturio.platform import accounts
+from posturio.platform.db import bind_tenant
+from posturio.platform.errors import Forbidden, Unauthorized
+from posturio.platform.keyauth import KeyAuthenticator, token_from_headers
+from posturio.platform.models import Role, Scope
+from posturio.platform.principal import Principal
+
+# Injected by name (Litestar resolves these from the layer's `dependencies`).
+Db = NamedDependency[AsyncSession]
+Caller = NamedDependency[Principal]
+
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "posturio_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once this request's transaction has committed (never on rollback)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def _unit_of_work(session: AsyncSession) -> AsyncGenerator[AsyncSession, None]:
+    try:
+        yield session
+    except Exception:
+        await session.rollback()
+        raise
+    # A failed commit propagates: the client gets an error, never a 2xx for lost work.
+    await session.commit()
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        await callback()
+
+
+async def provide_db(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """A session with no tenant context (login, signup): RLS shows it no tenant rows."""
+    async with state.sessionmaker() as session:
+        async for s in _unit_of_work(session):
+            yield s
+
+
+async def provide_tenant_db(
+    state: State, principal: Caller
+) -> AsyncGenerator[AsyncSession, None]:
+    async with state.sessionmaker() as session:
+        bind_tenant(session, principal.tenant_id)
+        async for s in _unit_of_work(session):
+            yield s
+
+
+async def provide_api_principal(request: Request) -> Principal:
+    """Admin API callers: a tenant API key with the `admin` scope."""
+    authenticator: KeyAuthenticator = request.app.state.key_authenticator
+    key = await authenticator.authenticate(token_from_headers(request.headers))
+    if Scope.admin.value not in key.scopes:
+        raise Forbidden("this API key lacks the admin scope")
+    return Principal(
+        tenant_id=key.tenant_id,
+        role=Role.admin,
+        actor=f"key:{key.prefix}",
+        key_id=key.id,
+        scopes=key.scopes,
+    )
+
+
+async def provide_console_principal(request: Request, db: Db) -> Principal:
+    """Console callers: a signed-in user; the role is read fresh on every request."""
+    user_id = request.session.get("user_id") if request.session else None
+    tenant_id = request.session.get("tenant_id") if request.session else None
+    if not user_id or not tenant_id:
+        raise Unauthorized("sign in first", code="login_required")
+    access = {a.tenant_id: a for a in await accounts.memberships_of(db, uuid.UUID(user_id))}
+    current = access.get(uuid.UUID(tenant_id))
+    if current is None:
+        request.clear_session()
+        raise Unauthorized("your membership has ended; sign in again", code="login_required")
+    return Principal(
+        tenant_id=current.tenant_id,
+        role=current.role,
+        actor=f"user:{user_id}",
+        user_id=uuid.UUID(user_id),
+    )

@@ -1,0 +1,144 @@
+"""One error type for the non-/v1 APIs and the global handlers that map failures to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from posturio.platform.logging import current_request_id
+
+log = structlog.get_logger("posturio.errors")
+
+
+class PosturioError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+
+
+class NotFound(PosturioError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(PosturioError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(PosturioError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(PosturioError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Unavailable(PosturioError):
+    status_code = 503
+    code = "unavailable"
+
+
+def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "error": {"code": code, "message": message, "request_id": current_request_id(), **extra}
+    }
+
+
+def _json(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    headers = {"retry-after": "1"} if status == 503 else None
+    return Response(error_body(status, code, message, **extra), status_code=status, headers=headers)
+
+
+def _posturio(_: Request[Any, Any, Any], exc: PosturioError) -> Response[dict[str, Any]]:
+    return _json(exc.status_code, exc.code, exc.message)
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    detail = exc.detail or "invalid request"
+    # Litestar's decoding errors are already precise ("Expected `str`, got `int` - at `$.name`").
+    problems = [
+        {"message": str(e.get("message")), "key": e.get("key"), "source": e.get("source")}
+        for e in (exc.extra or [])
+        if isinstance(e, dict)
+    ]
+    message = (
+        "; ".join(f"{p['key']}: {p['message']}" if p["key"] else p["message"] for p in problems)
+        or detail
+    )
+    return _json(400, "invalid_request", message, details=problems)
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    code = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+        429: "rate_limited",
+    }.get(exc.status_code, "bad_request")
+    if exc.status_code >= 500:
+        code = "server_error"
+    response = _json(exc.status_code, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
+    return _json(409, "conflict", "the change conflicts with existing data")
+
+
+def _dependency_down(name: str):  # type: ignore[no-untyped-def]
+    def handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+        log.warning("dependency_unavailable", dependency=name, error=type(exc).__name__)
+        return _json(503, "unavailable", f"{name} is unavailable, try again shortly")
+
+    return handler
+
+
+def _database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
+    if exc.connection_invalidated or isinstance(exc.orig, OSError | ConnectionError):
+        return _dependency_down("database")(request, exc)
+    return _unexpected(request, exc)
+
+
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # OSError subclasses here are almost always a dependency that is down (refused,
+    # unreachable, reset): a 503 the caller can retry, not a 500.
+    if isinstance(exc, OSError | TimeoutError):
+        log.warning("dependency_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+        return _json(503, "unavailable", "a dependency is unavailable, try again shortly")
+    log.exception("unhandled_error", exc_info=exc)
+    return _json(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error (see request id)")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    PosturioError: _posturio,
+    ValidationException: _validation,
+    HTTPException: _http,
+    IntegrityError: _integrity,
+    DBAPIError: _database,
+    PoolTimeoutError: _dependency_down("database"),
+    RedisConnectionError: _dependency_down("redis"),
+    RedisTimeoutError: _dependency_down("redis"),
+    Exception: _unexpected,
+}

@@ -1,0 +1,144 @@
+"""API keys: create (secret shown once), list, revoke; the service layer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posturio.platform import audit
+from posturio.platform.db import utcnow
+from posturio.platform.errors import Conflict, NotFound, PosturioError
+from posturio.platform.models import ApiKey, Role, Scope
+from posturio.platform.principal import Principal
+from posturio.platform.repository import get_scoped, scoped
+from posturio.platform.security import generate_api_key
+
+MAX_EXPIRY_DAYS = 3650
+KEY_INVALIDATION_CHANNEL = "posturio:keys:invalidate"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: ApiKey
+    plaintext: str
+
+
+def parse_scopes(scopes: list[str]) -> list[str]:
+    if not scopes:
+        raise PosturioError("a key needs at least one scope", code="invalid_scopes")
+    valid = {s.value for s in Scope}
+    unknown = sorted(set(scopes) - valid)
+    if unknown:
+        raise PosturioError(
+            f"unknown scope(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}",
+            code="invalid_scopes",
+        )
+    return sorted(set(scopes))
+
+
+async def create_key(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str,
+    scopes: list[str],
+    expires_in_days: int | None = None,
+) -> CreatedKey:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise PosturioError("key name must be 1-200 characters", code="invalid_name")
+    clean_scopes = parse_scopes(scopes)
+    # Members may make gateway keys for themselves; admin keys need an admin.
+    principal.require(Role.admin if Scope.admin.value in clean_scopes else Role.member)
+    expires_at: datetime | None = None
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
+            raise PosturioError(
+                f"expires_in_days must be between 1 and {MAX_EXPIRY_DAYS}", code="invalid_expiry"
+            )
+        expires_at = utcnow() + timedelta(days=expires_in_days)
+    new = generate_api_key()
+    key = ApiKey(
+        tenant_id=principal.tenant_id,
+        name=name,
+        prefix=new.prefix,
+        secret_hash=new.secret_hash,
+        scopes=clean_scopes,
+        created_by=principal.user_id,
+        expires_at=expires_at,
+    )
+    session.add(key)
+    await session.flush()
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="key.create",
+        target_type="api_key",
+        target_id=key.id,
+        data={
+            "name": name,
+            "prefix": new.prefix,
+            "scopes": clean_scopes,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return CreatedKey(key, new.plaintext)
+
+
+def _visible(principal: Principal, key: ApiKey) -> bool:
+    # Members see and manage only the keys they created; admins see all of the tenant's.
+    return principal.at_least(Role.admin) or key.created_by == principal.user_id
+
+
+async def list_keys(
+    session: AsyncSession, principal: Principal, *, include_revoked: bool = True
+) -> list[ApiKey]:
+    stmt = scoped(ApiKey, principal.tenant_id)
+    if not include_revoked:
+        stmt = stmt.where(ApiKey.revoked_at.is_(None))
+    if not principal.at_least(Role.admin):
+        stmt = stmt.where(ApiKey.created_by == principal.user_id)
+    return list((await session.scalars(stmt.order_by(ApiKey.created_at.desc()))).all())
+
+
+async def get_key(session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:
+    key = await get_scoped(session, ApiKey, principal.tenant_id, key_id, "API key")
+    if not _visible(principal, key):
+        raise NotFound("API key not found")
+    return key
+
+
+async def revoke_key(
+    session: AsyncSession, principal: Principal, key_id: str, *, reason: str | None = None
+) -> ApiKey:
+    key = await get_key(session, principal, key_id)
+    if key.revoked_at is not None:
+        raise Conflict("this key is already revoked")
+    key.revoked_at = utcnow()
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="key.revoke",
+        target_type="api_key",
+        target_id=key.id,
+        data={"prefix": key.prefix, "reason": reason},
+    )
+    return key
+
+
+async def touch_last_used(
+    session: AsyncSession, tenant_id: uuid.UUID, key_id: uuid.UUID, used_at: datetime
+) -> None:
+    """Record use without ever moving last_used_at backwards (jobs may arrive out of order)."""
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+        .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < used_at))
+        .values(last_used_at=used_at)
+    )

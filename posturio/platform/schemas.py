@@ -1,0 +1,95 @@
+"""Request and response bodies of the platform's admin API (msgspec: strict, fast)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from posturio.platform.models import Role, Scope
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+
+
+class TenantOut(msgspec.Struct):
+    id: str
+    name: str
+    slug: str
+    created_at: datetime
+
+
+class MemberCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    role: Role = Role.member
+    # Optional initial password (min 10 chars); without one the member is invited.
+    password: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    role: Role
+
+
+class MemberOut(msgspec.Struct):
+    id: str
+    user_id: str
+    email: str
+    role: str
+    created_at: datetime
+
+
+class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    scopes: list[Scope] = msgspec.field(default_factory=lambda: [Scope.gateway])
+    expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+
+
+class KeyRevoke(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class KeyOut(msgspec.Struct):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    status: str
+
+
+class KeyCreated(msgspec.Struct):
+    key: KeyOut
+    # The full key. Shown here once; only a hash is stored.
+    secret: str
+
+
+class AuditEventOut(msgspec.Struct):
+    id: int
+    seq: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    data: dict[str, Any]
+    hash: str
+
+
+class AuditPage(msgspec.Struct):
+    items: list[AuditEventOut]
+    # Pass as before_seq to get the next (older) page; null at the end.
+    next_before_seq: int | None
+
+
+class ChainReportOut(msgspec.Struct):
+    tenant_id: str
+    ok: bool
+    checked: int
+    broken_seq: int | None
+    broken_id: int | None
+    reason: str | None

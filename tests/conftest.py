@@ -1,0 +1,133 @@
+"""Real PostgreSQL (pgvector) and real Redis for the whole run, migrations applied once.
+
+Tests isolate by data: every test builds its own tenants, so nothing is shared between
+tests and nothing needs cleaning up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from posturio.app import create_app
+from posturio.config import Settings, load_settings
+from posturio.platform import accounts, keys
+from posturio.platform.db import create_engine, create_sessionmaker
+from posturio.platform.embedded import EmbeddedPostgres, EmbeddedRedis
+from posturio.platform.migrate import upgrade
+from posturio.platform.models import Role, Scope
+from posturio.platform.principal import Principal
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    root = tmp_path_factory.mktemp("services")
+    pg = EmbeddedPostgres(root / "postgres")
+    redis = EmbeddedRedis(root / "redis", persist=False)
+    env = {
+        "POSTURIO_DATABASE_URL": pg.start(),
+        "POSTURIO_REDIS_URL": redis.start(),
+        "POSTURIO_STATE_DIR": str(root / "state"),
+        "POSTURIO_SECRET_KEY": secrets.token_urlsafe(40),
+        "POSTURIO_ENVIRONMENT": "test",
+        "POSTURIO_LOG_JSON": "true",
+        "POSTURIO_LOG_LEVEL": "warning",
+    }
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        redis.stop()
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(services: dict[str, str]) -> Settings:
+    settings = load_settings()
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def app_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """Connections as the application role: row-level security applies."""
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """Connections as the schema owner (what an attacker with DB access would be)."""
+    engine = create_engine(settings, as_owner=True)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(app_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(app_engine)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as c:
+        yield c
+
+
+@dataclass
+class TenantFixture:
+    id: uuid.UUID
+    slug: str
+    owner_email: str
+    owner_password: str
+    owner_id: uuid.UUID
+    admin_key: str
+    gateway_key: str
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+
+@pytest.fixture
+def make_tenant(sessionmaker: async_sessionmaker[AsyncSession]):  # type: ignore[no-untyped-def]
+    """Builder: a fresh tenant with an owner, an admin key and a gateway-only key."""
+
+    async def build(name: str | None = None) -> TenantFixture:
+        name = name or f"Tenant {uuid.uuid4().hex[:8]}"
+        email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
+        password = "correct horse battery staple"
+        async with sessionmaker() as session, session.begin():
+            tenant = await accounts.create_tenant(session, name, actor="test")
+            system = Principal(tenant.id, Role.owner, "test")
+            view = await accounts.add_member(session, system, email, Role.owner, password)
+            owner = Principal(tenant.id, Role.owner, f"user:{view.membership.user_id}",
+                              user_id=view.membership.user_id)
+            admin = await keys.create_key(
+                session, owner, name="admin", scopes=[Scope.admin.value, Scope.gateway.value]
+            )
+            gateway = await keys.create_key(session, owner, name="gw", scopes=[Scope.gateway.value])
+        return TenantFixture(tenant.id, tenant.slug, email, password, view.membership.user_id,
+                             admin.plaintext, gateway.plaintext)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
