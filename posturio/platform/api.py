@@ -86,7 +86,9 @@ class AdminApi(Controller):
         return [member_out(v) for v in await accounts.list_members(db, principal)]
 
     @post("/members", summary="Add a member (creates the user if new)")
-    async def add_member(self, db: Db, principal: Caller, data: JSONBody[MemberCreate]) -> MemberOut:
+    async def add_member(
+        self, db: Db, principal: Caller, data: JSONBody[MemberCreate]
+    ) -> MemberOut:
         view = await accounts.add_member(db, principal, data.email, data.role, data.password)
         return member_out(view)
 

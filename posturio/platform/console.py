@@ -56,7 +56,7 @@ class ConsoleAuth(Controller):
     @get("/login")
     async def login_page(self, request: Request) -> Template | Redirect:
         if request.session.get("user_id"):
-            return Redirect("/console")
+            return Redirect("/console", status_code=303)
         return Template("login.html", context={"signed_in": False})
 
     @post("/login", status_code=303)
@@ -81,12 +81,12 @@ class ConsoleAuth(Controller):
             return Template("login.html", context=context, status_code=401)
         request.clear_session()
         request.set_session({"user_id": str(user.id), "tenant_id": str(access[0].tenant_id)})
-        return Redirect("/console")
+        return Redirect("/console", status_code=303)
 
     @post("/logout", status_code=303)
     async def logout(self, request: Request) -> Redirect:
         request.clear_session()
-        return Redirect("/login")
+        return Redirect("/login", status_code=303)
 
 
 def login_redirect(request: Request, exc: Unauthorized) -> Redirect:
@@ -133,4 +133,4 @@ class ConsoleHome(Controller):
         request.set_session(
             {"user_id": str(principal.user_id), "tenant_id": str(uuid.UUID(data.tenant_id))}
         )
-        return Redirect("/console")
+        return Redirect("/console", status_code=303)

@@ -49,9 +49,7 @@ async def provide_db(state: State) -> AsyncGenerator[AsyncSession, None]:
             yield s
 
 
-async def provide_tenant_db(
-    state: State, principal: Caller
-) -> AsyncGenerator[AsyncSession, None]:
+async def provide_tenant_db(state: State, principal: Caller) -> AsyncGenerator[AsyncSession, None]:
     async with state.sessionmaker() as session:
         bind_tenant(session, principal.tenant_id)
         async for s in _unit_of_work(session):

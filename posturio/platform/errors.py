@@ -88,6 +88,7 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     code = {
+        400: "invalid_request",
         401: "unauthorized",
         403: "forbidden",
         404: "not_found",
@@ -101,6 +102,10 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, A
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+def _not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    return _json(400, "invalid_request", f"the request is not valid UTF-8 (byte {exc.start})")
 
 
 def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
@@ -135,6 +140,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     PosturioError: _posturio,
     ValidationException: _validation,
     HTTPException: _http,
+    UnicodeDecodeError: _not_utf8,
     IntegrityError: _integrity,
     DBAPIError: _database,
     PoolTimeoutError: _dependency_down("database"),

@@ -32,9 +32,13 @@ async def test_api_hides_other_tenants_resources(client, make_tenant):
     r = await client.post(f"/api/keys/{b_key}/revoke", headers=a.admin_headers)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
-    r = await client.patch(f"/api/members/{b_member}", json={"role": "member"}, headers=a.admin_headers)
+    r = await client.patch(
+        f"/api/members/{b_member}", json={"role": "member"}, headers=a.admin_headers
+    )
     assert r.status_code == 404
-    assert (await client.delete(f"/api/members/{b_member}", headers=a.admin_headers)).status_code == 404
+    assert (
+        await client.delete(f"/api/members/{b_member}", headers=a.admin_headers)
+    ).status_code == 404
 
     b_key_now = (await client.get(f"/api/keys/{b_key}", headers=b.admin_headers)).json()
     assert b_key_now["status"] == "active"
@@ -62,13 +66,13 @@ async def test_rls_hides_other_tenants_rows_in_raw_sql(sessionmaker, make_tenant
     async with sessionmaker() as session:
         bind_tenant(session, a.id)
         async with session.begin():
-            tenants = {r[0] for r in await session.execute(text(f"SELECT tenant_id FROM {table}"))}  # noqa: S608
+            tenants = {r[0] for r in await session.execute(text(f"SELECT tenant_id FROM {table}"))}
     assert tenants == {a.id}
     assert b.id not in tenants
 
     # With no tenant context at all, the app role sees nothing.
     async with sessionmaker() as session, session.begin():
-        count = (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()  # noqa: S608
+        count = (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
     assert count == 0
 
 
@@ -79,8 +83,10 @@ async def test_rls_refuses_writing_into_another_tenant(sessionmaker, make_tenant
         with pytest.raises(DBAPIError, match="row-level security"):
             async with session.begin():
                 await session.execute(
-                    text("INSERT INTO memberships (id, tenant_id, user_id, role, created_at) "
-                         "VALUES (:id, :t, :u, 'owner', now())"),
+                    text(
+                        "INSERT INTO memberships (id, tenant_id, user_id, role, created_at) "
+                        "VALUES (:id, :t, :u, 'owner', now())"
+                    ),
                     {"id": uuid.uuid4(), "t": b.id, "u": a.owner_id},
                 )
     # UPDATE of B's rows under A's context touches nothing.
@@ -95,8 +101,12 @@ async def test_rls_refuses_writing_into_another_tenant(sessionmaker, make_tenant
 
 async def test_app_role_cannot_bypass_rls(app_engine):
     async with app_engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT current_user, r.rolsuper, r.rolbypassrls FROM pg_roles r "
-            "WHERE r.rolname = current_user"
-        ))).one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT current_user, r.rolsuper, r.rolbypassrls FROM pg_roles r "
+                    "WHERE r.rolname = current_user"
+                )
+            )
+        ).one()
     assert row == ("posturio_app", False, False)
