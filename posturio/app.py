@@ -123,4 +123,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
+        logging_config=None,  # ours: structured JSON via configure_logging
     )

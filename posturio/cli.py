@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from posturio.config import ConfigError, Settings, load_settings
+from posturio.platform.logging import configure_logging
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -103,6 +104,9 @@ def up(detach: bool, worker: bool) -> None:
     stoppers: list[Callable[[], None]] = []
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)
+    if sys.stderr.isatty():
+        # A person is watching: readable log lines unless JSON was asked for explicitly.
+        env.setdefault("POSTURIO_LOG_JSON", "false")
     stop = threading.Event()
 
     def shutdown(*_: object) -> None:
@@ -316,6 +320,7 @@ def worker(processes: int, threads: int, scheduler: bool) -> None:
     from posturio.workers.scheduler import run_scheduler
 
     settings = _settings()
+    configure_logging(settings.log_level, json=settings.log_json)
     if settings.redis_url is None or settings.database_url is None:
         raise click.ClickException("worker needs POSTURIO_DATABASE_URL and POSTURIO_REDIS_URL")
     proc = subprocess.Popen(  # noqa: S603

