@@ -21,14 +21,24 @@ from posturio.platform.embedded import free_port
 
 def _env(state: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTURIO_")}
-    env.update({"POSTURIO_STATE_DIR": str(state), "POSTURIO_PORT": str(port),
-                "POSTURIO_AUDIT_VERIFY_INTERVAL_S": "10"})
+    env.update(
+        {
+            "POSTURIO_STATE_DIR": str(state),
+            "POSTURIO_PORT": str(port),
+            "POSTURIO_AUDIT_VERIFY_INTERVAL_S": "10",
+        }
+    )
     return env
 
 
 def _posturio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "posturio.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "posturio.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _read_env(path: Path) -> dict[str, str]:
@@ -41,7 +51,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     port = free_port()
     env = _env(state, port)
     started = _posturio(env, "up", "--detach")
-    assert started.returncode == 0, started.stdout + started.stderr + (state / "posturio.log").read_text()
+    log = (state / "posturio.log").read_text() if (state / "posturio.log").exists() else ""
+    assert started.returncode == 0, started.stdout + started.stderr + log
     try:
         yield {"state": state, "port": port, "env": env, "base": f"http://127.0.0.1:{port}"}
     finally:
