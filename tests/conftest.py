@@ -169,9 +169,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's chromium driven by Playwright (`make test` installs it; nothing downloads)."""
+    """Debian's chromium driven by Playwright (`make test` installs it; nothing downloads).
+
+    Module-scoped: Playwright's sync API runs its own event loop in this thread, which
+    must be gone before the next module's async tests run.
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():

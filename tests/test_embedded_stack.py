@@ -6,15 +6,18 @@ Redis URLs), uses it, stops it, and starts it again on the same state.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from posturio.platform.embedded import free_port
 
@@ -77,6 +80,34 @@ def test_first_start_serves_and_writes_demo_env(stack):
 
     status = _posturio(stack["env"], "status")  # type: ignore[arg-type]
     assert status.returncode == 0 and "readyz 200" in status.stdout
+
+    # Structured JSON logs carry the request id of each request.
+    lines = [
+        json.loads(x)
+        for x in (state / "posturio.log").read_text().splitlines()
+        if x.startswith("{")
+    ]
+    access = [x for x in lines if x.get("event") == "request" and x.get("path") == "/api/tenant"]
+    assert access and access[0]["request_id"] == tenant.headers["x-posturio-request-id"]
+
+
+@pytest.mark.timeout(300)
+def test_scheduler_runs_audit_verification_in_the_worker(stack):
+    services = _read_env(stack["state"] / "services.env")  # type: ignore[operator]
+    demo = _read_env(stack["state"] / "demo.env")  # type: ignore[operator]
+    tenant_id = httpx.get(
+        f"{stack['base']}/api/tenant",
+        headers={"Authorization": f"Bearer {demo['POSTURIO_API_KEY']}"},
+    ).json()["id"]
+    client = redis.Redis.from_url(services["POSTURIO_REDIS_URL"])
+    deadline = time.monotonic() + 60
+    report = None
+    while report is None and time.monotonic() < deadline:
+        report = client.hget("posturio:audit:last_verification", tenant_id)
+        time.sleep(0.5)
+    client.close()
+    assert report is not None, "the scheduled audit verification never ran"
+    assert json.loads(report)["ok"] is True
 
 
 @pytest.mark.timeout(300)
