@@ -150,13 +150,9 @@ def up(detach: bool, worker: bool) -> None:
                 write_demo_env(settings, demo)
             progress.advance(task)
             progress.update(task, description="starting the API, console and worker")
-            children.append(
-                subprocess.Popen([sys.executable, "-m", "posturio.cli", "serve"], env=env)
-            )
+            children.append(_child("serve", env))
             if worker:
-                children.append(
-                    subprocess.Popen([sys.executable, "-m", "posturio.cli", "worker"], env=env)
-                )
+                children.append(_child("worker", env))
             ready = _wait_ready(
                 f"http://{settings.host}:{settings.port}/readyz",
                 120,
@@ -186,6 +182,14 @@ def up(detach: bool, worker: bool) -> None:
         for stopper in reversed(stoppers):
             stopper()
         (state / "posturio.pid").unlink(missing_ok=True)
+
+
+def _child(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Own session: Ctrl-C reaches only this supervisor, which then stops each child once
+    # (a second signal from the terminal would cut their graceful shutdown short).
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "posturio.cli", command], env=env, start_new_session=True
+    )
 
 
 def _banner(settings: Settings, demo: Any, state: Path) -> None:
@@ -334,6 +338,7 @@ def worker(processes: int, threads: int, scheduler: bool) -> None:
             "--threads",
             str(threads),
         ],
+        start_new_session=True,  # signals reach it once, forwarded from here
     )
     stop = threading.Event()
 

@@ -109,7 +109,9 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--save", "60 1"]
         else:
             args += ["--appendonly", "no", "--save", ""]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603
+        # Own session: a Ctrl-C in the terminal must not kill Redis before the processes
+        # using it have stopped; whoever started it stops it.
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
         url = f"redis://127.0.0.1:{port}/0"
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 15

@@ -25,7 +25,7 @@ async def touch_api_key(tenant_id: str, key_id: str, used_at: str) -> None:
 
 
 @tenant_actor(max_retries=3)
-async def verify_audit_chain(tenant_id: str) -> dict[str, object]:
+async def verify_audit_chain(tenant_id: str) -> None:
     async with unit_of_work(tenant_id) as session:
         report = await audit.verify_chain(session, uuid.UUID(tenant_id))
     result = {**report.as_dict(), "verified_at": datetime.now().astimezone().isoformat()}
@@ -34,14 +34,12 @@ async def verify_audit_chain(tenant_id: str) -> dict[str, object]:
         log.info("audit_chain_ok", tenant_id=tenant_id, checked=report.checked)
     else:
         log.error("audit_chain_broken", **report.as_dict())
-    return result
 
 
 @system_actor()
-async def verify_all_audit_chains() -> int:
+async def verify_all_audit_chains() -> None:
     """Scheduled: fan out one verification job per tenant."""
     async with unit_of_work(None) as session:
         tenants = await accounts.list_tenants(session)
     for tenant in tenants:
         verify_audit_chain.send(str(tenant.id))
-    return len(tenants)
