@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from posturio.config import get_settings
+from posturio.gateway import models as gateway_models  # noqa: F401 - registers tables
 from posturio.platform import models  # noqa: F401 - registers the tables on the metadata
 from posturio.platform.db import Base, create_engine
 

@@ -20,11 +20,16 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.template.config import TemplateConfig
 
 from posturio.config import Settings, get_settings
+from posturio.gateway.api import GatewayAdminApi
+from posturio.gateway.controllers import ROUTES as GATEWAY_ROUTES
+from posturio.gateway.setup import build_gateway
 from posturio.platform.api import AdminApi
 from posturio.platform.console import ConsoleAuth, ConsoleHome
+from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker
 from posturio.platform.errors import EXCEPTION_HANDLERS
 from posturio.platform.health import healthz, readyz
+from posturio.platform.invalidation import KEYS, ROUTES, InvalidationHub
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.logging import RequestIdMiddleware, configure_logging
 from posturio.platform.redis import create_redis
@@ -69,13 +74,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.key_authenticator = KeyAuthenticator(
             app.state.sessionmaker, ttl_s=settings.api_key_cache_ttl_s, on_used=record_use
         )
-        listener = asyncio.create_task(app.state.key_authenticator.listen_for_invalidations(redis))
+        app.state.secret_box = SecretBox(settings.resolved_encryption_key())
+        gateway, upstreams = build_gateway(
+            settings,
+            app.state.sessionmaker,
+            redis,
+            app.state.key_authenticator,
+            app.state.secret_box,
+        )
+        app.state.gateway = gateway
+        hub = InvalidationHub()
+        hub.on(KEYS, app.state.key_authenticator.invalidate)
+        hub.on(ROUTES, gateway.routes.invalidate)
+        background = [
+            asyncio.create_task(hub.run(redis)),
+            asyncio.create_task(gateway.recorder.run()),
+        ]
         try:
             yield
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(gateway.recorder.flush(), 5)
+            await upstreams.close()
             await engine.dispose()
             await redis.aclose()
             broker.close()
@@ -92,7 +116,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[healthz, readyz, AdminApi, ConsoleAuth, ConsoleHome, MetricsController],
+        route_handlers=[
+            healthz,
+            readyz,
+            *GATEWAY_ROUTES,
+            AdminApi,
+            GatewayAdminApi,
+            ConsoleAuth,
+            ConsoleHome,
+            MetricsController,
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,

@@ -243,7 +243,7 @@ def keys_list(tenant: str) -> None:
 @click.argument("key_id")
 @click.option("--reason")
 def keys_revoke(tenant: str, key_id: str, reason: str | None) -> None:
-    from posturio.platform.keyauth import broadcast_revocation
+    from posturio.platform.keyauth import broadcast_key_change
     from posturio.platform.redis import create_redis
 
     async def go(settings: Settings) -> None:
@@ -253,7 +253,7 @@ def keys_revoke(tenant: str, key_id: str, reason: str | None) -> None:
         if settings.redis_url:
             redis = create_redis(settings)
             try:
-                await broadcast_revocation(redis, key.prefix)
+                await broadcast_key_change(redis, key.prefix)
             finally:
                 await redis.aclose()
         click.echo(f"revoked {key.prefix}")

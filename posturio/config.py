@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -31,6 +34,9 @@ class Settings(BaseSettings):
     # Signs session cookies and keys fingerprints; generated into state_dir when unset
     # outside production.
     secret_key: str | None = Field(None, min_length=32)
+    # Fernet key(s) for provider credentials at rest; generated into state_dir outside
+    # production. Comma-separated: the first encrypts, all decrypt (rotation).
+    encryption_key: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
     db_pool_size: int = Field(10, ge=1, le=200)
@@ -40,6 +46,14 @@ class Settings(BaseSettings):
     api_key_cache_ttl_s: float = Field(30.0, ge=0, le=3600)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     audit_verify_interval_s: int = Field(3600, ge=10)
+    usage_drain_interval_s: int = Field(1, ge=1, le=3600)
+    route_cache_ttl_s: float = Field(30.0, ge=0, le=3600)
+    # Retries: exponential backoff with full jitter, capped; a longer Retry-After skips ahead.
+    retry_base_s: float = Field(0.25, ge=0, le=30)
+    retry_cap_s: float = Field(4.0, ge=0, le=120)
+    max_retry_after_s: float = Field(10.0, ge=0, le=600)
+    breaker_failures: int = Field(3, ge=1, le=100)
+    breaker_cooldown_s: float = Field(30.0, ge=0, le=3600)
     web_workers: int = Field(1, ge=1, le=64)
 
     @field_validator("database_url")
@@ -88,15 +102,25 @@ class Settings(BaseSettings):
 
     def resolved_secret_key(self) -> str:
         """The secret key; outside production one is generated once into state_dir."""
-        if self.secret_key:
-            return self.secret_key
+        return self._secret("secret_key", self.secret_key, lambda: secrets.token_urlsafe(48))
+
+    def resolved_encryption_key(self) -> str:
+        from posturio.platform.crypto import generate_key
+
+        return self._secret("encryption_key", self.encryption_key, generate_key)
+
+    def _secret(self, name: str, value: str | None, make: Callable[[], str]) -> str:
+        if value:
+            return value
         if self.environment == "production":
-            raise ConfigError("POSTURIO_SECRET_KEY: required in production (at least 32 chars)")
-        path = self.state_dir / "secret_key"
+            raise ConfigError(f"POSTURIO_{name.upper()}: required in production")
+        path = self.state_dir / name
         if not path.exists():
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(make())
         return path.read_text().strip()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from redis.asyncio import Redis
@@ -20,7 +20,7 @@ from posturio.platform.dependencies import (
     provide_tenant_db,
 )
 from posturio.platform.errors import NotFound
-from posturio.platform.keyauth import broadcast_revocation
+from posturio.platform.keyauth import broadcast_key_change
 from posturio.platform.models import ApiKey, Role, Tenant
 from posturio.platform.schemas import (
     AuditEventOut,
@@ -28,6 +28,7 @@ from posturio.platform.schemas import (
     ChainReportOut,
     KeyCreate,
     KeyCreated,
+    KeyLimits,
     KeyOut,
     KeyRevoke,
     MemberCreate,
@@ -62,6 +63,10 @@ def key_out(key: ApiKey) -> KeyOut:
         revoked_at=key.revoked_at,
         last_used_at=key.last_used_at,
         status=key_status(key),
+        allowed_models=key.allowed_models,
+        rpm_limit=key.rpm_limit,
+        tpm_limit=key.tpm_limit,
+        monthly_budget_usd=key.monthly_budget_usd,
     )
 
 
@@ -121,8 +126,22 @@ class AdminApi(Controller):
             name=data.name,
             scopes=[s.value for s in data.scopes],
             expires_in_days=data.expires_in_days,
+            limits=data,
         )
         return KeyCreated(key=key_out(created.key), secret=created.plaintext)
+
+    @put("/keys/{key_id:str}/limits", summary="Replace a key's gateway limits (null: unlimited)")
+    async def set_key_limits(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        key_id: FromPath[str],
+        data: JSONBody[KeyLimits],
+    ) -> KeyOut:
+        key = await keys.set_limits(db, principal, key_id, data)
+        await key_changed_everywhere(request, db, key.prefix)
+        return key_out(key)
 
     @get("/keys/{key_id:str}", summary="One API key")
     async def get_key(self, db: Db, principal: Caller, key_id: FromPath[str]) -> KeyOut:
@@ -142,7 +161,7 @@ class AdminApi(Controller):
         data: JSONBody[KeyRevoke | None] = None,
     ) -> KeyOut:
         key = await keys.revoke_key(db, principal, key_id, reason=data.reason if data else None)
-        await revoke_everywhere(request, db, key.prefix)
+        await key_changed_everywhere(request, db, key.prefix)
         return key_out(key)
 
     @get("/audit", summary="Audit events, newest first")
@@ -183,12 +202,12 @@ class AdminApi(Controller):
         return ChainReportOut(**report.as_dict())
 
 
-async def revoke_everywhere(request: Request, db: Db, prefix: str) -> None:
+async def key_changed_everywhere(request: Request, db: Db, prefix: str) -> None:
     """After commit: drop the key from this process's cache and tell every other process."""
     redis: Redis = request.app.state.redis
 
     async def _invalidate() -> None:
         request.app.state.key_authenticator.invalidate(prefix)
-        await broadcast_revocation(redis, prefix)
+        await broadcast_key_change(redis, prefix)
 
     after_commit(db, _invalidate)

@@ -13,7 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from posturio.platform.logging import current_request_id
+from posturio.platform.logging import current_path, current_request_id
 
 log = structlog.get_logger("posturio.errors")
 
@@ -62,9 +62,39 @@ def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, 
     }
 
 
+# /v1 speaks OpenAI's envelope (its clients parse it); everything else uses ours.
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+_V1_HEADERS = {
+    "x-posturio-decision": "allow",
+    "x-posturio-route": "-",
+    "x-posturio-attempts": "0",
+    "x-posturio-overhead-ms": "0",
+}
+
+
 def _json(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    headers = {"retry-after": "1"} if status == 503 else None
-    return Response(error_body(status, code, message, **extra), status_code=status, headers=headers)
+    headers = {"retry-after": "1"} if status == 503 else {}
+    if current_path().startswith("/v1/"):
+        request_id = current_request_id()
+        body: dict[str, Any] = {
+            "error": {
+                "message": f"{message} (request id {request_id})",
+                "type": _OPENAI_TYPES.get(
+                    status, "invalid_request_error" if status < 500 else "api_error"
+                ),
+                "param": None,
+                "code": code,
+            }
+        }
+        return Response(body, status_code=status, headers={**_V1_HEADERS, **headers})
+    return Response(
+        error_body(status, code, message, **extra), status_code=status, headers=headers or None
+    )
 
 
 def _posturio(_: Request[Any, Any, Any], exc: PosturioError) -> Response[dict[str, Any]]:

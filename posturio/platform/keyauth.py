@@ -7,13 +7,13 @@ written by a background job at most once a minute per key, never inline.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import structlog
 from litestar.datastructures import Headers
@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posturio.platform.errors import Unauthorized
-from posturio.platform.keys import KEY_INVALIDATION_CHANNEL
+from posturio.platform.invalidation import KEYS, publish
 from posturio.platform.security import secret_matches, split_api_key
 
 log = structlog.get_logger("posturio.keyauth")
@@ -39,6 +39,11 @@ class CachedKey:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    allowed_models: frozenset[str] | None
+    rpm_limit: int | None
+    tpm_limit: int | None
+    monthly_budget_usd: Decimal | None
+    limits_fail_open: bool
     loaded_at: float
 
 
@@ -107,6 +112,11 @@ class KeyAuthenticator:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             last_used_at=row.last_used_at,
+            allowed_models=None if row.allowed_models is None else frozenset(row.allowed_models),
+            rpm_limit=row.rpm_limit,
+            tpm_limit=row.tpm_limit,
+            monthly_budget_usd=row.monthly_budget_usd,
+            limits_fail_open=row.limits_fail_open,
             loaded_at=time.monotonic(),
         )
         self._cache[prefix] = entry
@@ -133,24 +143,7 @@ class KeyAuthenticator:
         else:
             self._cache.pop(prefix, None)
 
-    async def listen_for_invalidations(self, redis: Redis) -> None:
-        """Run for the app's lifetime; reconnects if Redis goes away."""
-        while True:
-            try:
-                pubsub = redis.pubsub()
-                await pubsub.subscribe(KEY_INVALIDATION_CHANNEL)
-                # A message may have been missed while (re)connecting: start clean.
-                self.invalidate()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self.invalidate(message["data"].decode())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("key_invalidation_listener_error", error=str(exc))
-                self.invalidate()
-                await asyncio.sleep(1.0)
 
-
-async def broadcast_revocation(redis: Redis, prefix: str) -> None:
-    await redis.publish(KEY_INVALIDATION_CHANNEL, prefix)
+async def broadcast_key_change(redis: Redis, prefix: str) -> None:
+    """Every process drops this key from its cache (revocation, new limits)."""
+    await publish(redis, KEYS, prefix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,10 +16,10 @@ from posturio.platform.errors import Conflict, NotFound, PosturioError
 from posturio.platform.models import ApiKey, Role, Scope
 from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
+from posturio.platform.schemas import KeyLimits
 from posturio.platform.security import generate_api_key
 
 MAX_EXPIRY_DAYS = 3650
-KEY_INVALIDATION_CHANNEL = "posturio:keys:invalidate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ async def create_key(
     name: str,
     scopes: list[str],
     expires_in_days: int | None = None,
+    limits: KeyLimits | None = None,
 ) -> CreatedKey:
     name = name.strip()
     if not name or len(name) > 200:
@@ -71,6 +73,7 @@ async def create_key(
         created_by=principal.user_id,
         expires_at=expires_at,
     )
+    _apply_limits(key, limits or KeyLimits())
     session.add(key)
     await session.flush()
     await audit.record(
@@ -85,6 +88,7 @@ async def create_key(
             "prefix": new.prefix,
             "scopes": clean_scopes,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            **_limits_record(key),
         },
     )
     return CreatedKey(key, new.plaintext)
@@ -128,6 +132,48 @@ async def revoke_key(
         target_type="api_key",
         target_id=key.id,
         data={"prefix": key.prefix, "reason": reason},
+    )
+    return key
+
+
+def _apply_limits(key: ApiKey, limits: KeyLimits) -> None:
+    key.allowed_models = (
+        sorted(set(limits.allowed_models)) if limits.allowed_models is not None else None
+    )
+    key.rpm_limit = limits.rpm_limit
+    key.tpm_limit = limits.tpm_limit
+    key.monthly_budget_usd = (
+        None if limits.monthly_budget_usd is None else Decimal(str(limits.monthly_budget_usd))
+    )
+
+
+def _limits_record(key: ApiKey) -> dict[str, object]:
+    return {
+        "allowed_models": key.allowed_models,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "monthly_budget_usd": str(key.monthly_budget_usd)
+        if key.monthly_budget_usd is not None
+        else None,
+    }
+
+
+async def set_limits(
+    session: AsyncSession, principal: Principal, key_id: str, limits: KeyLimits
+) -> ApiKey:
+    """Replace a key's gateway limits (admins only: a member cannot lift their own)."""
+    principal.require(Role.admin)
+    key = await get_key(session, principal, key_id)
+    before = _limits_record(key)
+    _apply_limits(key, limits)
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="key.limits",
+        target_type="api_key",
+        target_id=key.id,
+        data={"prefix": key.prefix, "from": before, "to": _limits_record(key)},
     )
     return key
 

@@ -14,11 +14,16 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-posturio-request-id"
 _request_id: ContextVar[str | None] = ContextVar("posturio_request_id", default=None)
+_path: ContextVar[str] = ContextVar("posturio_path", default="")
 access_log = structlog.get_logger("posturio.access")
 
 
 def current_request_id() -> str | None:
     return _request_id.get()
+
+
+def current_path() -> str:
+    return _path.get()
 
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
@@ -70,6 +75,7 @@ class RequestIdMiddleware:
             return
         request_id = new_request_id()
         token = _request_id.set(request_id)
+        path_token = _path.set(scope.get("path", ""))
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -95,3 +101,4 @@ class RequestIdMiddleware:
             )
             structlog.contextvars.unbind_contextvars("request_id")
             _request_id.reset(token)
+            _path.reset(path_token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Identity,
     Index,
     LargeBinary,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -54,6 +56,8 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When Redis (rate limits, budgets) is unreachable: serve anyway (True) or refuse (False).
+    limits_fail_open: Mapped[bool] = mapped_column(default=True)
 
 
 class User(Base):
@@ -105,6 +109,11 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Gateway limits; None means unlimited / every alias.
+    allowed_models: Mapped[list[str] | None] = mapped_column(ARRAY(String(200)))
+    rpm_limit: Mapped[int | None] = mapped_column()
+    tpm_limit: Mapped[int | None] = mapped_column()
+    monthly_budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
 
 
 class AuditEvent(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -39,7 +40,21 @@ class MemberOut(msgspec.Struct):
     created_at: datetime
 
 
-class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+PerMinute = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+Budget = Annotated[float, msgspec.Meta(ge=0, le=10_000_000)]  # USD
+
+
+class KeyLimits(msgspec.Struct, forbid_unknown_fields=True):
+    """Gateway limits of a key; null means unlimited (every alias, no rate or budget)."""
+
+    allowed_models: list[Alias] | None = None
+    rpm_limit: PerMinute | None = None
+    tpm_limit: PerMinute | None = None
+    monthly_budget_usd: Budget | None = None
+
+
+class KeyCreate(KeyLimits, forbid_unknown_fields=True, kw_only=True):
     name: Name
     scopes: list[Scope] = msgspec.field(default_factory=lambda: [Scope.gateway])
     expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
@@ -60,6 +75,10 @@ class KeyOut(msgspec.Struct):
     revoked_at: datetime | None
     last_used_at: datetime | None
     status: str
+    allowed_models: list[str] | None
+    rpm_limit: int | None
+    tpm_limit: int | None
+    monthly_budget_usd: Decimal | None
 
 
 class KeyCreated(msgspec.Struct):

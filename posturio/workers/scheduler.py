@@ -23,9 +23,13 @@ class Periodic:
 
 
 def schedule(settings: Settings) -> list[Periodic]:
+    from posturio.gateway.tasks import drain_usage
     from posturio.platform.tasks import verify_all_audit_chains
 
-    return [Periodic(verify_all_audit_chains, settings.audit_verify_interval_s)]
+    return [
+        Periodic(verify_all_audit_chains, settings.audit_verify_interval_s),
+        Periodic(drain_usage, settings.usage_drain_interval_s),
+    ]
 
 
 def run_scheduler(settings: Settings, stop: threading.Event) -> None:

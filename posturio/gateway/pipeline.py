@@ -1,0 +1,392 @@
+"""The gateway's request path: authenticate, validate, resolve the alias, admit under
+the key's limits, call the deployments in order (retries, fallbacks, breakers), answer,
+and meter — the usage record and limit reconciliation happen after the response."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
+import structlog
+
+from posturio.config import Settings
+from posturio.gateway.errors import GatewayError, invalid
+from posturio.gateway.limits import Limiter, Reservation
+from posturio.gateway.providers.base import (
+    ChatResult,
+    ChatStream,
+    EmbeddingsResult,
+    Provider,
+    Target,
+    UpstreamError,
+    Usage,
+    sse,
+)
+from posturio.gateway.routing import Breakers, ResolvedRoute, RouteCache, plan
+from posturio.gateway.schemas import ChatShape, EmbeddingsShape
+from posturio.gateway.tokens import estimate_prompt, estimate_text
+from posturio.gateway.usage import UsageRecorder
+from posturio.platform.errors import PosturioError
+from posturio.platform.keyauth import CachedKey, KeyAuthenticator
+from posturio.platform.models import Scope
+
+log = structlog.get_logger("posturio.gateway")
+R = TypeVar("R")
+THOUSAND = Decimal(1000)
+DEFAULT_MAX_OUTPUT = 1024  # for budget reservations when the caller sets no max_tokens
+_AT = re.compile(r" - at `\$\.?(.*)`$")
+
+
+@dataclass(slots=True)
+class Call:
+    """What one request did, for its headers and its usage record."""
+
+    request_id: str
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    key: CachedKey | None = None
+    alias: str | None = None
+    stream: bool = False
+    decision: str = "allow"
+    target: Target | None = None
+    attempts: int = 0
+    upstream_s: float = 0.0
+    status: int = 200
+    error_code: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    reservation: Reservation | None = None
+    overhead_ms: float | None = None
+    prompt_estimate: int = 0
+
+    def overhead(self) -> float:
+        if self.overhead_ms is None:
+            elapsed = time.perf_counter() - self.started
+            self.overhead_ms = max(0.0, (elapsed - self.upstream_s) * 1000)
+        return self.overhead_ms
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-posturio-decision": self.decision,
+            "x-posturio-route": self.target.label if self.target else "-",
+            "x-posturio-attempts": str(self.attempts),
+            "x-posturio-overhead-ms": f"{self.overhead():.3f}",
+        }
+
+    def cost(self) -> Decimal:
+        if self.target is None:
+            return Decimal(0)
+        return (
+            Decimal(self.usage.prompt_tokens) * self.target.input_price_per_1k
+            + Decimal(self.usage.completion_tokens) * self.target.output_price_per_1k
+        ) / THOUSAND
+
+
+def _validation_error(exc: msgspec.ValidationError) -> GatewayError:
+    message = str(exc)
+    match = _AT.search(message)
+    param = match.group(1) if match else None
+    return invalid(_AT.sub("", message) + (f" (at {param})" if param else ""), param)
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise invalid(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise invalid("the request body must be a JSON object", code="invalid_json")
+    return payload
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        authenticator: KeyAuthenticator,
+        routes: RouteCache,
+        limiter: Limiter,
+        recorder: UsageRecorder,
+        breakers: Breakers,
+        providers: dict[str, Provider],
+    ) -> None:
+        self.settings = settings
+        self.authenticator = authenticator
+        self.routes = routes
+        self.limiter = limiter
+        self.recorder = recorder
+        self.breakers = breakers
+        self.providers = providers
+
+    # ------------------------------------------------------------ admission
+
+    async def authenticate(self, call: Call, token: str | None) -> CachedKey:
+        try:
+            key = await self.authenticator.authenticate(token)
+        except PosturioError as exc:
+            raise GatewayError(
+                401, exc.message, code=exc.code if exc.code != "unauthorized" else "invalid_api_key"
+            ) from None
+        if Scope.gateway.value not in key.scopes:
+            raise GatewayError(
+                403,
+                "this API key may not call the gateway (no gateway scope)",
+                code="permission_denied",
+            )
+        call.key = key
+        return key
+
+    async def resolve(self, call: Call, alias: str, kind: str) -> ResolvedRoute:
+        assert call.key is not None
+        call.alias = alias
+        if call.key.allowed_models is not None and alias not in call.key.allowed_models:
+            raise GatewayError(
+                403,
+                f"this API key may not use the model '{alias}'",
+                code="model_not_allowed",
+                param="model",
+            )
+        route = (await self.routes.table(call.key.tenant_id)).get(alias)
+        if route is None or not route.targets:
+            raise GatewayError(
+                404, f"the model '{alias}' does not exist", code="model_not_found", param="model"
+            )
+        if route.kind != kind:
+            raise invalid(
+                f"the model '{alias}' is a {route.kind} model", "model", code="wrong_model_kind"
+            )
+        return route
+
+    async def admit(
+        self, call: Call, route: ResolvedRoute, prompt_tokens: int, max_out: int
+    ) -> None:
+        key = call.key
+        assert key is not None
+        reserve = (
+            Decimal(prompt_tokens) * route.max_input_price
+            + Decimal(max_out) * route.max_output_price
+        ) / THOUSAND
+        call.reservation = await self.limiter.admit(
+            str(key.id),
+            rpm=key.rpm_limit,
+            tpm=key.tpm_limit,
+            budget_usd=key.monthly_budget_usd,
+            est_tokens=prompt_tokens + (max_out if key.tpm_limit else 0),
+            reserve_usd=reserve,
+            fail_open=key.limits_fail_open,
+        )
+
+    @staticmethod
+    def chat_request(body: bytes) -> tuple[dict[str, Any], ChatShape]:
+        payload = decode_object(body)
+        try:
+            shape = msgspec.convert(payload, ChatShape)
+        except msgspec.ValidationError as exc:
+            raise _validation_error(exc) from None
+        return payload, shape
+
+    @staticmethod
+    def embeddings_request(body: bytes) -> tuple[dict[str, Any], EmbeddingsShape]:
+        payload = decode_object(body)
+        try:
+            shape = msgspec.convert(payload, EmbeddingsShape)
+        except msgspec.ValidationError as exc:
+            raise _validation_error(exc) from None
+        if isinstance(shape.input, list):
+            if not shape.input:
+                raise invalid("input must not be empty", "input")
+            kinds = {type(v) for v in shape.input}
+            if not (
+                kinds <= {str}
+                or kinds <= {int}
+                or (kinds <= {list} and all(isinstance(t, int) for v in shape.input for t in v))
+            ):
+                raise invalid("input must be a string, a list of strings, or token ids", "input")
+        return payload, shape
+
+    # ------------------------------------------------------------ upstream
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            return retry_after if retry_after <= self.settings.max_retry_after_s else None
+        cap = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2**attempt)
+        return random.uniform(0, cap)
+
+    async def _try_deployments(
+        self, call: Call, route: ResolvedRoute, fn: Callable[[Provider, Target], Awaitable[R]]
+    ) -> R:
+        assert call.key is not None
+        tenant = call.key.tenant_id
+        last: UpstreamError | None = None
+        for target in plan(route, self.breakers):
+            provider = self.providers[target.provider]
+            for attempt in range(target.max_retries + 1):
+                call.attempts += 1
+                started = time.perf_counter()
+                try:
+                    result = await fn(provider, target)
+                except UpstreamError as exc:
+                    call.upstream_s += time.perf_counter() - started
+                    last = exc
+                    log.info(
+                        "upstream_attempt_failed",
+                        deployment=target.label,
+                        attempt=call.attempts,
+                        status=exc.status,
+                        error=exc.message,
+                    )
+                    if exc.client_fault:
+                        call.target = target
+                        raise GatewayError(
+                            exc.status or 400,
+                            f"upstream rejected the request: {exc.message}",
+                            code="upstream_rejected",
+                        ) from None
+                    self.breakers.failure(tenant, target)
+                    if not exc.retryable or attempt == target.max_retries:
+                        break
+                    delay = self._backoff(attempt, exc.retry_after)
+                    if delay is None:
+                        break  # told to wait longer than we would: next deployment
+                    waited = time.perf_counter()
+                    await asyncio.sleep(delay)
+                    call.upstream_s += time.perf_counter() - waited
+                    continue
+                call.upstream_s += time.perf_counter() - started
+                self.breakers.success(tenant, target)
+                call.target = target
+                return result
+        if last is not None and last.timeout:
+            raise GatewayError(
+                504,
+                f"the upstream timed out after {call.attempts} attempt(s)",
+                code="upstream_timeout",
+            )
+        detail = last.message if last else "no deployment available"
+        raise GatewayError(
+            502,
+            f"all deployments failed after {call.attempts} attempt(s): {detail}",
+            code="upstream_error",
+        )
+
+    async def complete(
+        self, call: Call, route: ResolvedRoute, payload: dict[str, Any]
+    ) -> ChatResult:
+        result = await self._try_deployments(call, route, lambda p, t: p.chat(t, payload))
+        call.usage = result.usage
+        return result
+
+    async def open_stream(
+        self, call: Call, route: ResolvedRoute, payload: dict[str, Any], include_usage: bool
+    ) -> ChatStream:
+        stream = await self._try_deployments(
+            call, route, lambda p, t: p.chat_stream(t, payload, include_usage)
+        )
+        call.usage = stream.usage
+        call.overhead()  # fixed when the first byte is ready: what the caller waited on us
+        return stream
+
+    async def embed(
+        self, call: Call, route: ResolvedRoute, payload: dict[str, Any]
+    ) -> EmbeddingsResult:
+        result = await self._try_deployments(call, route, lambda p, t: p.embeddings(t, payload))
+        call.usage = result.usage
+        return result
+
+    async def relay(self, call: Call, stream: ChatStream) -> AsyncIterator[bytes]:
+        """Pass the stream through chunk by chunk. A failure after the first byte cannot
+        fall back any more: it ends the stream with an error event, never a clean end."""
+        try:
+            yield stream.first
+            async for chunk in stream.rest:
+                yield chunk
+        except UpstreamError as exc:
+            call.status, call.error_code = 502, "stream_interrupted"
+            log.warning(
+                "stream_interrupted",
+                deployment=call.target.label if call.target else None,
+                error=exc.message,
+            )
+            yield sse(
+                msgspec.json.encode(
+                    {
+                        "error": {
+                            "message": f"the upstream stream broke off: {exc.message} "
+                            f"(request id {call.request_id})",
+                            "type": "api_error",
+                            "param": None,
+                            "code": "stream_interrupted",
+                        }
+                    }
+                )
+            )
+        except (asyncio.CancelledError, GeneratorExit):
+            call.status, call.error_code = 499, "client_disconnected"
+            raise
+        finally:
+            await _close(stream.rest)
+            await self.finish(call)
+
+    # ------------------------------------------------------------ metering
+
+    async def finish(self, call: Call) -> None:
+        """After the response: the usage record (buffered) and the limits' true-up."""
+        if call.key is None:
+            return
+        if call.usage.estimated and not call.usage.prompt_tokens:
+            call.usage.prompt_tokens = call.prompt_estimate
+        cost = call.cost()
+        self.recorder.record(
+            {
+                "tenant_id": str(call.key.tenant_id),
+                "request_id": call.request_id,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "key_id": str(call.key.id),
+                "alias": call.alias,
+                "deployment": call.target.label if call.target else None,
+                "endpoint": call.endpoint,
+                "origin": "api",
+                "decision": call.decision,
+                "status": call.status,
+                "error_code": call.error_code,
+                "attempts": call.attempts,
+                "stream": call.stream,
+                "prompt_tokens": call.usage.prompt_tokens,
+                "completion_tokens": call.usage.completion_tokens,
+                "tokens_estimated": call.usage.estimated,
+                "cost_usd": str(cost),
+                "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
+                "overhead_ms": round(call.overhead(), 3),
+            }
+        )
+        await self.limiter.reconcile(
+            call.reservation, call.usage.prompt_tokens + call.usage.completion_tokens, cost
+        )
+
+
+def estimate_chat(payload: dict[str, Any]) -> int:
+    return estimate_prompt(payload.get("messages") or [])
+
+
+def estimate_inputs(value: Any) -> int:
+    if isinstance(value, str):
+        return estimate_text(value)
+    if isinstance(value, list):
+        return sum(estimate_inputs(v) if isinstance(v, str | list) else 1 for v in value)
+    return 0
+
+
+async def _close(iterator: AsyncIterator[bytes]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except (UpstreamError, RuntimeError):
+            pass

@@ -1,0 +1,145 @@
+"""OpenAI-compatible upstreams: OpenAI, Azure OpenAI, vLLM, Ollama, LM Studio, …"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from posturio.gateway.providers.base import (
+    SSE_DONE,
+    ChatResult,
+    ChatStream,
+    EmbeddingsResult,
+    Target,
+    UpstreamError,
+    Usage,
+    sse,
+)
+from posturio.gateway.providers.http import Upstreams, post, read_json, sse_events, timeout_for
+
+DEFAULT_BASE = "https://api.openai.com/v1"
+
+
+class _UsageOnly(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[Any] = []
+    usage: _UsageOnly | None = None
+
+
+def usage_from(body: dict[str, Any]) -> Usage:
+    u = body.get("usage")
+    if isinstance(u, dict) and isinstance(u.get("prompt_tokens"), int):
+        return Usage(u["prompt_tokens"], int(u.get("completion_tokens") or 0), estimated=False)
+    return Usage()
+
+
+class OpenAICompatible:
+    def __init__(self, upstreams: Upstreams, *, azure: bool = False) -> None:
+        self._upstreams = upstreams
+        self._azure = azure
+        self._kind = "azure" if azure else "openai"
+
+    def _url(self, target: Target, operation: str) -> str:
+        base = (target.base_url or DEFAULT_BASE).rstrip("/")
+        if self._azure:
+            version = target.api_version or "2024-10-21"
+            return f"{base}/openai/deployments/{target.model}/{operation}?api-version={version}"
+        return f"{base}/{operation}"
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if target.api_key:
+            if self._azure:
+                headers["api-key"] = target.api_key
+            else:
+                headers["authorization"] = f"Bearer {target.api_key}"
+        return headers
+
+    async def chat(self, target: Target, payload: dict[str, Any]) -> ChatResult:
+        body = {**payload, "model": target.model}
+        response = await post(
+            self._upstreams.session(self._kind),
+            self._url(target, "chat/completions"),
+            headers=self._headers(target),
+            payload=body,
+            timeout=timeout_for(target.timeout_s, stream=False),
+        )
+        result = await read_json(response)
+        return ChatResult(result, usage_from(result))
+
+    async def chat_stream(
+        self, target: Target, payload: dict[str, Any], include_usage: bool
+    ) -> ChatStream:
+        # Always ask for usage (metering needs it); drop it again if the caller did not.
+        body = {
+            **payload,
+            "model": target.model,
+            "stream": True,
+            "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True},
+        }
+        response = await post(
+            self._upstreams.session(self._kind),
+            self._url(target, "chat/completions"),
+            headers=self._headers(target),
+            payload=body,
+            timeout=timeout_for(target.timeout_s, stream=True),
+        )
+        stream = ChatStream(first=b"", rest=_empty())
+        events = self._relay(sse_events(response), stream, include_usage)
+        try:
+            stream.first = await anext(events)
+        except StopAsyncIteration:
+            raise UpstreamError("upstream closed the stream before any event") from None
+        stream.rest = events
+        return stream
+
+    async def _relay(
+        self, events: AsyncIterator[tuple[bytes, bytes]], stream: ChatStream, include_usage: bool
+    ) -> AsyncIterator[bytes]:
+        completion_chars = 0
+        async for _, data in events:
+            if data == b"[DONE]":
+                if stream.usage.estimated:
+                    stream.usage.completion_tokens = (completion_chars + 3) // 4
+                yield SSE_DONE
+                return
+            try:
+                chunk = msgspec.json.decode(data, type=_Chunk)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                yield sse(data)  # not ours to judge: pass it on untouched
+                continue
+            if chunk.usage is not None:
+                stream.usage.prompt_tokens = chunk.usage.prompt_tokens
+                stream.usage.completion_tokens = chunk.usage.completion_tokens
+                stream.usage.estimated = False
+                if not chunk.choices and not include_usage:
+                    continue
+            for choice in chunk.choices:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                    completion_chars += len(delta["content"])
+            yield sse(data)
+        raise UpstreamError("upstream stream ended without [DONE]")
+
+    async def embeddings(self, target: Target, payload: dict[str, Any]) -> EmbeddingsResult:
+        body = {**payload, "model": target.model}
+        response = await post(
+            self._upstreams.session(self._kind),
+            self._url(target, "embeddings"),
+            headers=self._headers(target),
+            payload=body,
+            timeout=timeout_for(target.timeout_s, stream=False),
+        )
+        result = await read_json(response)
+        return EmbeddingsResult(result, usage_from(result))
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield  # pragma: no cover

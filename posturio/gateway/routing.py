@@ -1,0 +1,221 @@
+"""Runtime routing: each tenant's alias table (cached, invalidated on change), the order
+in which deployments are tried, and a circuit breaker per deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from posturio.gateway.providers.base import Target
+from posturio.platform.db import tenant_session
+
+log = structlog.get_logger("posturio.routing")
+BREAKER_KEY = "posturio:breakers:{tenant}"
+
+ECHO_ALIAS = "echo"
+LOCAL_EMBEDDINGS_ALIAS = "text-embedding-local"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRoute:
+    alias: str
+    kind: str  # chat | embeddings
+    targets: tuple[Target, ...]
+    builtin: bool = False
+
+    @property
+    def max_input_price(self) -> Decimal:
+        return max((t.input_price_per_1k for t in self.targets), default=Decimal(0))
+
+    @property
+    def max_output_price(self) -> Decimal:
+        return max((t.output_price_per_1k for t in self.targets), default=Decimal(0))
+
+
+def _builtin(alias: str, kind: str, provider: str, model: str) -> ResolvedRoute:
+    target = Target(
+        id=f"builtin:{alias}",
+        name=alias,
+        provider=provider,
+        model=model,
+        base_url=None,
+        api_version=None,
+        api_key=None,
+        timeout_s=120.0,
+        max_retries=0,
+        weight=1,
+        priority=0,
+        input_price_per_1k=Decimal(0),
+        output_price_per_1k=Decimal(0),
+    )
+    return ResolvedRoute(alias, kind, (target,), builtin=True)
+
+
+BUILTINS = {
+    ECHO_ALIAS: _builtin(ECHO_ALIAS, "chat", "echo", "echo"),
+    LOCAL_EMBEDDINGS_ALIAS: _builtin(
+        LOCAL_EMBEDDINGS_ALIAS, "embeddings", "local", "all-MiniLM-L6-v2"
+    ),
+}
+
+
+@dataclass(slots=True)
+class RouteTable:
+    routes: dict[str, ResolvedRoute]
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def get(self, alias: str) -> ResolvedRoute | None:
+        return self.routes.get(alias) or BUILTINS.get(alias)
+
+    def aliases(self) -> list[ResolvedRoute]:
+        merged = {**BUILTINS, **self.routes}
+        return [merged[a] for a in sorted(merged)]
+
+
+class RouteCache:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        loader,  # type: ignore[no-untyped-def]  # (session, tenant_id) -> dict[str, ResolvedRoute]
+        *,
+        ttl_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._loader = loader
+        self._ttl = ttl_s
+        self._tables: dict[uuid.UUID, RouteTable] = {}
+        self._loading: dict[uuid.UUID, asyncio.Future[RouteTable]] = {}
+
+    async def table(self, tenant_id: uuid.UUID) -> RouteTable:
+        table = self._tables.get(tenant_id)
+        if table is not None and time.monotonic() - table.loaded_at < self._ttl:
+            return table
+        pending = self._loading.get(tenant_id)
+        if pending is not None:  # one load per tenant at a time, shared by all waiters
+            return await pending
+        future: asyncio.Future[RouteTable] = asyncio.get_running_loop().create_future()
+        self._loading[tenant_id] = future
+        try:
+            async with tenant_session(self._sessionmaker, tenant_id) as session:
+                table = RouteTable(await self._loader(session, tenant_id))
+            self._tables[tenant_id] = table
+            future.set_result(table)
+            return table
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
+            raise
+        finally:
+            del self._loading[tenant_id]
+
+    def invalidate(self, tenant_id: str | None) -> None:
+        if tenant_id is None:
+            self._tables.clear()
+        else:
+            self._tables.pop(uuid.UUID(tenant_id), None)
+
+
+@dataclass(slots=True)
+class BreakerState:
+    failures: int = 0
+    open_until: float = 0.0  # monotonic
+    opened_at_wall: float = 0.0
+
+
+class Breakers:
+    """Consecutive failures open a deployment's breaker for a cooldown; then one trial
+    request (half-open) decides. State is per process, published to Redis for the API."""
+
+    def __init__(self, *, failures: int, cooldown_s: float, redis: Redis | None) -> None:
+        self._threshold = failures
+        self._cooldown = cooldown_s
+        self._state: dict[str, BreakerState] = {}
+        self._redis = redis
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def cooling(self, target_id: str) -> bool:
+        state = self._state.get(target_id)
+        return state is not None and state.open_until > time.monotonic()
+
+    def success(self, tenant_id: uuid.UUID, target: Target) -> None:
+        state = self._state.get(target.id)
+        if state is not None and state.failures:
+            was_open = state.open_until > 0
+            self._state.pop(target.id, None)
+            if was_open:
+                self._publish(tenant_id, target, None)
+
+    def failure(self, tenant_id: uuid.UUID, target: Target) -> None:
+        state = self._state.setdefault(target.id, BreakerState())
+        state.failures += 1
+        if state.failures >= self._threshold:
+            state.open_until = time.monotonic() + self._cooldown
+            state.opened_at_wall = time.time()
+            log.warning(
+                "deployment_cooling_down",
+                deployment=target.label,
+                failures=state.failures,
+                cooldown_s=self._cooldown,
+            )
+            self._publish(tenant_id, target, state)
+
+    def _publish(self, tenant_id: uuid.UUID, target: Target, state: BreakerState | None) -> None:
+        if self._redis is None:
+            return
+        key = BREAKER_KEY.format(tenant=tenant_id)
+        redis = self._redis
+
+        async def write() -> None:
+            try:
+                if state is None:
+                    await redis.hdel(key, target.id)
+                else:
+                    value = {
+                        "deployment": target.label,
+                        "failures": state.failures,
+                        "open_until": state.opened_at_wall + self._cooldown,
+                        "opened_at": state.opened_at_wall,
+                    }
+                    await redis.hset(key, target.id, msgspec.json.encode(value))
+                    await redis.expire(key, int(self._cooldown) + 3600)
+            except Exception as exc:
+                log.warning("breaker_publish_failed", error=str(exc))
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def plan(route: ResolvedRoute, breakers: Breakers) -> list[Target]:
+    """Try order: priority groups in order; within one, a weighted random order; cooled
+    deployments last (still tried when nothing else is left)."""
+    ordered: list[Target] = []
+    for priority in sorted({t.priority for t in route.targets}):
+        group = [t for t in route.targets if t.priority == priority and t.weight > 0]
+        while group:
+            pick = random.choices(group, weights=[t.weight for t in group])[0]
+            ordered.append(pick)
+            group.remove(pick)
+    healthy = [t for t in ordered if not breakers.cooling(t.id)]
+    return healthy + [t for t in ordered if breakers.cooling(t.id)]
+
+
+async def breaker_report(redis: Redis, tenant_id: uuid.UUID) -> list[dict[str, object]]:
+    raw = await redis.hgetall(BREAKER_KEY.format(tenant=tenant_id))
+    now = time.time()
+    report = []
+    for target_id, value in raw.items():
+        state = msgspec.json.decode(value)
+        state["deployment_id"] = target_id.decode()
+        state["cooling_down"] = state["open_until"] > now
+        report.append(state)
+    return report
