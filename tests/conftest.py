@@ -105,37 +105,44 @@ class TenantFixture:
         return {"Authorization": f"Bearer {self.admin_key}"}
 
 
+async def build_tenant(
+    sessionmaker: async_sessionmaker[AsyncSession], name: str | None = None
+) -> TenantFixture:
+    """A fresh tenant with an owner, an admin key and a gateway-only key."""
+    name = name or f"Tenant {uuid.uuid4().hex[:8]}"
+    email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
+    password = "correct horse battery staple"
+    async with sessionmaker() as session, session.begin():
+        tenant = await accounts.create_tenant(session, name, actor="test")
+        system = Principal(tenant.id, Role.owner, "test")
+        view = await accounts.add_member(session, system, email, Role.owner, password)
+        owner = Principal(
+            tenant.id,
+            Role.owner,
+            f"user:{view.membership.user_id}",
+            user_id=view.membership.user_id,
+        )
+        admin = await keys.create_key(
+            session, owner, name="admin", scopes=[Scope.admin.value, Scope.gateway.value]
+        )
+        gateway = await keys.create_key(session, owner, name="gw", scopes=[Scope.gateway.value])
+    return TenantFixture(
+        tenant.id,
+        tenant.slug,
+        email,
+        password,
+        view.membership.user_id,
+        admin.plaintext,
+        gateway.plaintext,
+    )
+
+
 @pytest.fixture
 def make_tenant(sessionmaker: async_sessionmaker[AsyncSession]):  # type: ignore[no-untyped-def]
-    """Builder: a fresh tenant with an owner, an admin key and a gateway-only key."""
+    """Builder fixture: `await make_tenant()` gives a fresh, isolated tenant."""
 
     async def build(name: str | None = None) -> TenantFixture:
-        name = name or f"Tenant {uuid.uuid4().hex[:8]}"
-        email = f"owner-{uuid.uuid4().hex[:10]}@example.com"
-        password = "correct horse battery staple"
-        async with sessionmaker() as session, session.begin():
-            tenant = await accounts.create_tenant(session, name, actor="test")
-            system = Principal(tenant.id, Role.owner, "test")
-            view = await accounts.add_member(session, system, email, Role.owner, password)
-            owner = Principal(
-                tenant.id,
-                Role.owner,
-                f"user:{view.membership.user_id}",
-                user_id=view.membership.user_id,
-            )
-            admin = await keys.create_key(
-                session, owner, name="admin", scopes=[Scope.admin.value, Scope.gateway.value]
-            )
-            gateway = await keys.create_key(session, owner, name="gw", scopes=[Scope.gateway.value])
-        return TenantFixture(
-            tenant.id,
-            tenant.slug,
-            email,
-            password,
-            view.membership.user_id,
-            admin.plaintext,
-            gateway.plaintext,
-        )
+        return await build_tenant(sessionmaker, name)
 
     return build
 

@@ -132,7 +132,7 @@ async def usage_report(
             r.errors,
             r.prompt_tokens,
             r.completion_tokens,
-            r.cost_usd,
+            float(r.cost_usd),
         )
         for r in rows
     ]
@@ -143,7 +143,7 @@ async def usage_report(
         errors=sum(r.errors for r in out),
         prompt_tokens=sum(r.prompt_tokens for r in out),
         completion_tokens=sum(r.completion_tokens for r in out),
-        cost_usd=sum((r.cost_usd for r in out), Decimal(0)),
+        cost_usd=round(sum(r.cost_usd for r in out), 8),
         rows=out,
     )
 
@@ -282,7 +282,7 @@ class GatewayAdminApi(Controller):
                 prompt_tokens=e.prompt_tokens,
                 completion_tokens=e.completion_tokens,
                 tokens_estimated=e.tokens_estimated,
-                cost_usd=e.cost_usd,
+                cost_usd=float(e.cost_usd),
                 latency_ms=e.latency_ms,
                 overhead_ms=e.overhead_ms,
             )

@@ -13,7 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from posturio.platform.logging import current_path, current_request_id
+from posturio.platform.logging import current_request_id, new_request_id
 
 log = structlog.get_logger("posturio.errors")
 
@@ -56,12 +56,6 @@ class Unavailable(PosturioError):
     code = "unavailable"
 
 
-def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "error": {"code": code, "message": message, "request_id": current_request_id(), **extra}
-    }
-
-
 # /v1 speaks OpenAI's envelope (its clients parse it); everything else uses ours.
 _OPENAI_TYPES = {
     401: "authentication_error",
@@ -77,10 +71,16 @@ _V1_HEADERS = {
 }
 
 
-def _json(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
+def _json(
+    request: Request[Any, Any, Any], status: int, code: str, message: str, **extra: Any
+) -> Response[dict[str, Any]]:
     headers = {"retry-after": "1"} if status == 503 else {}
-    if current_path().startswith("/v1/"):
-        request_id = current_request_id()
+    request_id = current_request_id()
+    if request_id is None:
+        # No route matched, so no middleware ran: the id is made here.
+        request_id = new_request_id()
+        headers["x-posturio-request-id"] = request_id
+    if request.url.path.startswith("/v1/"):
         body: dict[str, Any] = {
             "error": {
                 "message": f"{message} (request id {request_id})",
@@ -92,16 +92,17 @@ def _json(status: int, code: str, message: str, **extra: Any) -> Response[dict[s
             }
         }
         return Response(body, status_code=status, headers={**_V1_HEADERS, **headers})
-    return Response(
-        error_body(status, code, message, **extra), status_code=status, headers=headers or None
-    )
+    body = {"error": {"code": code, "message": message, "request_id": request_id, **extra}}
+    return Response(body, status_code=status, headers=headers or None)
 
 
-def _posturio(_: Request[Any, Any, Any], exc: PosturioError) -> Response[dict[str, Any]]:
-    return _json(exc.status_code, exc.code, exc.message)
+def _posturio(request: Request[Any, Any, Any], exc: PosturioError) -> Response[dict[str, Any]]:
+    return _json(request, exc.status_code, exc.code, exc.message)
 
 
-def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
     detail = exc.detail or "invalid request"
     # Litestar's decoding errors are already precise ("Expected `str`, got `int` - at `$.name`").
     problems = [
@@ -113,10 +114,10 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
         "; ".join(f"{p['key']}: {p['message']}" if p["key"] else p["message"] for p in problems)
         or detail
     )
-    return _json(400, "invalid_request", message, details=problems)
+    return _json(request, 400, "invalid_request", message, details=problems)
 
 
-def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     code = {
         400: "invalid_request",
         401: "unauthorized",
@@ -128,24 +129,26 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, A
     }.get(exc.status_code, "bad_request")
     if exc.status_code >= 500:
         code = "server_error"
-    response = _json(exc.status_code, code, str(exc.detail))
+    response = _json(request, exc.status_code, code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
     return response
 
 
-def _not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
-    return _json(400, "invalid_request", f"the request is not valid UTF-8 (byte {exc.start})")
+def _not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    return _json(
+        request, 400, "invalid_request", f"the request is not valid UTF-8 (byte {exc.start})"
+    )
 
 
-def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
-    return _json(409, "conflict", "the change conflicts with existing data")
+def _integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
+    return _json(request, 409, "conflict", "the change conflicts with existing data")
 
 
 def _dependency_down(name: str):  # type: ignore[no-untyped-def]
-    def handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
         log.warning("dependency_unavailable", dependency=name, error=type(exc).__name__)
-        return _json(503, "unavailable", f"{name} is unavailable, try again shortly")
+        return _json(request, 503, "unavailable", f"{name} is unavailable, try again shortly")
 
     return handler
 
@@ -156,14 +159,16 @@ def _database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict
     return _unexpected(request, exc)
 
 
-def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # OSError subclasses here are almost always a dependency that is down (refused,
     # unreachable, reset): a 503 the caller can retry, not a 500.
     if isinstance(exc, OSError | TimeoutError):
         log.warning("dependency_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
-        return _json(503, "unavailable", "a dependency is unavailable, try again shortly")
+        return _json(request, 503, "unavailable", "a dependency is unavailable, try again shortly")
     log.exception("unhandled_error", exc_info=exc)
-    return _json(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error (see request id)")
+    return _json(
+        request, HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error (see request id)"
+    )
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

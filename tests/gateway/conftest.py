@@ -1,0 +1,101 @@
+"""A running Posturio (`posturio serve`) and usage worker against the test Postgres and
+Redis, in front of a fake upstream that can fail on demand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from posturio.platform.embedded import free_port
+from tests.gateway.fake_upstream import FakeUpstream
+
+TUNING = {
+    "POSTURIO_RETRY_BASE_S": "0.01",
+    "POSTURIO_RETRY_CAP_S": "0.05",
+    "POSTURIO_MAX_RETRY_AFTER_S": "2",
+    "POSTURIO_BREAKER_FAILURES": "3",
+    "POSTURIO_BREAKER_COOLDOWN_S": "30",
+}
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "posturio.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def gateway_env(services: dict[str, str], settings: Any) -> dict[str, str]:
+    return {
+        **os.environ,
+        **TUNING,
+        "POSTURIO_PORT": str(free_port()),
+        "POSTURIO_LOG_LEVEL": "warning",
+    }
+
+
+@pytest.fixture(scope="session")
+def server(gateway_env: dict[str, str]) -> Iterator[str]:
+    base = f"http://127.0.0.1:{gateway_env['POSTURIO_PORT']}"
+    proc = _start(["serve"], gateway_env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        _stop(proc)
+        pytest.fail("posturio serve did not become ready")
+    yield base
+    _stop(proc)
+
+
+class Worker:
+    """The usage drain (a real `posturio worker` with its scheduler); restartable."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**env, "POSTURIO_USAGE_DRAIN_INTERVAL_S": "1"}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = _start(["worker", "--threads", "2"], self.env)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def worker(gateway_env: dict[str, str]) -> Iterator[Worker]:
+    w = Worker(gateway_env)
+    w.start()
+    yield w
+    w.stop()

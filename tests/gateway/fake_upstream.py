@@ -1,0 +1,304 @@
+"""A fake upstream LLM server (OpenAI-compatible, Azure and Anthropic routes) that can
+misbehave on demand. The upstream model name chooses the behaviour:
+
+  ok                     answers (echoing the last user message)
+  fail                   HTTP 500 every time
+  flaky:N:tag            HTTP 500 the first N times (per tag), then answers
+  ratelimit:N:tag        HTTP 429 with Retry-After: 0 the first N times, then answers
+  slow:SECONDS           answers after sleeping
+  reject                 HTTP 400 (the caller's fault)
+  denied                 HTTP 401 (a bad upstream credential)
+  cut                    streams two chunks, then drops the connection
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from posturio.platform.embedded import free_port
+
+
+def _reply_text(body: dict[str, Any]) -> str:
+    for m in reversed(body.get("messages", [])):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, str):
+                return c
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+    return ""
+
+
+class FakeUpstream:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[dict[str, Any]] = []
+        self._counts: Counter[str] = Counter()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    # ------------------------------------------------------------ control
+
+    def start(self) -> FakeUpstream:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def calls(self, model: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.requests if model is None or r["body"].get("model") == model]
+
+    # ------------------------------------------------------------ server
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/v1/embeddings", self._openai_embeddings)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._openai_chat)
+        app.router.add_post("/v1/messages", self._anthropic)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _misbehave(self, model: str) -> web.Response | None:
+        parts = model.split(":")
+        if parts[0] == "fail":
+            return web.json_response({"error": {"message": "boom"}}, status=500)
+        if parts[0] in ("flaky", "ratelimit"):
+            tag = model
+            self._counts[tag] += 1
+            if self._counts[tag] <= int(parts[1]):
+                if parts[0] == "flaky":
+                    return web.json_response({"error": {"message": "flaky"}}, status=500)
+                return web.json_response(
+                    {"error": {"message": "slow down"}}, status=429, headers={"retry-after": "0"}
+                )
+        if parts[0] == "slow":
+            await asyncio.sleep(float(parts[1]))
+        if parts[0] == "reject":
+            return web.json_response({"error": {"message": "bad parameter 'foo'"}}, status=400)
+        if parts[0] == "denied":
+            return web.json_response({"error": {"message": "invalid api key"}}, status=401)
+        return None
+
+    def _record(self, request: web.Request, body: dict[str, Any]) -> None:
+        self.requests.append(
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": body,
+                "at": time.time(),
+            }
+        )
+
+    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self._record(request, body)
+        model = body.get("model", "")
+        failure = await self._misbehave(model)
+        if failure is not None:
+            return failure
+        text = _reply_text(body)
+        usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "usage": usage,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                }
+            )
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return (
+                "data: "
+                + json.dumps(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "model": model,
+                        "created": 0,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    }
+                )
+                + "\n\n"
+            ).encode()
+
+        await response.write(chunk({"role": "assistant", "content": ""}))
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            await response.write(chunk({"content": word if i == 0 else " " + word}))
+            if model == "cut" and i == 0:
+                await asyncio.sleep(0.05)
+                request.transport.close()  # type: ignore[union-attr]
+                return response
+        await response.write(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await response.write(
+                (
+                    "data: "
+                    + json.dumps(
+                        {
+                            "id": "chatcmpl-fake",
+                            "object": "chat.completion.chunk",
+                            "model": model,
+                            "created": 0,
+                            "choices": [],
+                            "usage": usage,
+                        }
+                    )
+                    + "\n\n"
+                ).encode()
+            )
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _openai_embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._record(request, body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body["model"],
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                    for i, _ in enumerate(inputs)
+                ],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        )
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self._record(request, body)
+        failure = await self._misbehave(body.get("model", ""))
+        if failure is not None:
+            return failure
+        wants_tool = bool(body.get("tools"))
+        text = _reply_text(
+            {
+                "messages": [
+                    {
+                        "role": m["role"],
+                        "content": [b for b in m["content"] if b.get("type") == "text"],
+                    }
+                    for m in body["messages"]
+                ]
+            }
+        )
+        if not body.get("stream"):
+            content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            if wants_tool:
+                content.append(
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": body["tools"][0]["name"],
+                        "input": {"city": "Paris"},
+                    }
+                )
+            return web.json_response(
+                {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": content,
+                    "stop_reason": "tool_use" if wants_tool else "end_turn",
+                    "usage": {"input_tokens": 21, "output_tokens": 9},
+                }
+            )
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def event(name: str, data: dict[str, Any]) -> None:
+            await response.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+
+        await event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {"id": "msg_fake", "usage": {"input_tokens": 21, "output_tokens": 1}},
+            },
+        )
+        await event(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        )
+        await event("ping", {"type": "ping"})
+        for word in text.split(" "):
+            await event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": word + " "},
+                },
+            )
+        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        if wants_tool:
+            await event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 1,
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": body["tools"][0]["name"],
+                        "input": {},
+                    },
+                },
+            )
+            for part in ('{"city": ', '"Paris"}'):
+                await event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 1,
+                        "delta": {"type": "input_json_delta", "partial_json": part},
+                    },
+                )
+            await event("content_block_stop", {"type": "content_block_stop", "index": 1})
+        await event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use" if wants_tool else "end_turn"},
+                "usage": {"output_tokens": 9},
+            },
+        )
+        await event("message_stop", {"type": "message_stop"})
+        return response
