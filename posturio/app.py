@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, asgi
 from litestar.config.csrf import CSRFConfig
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
@@ -18,10 +18,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from posturio.config import Settings, get_settings
 from posturio.gateway.api import GatewayAdminApi
-from posturio.gateway.controllers import ROUTES as GATEWAY_ROUTES
+from posturio.gateway.asgi import GatewayASGI
 from posturio.gateway.setup import build_gateway
 from posturio.platform.api import AdminApi
 from posturio.platform.console import ConsoleAuth, ConsoleHome
@@ -39,6 +40,29 @@ from posturio.workers.broker import setup_broker
 TEMPLATES = Path(__file__).parent / "platform" / "templates"
 # Paths authenticated by API keys (no cookies), so CSRF does not apply to them.
 NO_CSRF = ["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
+
+
+_gateway_asgi = GatewayASGI()
+
+
+@asgi("/v1", is_mount=True, copy_scope=True)
+async def gateway_mount(scope: Scope, receive: Receive, send: Send) -> None:
+    """/v1 inside Litestar (tests, embedding); `create_asgi` skips Litestar for it."""
+    await _gateway_asgi(scope, receive, send)  # type: ignore[arg-type]
+
+
+def create_asgi() -> ASGIApp:
+    """What `posturio serve` runs: /v1 straight to the gateway, the rest to Litestar."""
+    app = create_app()
+    gateway = GatewayASGI(app)
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await gateway(scope, receive, send)  # type: ignore[arg-type]
+        else:
+            await app(scope, receive, send)
+
+    return dispatch
 
 
 class MetricsController(PrometheusController):
@@ -119,7 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             healthz,
             readyz,
-            *GATEWAY_ROUTES,
+            gateway_mount,
             AdminApi,
             GatewayAdminApi,
             ConsoleAuth,

@@ -10,8 +10,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from posturio.config import Settings
+from posturio.gateway import routes
+from posturio.gateway.schemas import CredentialIn, DeploymentIn, RouteIn
 from posturio.platform import accounts, keys
-from posturio.platform.db import create_engine, create_sessionmaker
+from posturio.platform.crypto import SecretBox
+from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
 from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import Principal
 
@@ -45,6 +48,63 @@ async def bootstrap_demo(settings: Settings) -> DemoAccess | None:
             return DemoAccess(tenant.name, user.email, password, created.plaintext)
     finally:
         await engine.dispose()
+
+
+# Provider keys a newcomer may already have in the environment -> routes on the demo tenant.
+ENV_PROVIDERS = (
+    ("OPENAI_API_KEY", "openai", "gpt-4o-mini", "gpt-4o-mini"),
+    ("ANTHROPIC_API_KEY", "anthropic", "claude-haiku", "claude-3-5-haiku-latest"),
+)
+
+
+async def provider_routes_from_env(settings: Settings) -> list[str]:
+    """With OPENAI_API_KEY / ANTHROPIC_API_KEY set, give the demo tenant a real model
+    (credential stored encrypted, once). Returns what was added, for the console."""
+    wanted = [(var, *rest) for var, *rest in ENV_PROVIDERS if os.environ.get(var)]
+    if not wanted:
+        return []
+    engine = create_engine(settings)
+    box = SecretBox(settings.resolved_encryption_key())
+    added = []
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as lookup:
+            tenant = await accounts.get_tenant_by_ref(lookup, "demo")
+        if tenant is None:
+            return []
+        async with tenant_session(sessionmaker, tenant.id) as session:
+            owner = Principal(tenant.id, Role.owner, "system:bootstrap")
+            existing = {c.name for c in await routes.list_credentials(session, owner)}
+            for var, provider, alias, model in wanted:
+                name = f"{provider}-from-env"
+                if name in existing:
+                    continue
+                await routes.add_credential(
+                    session,
+                    owner,
+                    box,
+                    CredentialIn(name=name, provider=provider, api_key=os.environ[var]),
+                )  # type: ignore[arg-type]
+                await routes.put_route(
+                    session,
+                    owner,
+                    alias,
+                    RouteIn(
+                        kind="chat",
+                        deployments=[
+                            DeploymentIn(
+                                name=provider,
+                                provider=provider,
+                                model=model,  # type: ignore[arg-type]
+                                credential=name,
+                            )
+                        ],
+                    ),
+                )
+                added.append(f"{var} found: model alias '{alias}' routes to {provider} {model}")
+    finally:
+        await engine.dispose()
+    return added
 
 
 def write_demo_env(settings: Settings, demo: DemoAccess) -> Path:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -97,7 +98,7 @@ def up(detach: bool, worker: bool) -> None:
         raise click.ClickException(
             f"port {settings.port} on {settings.host} is in use; set POSTURIO_PORT to another port"
         )
-    from posturio.bootstrap import bootstrap_demo, write_demo_env
+    from posturio.bootstrap import bootstrap_demo, provider_routes_from_env, write_demo_env
     from posturio.platform.embedded import EmbeddedPostgres, EmbeddedRedis
     from posturio.platform.migrate import upgrade
 
@@ -141,6 +142,8 @@ def up(detach: bool, worker: bool) -> None:
                 database_url=env["POSTURIO_DATABASE_URL"], redis_url=env["POSTURIO_REDIS_URL"]
             )
             _services_env(state, env)
+            settings.resolved_secret_key()  # made once here, before the children race for it
+            settings.resolved_encryption_key()
             progress.update(task, description="applying migrations")
             upgrade(settings)
             progress.advance(task)
@@ -148,6 +151,8 @@ def up(detach: bool, worker: bool) -> None:
             demo = asyncio.run(bootstrap_demo(settings))
             if demo is not None:
                 write_demo_env(settings, demo)
+            for line in asyncio.run(provider_routes_from_env(settings)):
+                progress.console.print(line)
             progress.advance(task)
             progress.update(task, description="starting the API, console and worker")
             children.append(_child("serve", env))
@@ -298,9 +303,14 @@ def serve() -> None:
         raise click.ClickException(
             "serve needs POSTURIO_DATABASE_URL and POSTURIO_REDIS_URL (or use `posturio up`)"
         )
-    settings.resolved_secret_key()  # fail now, not in each worker, when it is missing
+    # Fail now, not in each worker, when a required secret is missing.
+    settings.resolved_secret_key()
+    settings.resolved_encryption_key()
+    if settings.web_workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Several worker processes: /metrics must add up all of them, not show one.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="posturio-metrics-")
     uvicorn.run(
-        "posturio.app:create_app",
+        "posturio.app:create_asgi",
         factory=True,
         host=settings.host,
         port=settings.port,

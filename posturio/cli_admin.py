@@ -76,6 +76,8 @@ def _table(*columns: str) -> Table:
 
 
 def register(main: click.Group) -> None:
+    main.add_command(routes_group)
+    main.add_command(credentials_group)
     main.add_command(tenants)
     main.add_command(members)
     main.add_command(keys_group)
@@ -320,3 +322,149 @@ def audit_verify(tenant: str | None) -> None:
 
     if not run(go):
         raise SystemExit(1)
+
+
+async def _publish_routes(settings: Settings, tenant_id: str) -> None:
+    from posturio.platform.invalidation import ROUTES, publish
+    from posturio.platform.redis import create_redis
+
+    if settings.redis_url:
+        redis = create_redis(settings)
+        try:
+            await publish(redis, ROUTES, tenant_id)
+        finally:
+            await redis.aclose()
+
+
+@click.group("routes")
+def routes_group() -> None:
+    """Model aliases and their deployments (applied without restart)."""
+
+
+@routes_group.command("list")
+@click.argument("tenant")
+def routes_list(tenant: str) -> None:
+    from posturio.gateway import routes as route_service
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            rows = await route_service.list_routes(session, principal.tenant_id)
+        table = _table("alias", "kind", "deployment", "provider/model", "weight", "priority")
+        for route, deployments, _ in rows:
+            for d in deployments:
+                table.add_row(
+                    route.alias,
+                    route.kind,
+                    d.name,
+                    f"{d.provider}/{d.model}",
+                    str(d.weight),
+                    str(d.priority),
+                )
+        out.print(table)
+
+    run(go)
+
+
+@routes_group.command("put")
+@click.argument("tenant")
+@click.argument("alias")
+@click.option(
+    "--file",
+    "spec_file",
+    type=click.File("rb"),
+    required=True,
+    help='JSON: {"kind": "chat", "deployments": [{"name", "provider", "model", ...}]}',
+)
+def routes_put(tenant: str, alias: str, spec_file: Any) -> None:
+    """Create or replace ALIAS from a JSON spec (same body as PUT /api/routes/ALIAS)."""
+    import msgspec
+
+    from posturio.gateway import routes as route_service
+    from posturio.gateway.schemas import RouteIn
+
+    try:
+        spec = msgspec.json.decode(spec_file.read(), type=RouteIn)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise click.ClickException(f"invalid route spec: {exc}") from None
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            await route_service.put_route(session, principal, alias, spec)
+            tenant_id = str(principal.tenant_id)
+        await _publish_routes(settings, tenant_id)
+        click.echo(f"route {alias} saved")
+
+    run(go)
+
+
+@routes_group.command("delete")
+@click.argument("tenant")
+@click.argument("alias")
+def routes_delete(tenant: str, alias: str) -> None:
+    from posturio.gateway import routes as route_service
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            await route_service.delete_route(session, principal, alias)
+            tenant_id = str(principal.tenant_id)
+        await _publish_routes(settings, tenant_id)
+        click.echo(f"route {alias} deleted")
+
+    run(go)
+
+
+@click.group("credentials")
+def credentials_group() -> None:
+    """Provider API keys, stored encrypted."""
+
+
+@credentials_group.command("add")
+@click.argument("tenant")
+@click.argument("name")
+@click.option("--provider", type=click.Choice(["openai", "azure", "anthropic"]), required=True)
+@click.option(
+    "--from-env",
+    "env_var",
+    help="Read the secret from this environment variable (default: standard input).",
+)
+def credentials_add(tenant: str, name: str, provider: str, env_var: str | None) -> None:
+    import os
+
+    from posturio.gateway import routes as route_service
+    from posturio.gateway.schemas import CredentialIn
+    from posturio.platform.crypto import SecretBox
+
+    secret = os.environ.get(env_var, "") if env_var else sys.stdin.readline().strip()
+    if not secret:
+        raise click.ClickException("no secret given (stdin or --from-env)")
+
+    async def go(settings: Settings) -> None:
+        box = SecretBox(settings.resolved_encryption_key())
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            cred = await route_service.add_credential(
+                session, principal, box, CredentialIn(name=name, provider=provider, api_key=secret)
+            )
+        click.echo(f"credential {cred.name} ({cred.provider}) stored encrypted")
+
+    run(go)
+
+
+@credentials_group.command("list")
+@click.argument("tenant")
+def credentials_list(tenant: str) -> None:
+    from posturio.gateway import routes as route_service
+
+    async def go(settings: Settings) -> None:
+        async with session_for(settings, tenant) as (session, principal):
+            assert principal is not None
+            creds = await route_service.list_credentials(session, principal)
+        table = _table("id", "name", "provider", "created")
+        for c in creds:
+            table.add_row(str(c.id), c.name, c.provider, c.created_at.isoformat(timespec="seconds"))
+        out.print(table)
+
+    run(go)

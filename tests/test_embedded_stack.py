@@ -78,6 +78,20 @@ def test_first_start_serves_and_writes_demo_env(stack):
     assert [m["email"] for m in members] == [demo["POSTURIO_OWNER_EMAIL"]]
     assert members[0]["role"] == "owner"
 
+    routes = httpx.get(f"{stack['base']}/api/routes", headers=headers).json()
+    openai_route = next(r for r in routes if r["alias"] == "gpt-4o-mini")
+    assert openai_route["deployments"][0]["credential"] == "openai-from-env"
+    assert "sk-test-not-a-real-key" not in str(routes)
+
+    # The first request of the README: the echo model through the governed path.
+    reply = httpx.post(
+        f"{demo['POSTURIO_BASE_URL']}/chat/completions",
+        headers=headers,
+        json={"model": "echo", "messages": [{"role": "user", "content": "Hi!"}]},
+    )
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "Hi!"
+    assert reply.headers["x-posturio-route"] == "echo:echo/echo"
+
     status = _posturio(stack["env"], "status")  # type: ignore[arg-type]
     assert status.returncode == 0 and "readyz 200" in status.stdout
 

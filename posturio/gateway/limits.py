@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from posturio.gateway.errors import GatewayError
+from posturio.gateway.metrics import limits_unavailable
 
 log = structlog.get_logger("posturio.limits")
 MICRO = Decimal(1_000_000)
@@ -113,8 +114,10 @@ class Limiter:
             )
         except RedisError as exc:
             if fail_open:
+                limits_unavailable.labels("fail_open").inc()
                 log.warning("limits_unavailable_fail_open", key_id=key_id, error=type(exc).__name__)
                 return None
+            limits_unavailable.labels("fail_closed").inc()
             log.error("limits_unavailable_fail_closed", key_id=key_id, error=type(exc).__name__)
             raise GatewayError(
                 503,

@@ -20,6 +20,7 @@ import structlog
 from posturio.config import Settings
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.limits import Limiter, Reservation
+from posturio.gateway.metrics import upstream_attempts
 from posturio.gateway.providers.base import (
     ChatResult,
     ChatStream,
@@ -101,6 +102,9 @@ def decode_object(body: bytes) -> dict[str, Any]:
         payload = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise invalid(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    except UnicodeDecodeError as exc:
+        raise invalid(f"the request body is not valid UTF-8 (byte {exc.start})",
+                      code="invalid_json") from None
     if not isinstance(payload, dict):
         raise invalid("the request body must be a JSON object", code="invalid_json")
     return payload
@@ -234,6 +238,7 @@ class Gateway:
                     result = await fn(provider, target)
                 except UpstreamError as exc:
                     call.upstream_s += time.perf_counter() - started
+                    upstream_attempts.labels(target.provider, _outcome(exc)).inc()
                     last = exc
                     log.info(
                         "upstream_attempt_failed",
@@ -260,6 +265,7 @@ class Gateway:
                     call.upstream_s += time.perf_counter() - waited
                     continue
                 call.upstream_s += time.perf_counter() - started
+                upstream_attempts.labels(target.provider, "ok").inc()
                 self.breakers.success(tenant, target)
                 call.target = target
                 return result
@@ -381,6 +387,12 @@ def estimate_inputs(value: Any) -> int:
     if isinstance(value, list):
         return sum(estimate_inputs(v) if isinstance(v, str | list) else 1 for v in value)
     return 0
+
+
+def _outcome(exc: UpstreamError) -> str:
+    if exc.timeout:
+        return "timeout"
+    return f"http_{exc.status}" if exc.status else "connection"
 
 
 async def _close(iterator: AsyncIterator[bytes]) -> None:

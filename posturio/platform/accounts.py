@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import audit
 from posturio.platform.db import bind_tenant, utcnow
-from posturio.platform.errors import Conflict, Forbidden, PosturioError
+from posturio.platform.errors import Conflict, Forbidden, NotFound, PosturioError
 from posturio.platform.models import Membership, Role, Tenant, User
 from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
@@ -72,6 +72,37 @@ async def _set_tenant_now(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     await session.execute(
         text("SELECT set_config('posturio.tenant_id', :t, true)"), {"t": str(tenant_id)}
     )
+
+
+async def update_tenant(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str | None = None,
+    limits_fail_open: bool | None = None,
+) -> Tenant:
+    principal.require(Role.admin)
+    tenant = await session.get(Tenant, principal.tenant_id)
+    if tenant is None:
+        raise NotFound("tenant not found")
+    changes: dict[str, object] = {}
+    if name is not None and name.strip() != tenant.name:
+        changes["name"] = {"from": tenant.name, "to": name.strip()}
+        tenant.name = name.strip()
+    if limits_fail_open is not None and limits_fail_open != tenant.limits_fail_open:
+        changes["limits_fail_open"] = {"from": tenant.limits_fail_open, "to": limits_fail_open}
+        tenant.limits_fail_open = limits_fail_open
+    if changes:
+        await audit.record(
+            session,
+            tenant.id,
+            actor=principal.actor,
+            action="tenant.update",
+            target_type="tenant",
+            target_id=tenant.id,
+            data=changes,
+        )
+    return tenant
 
 
 async def list_tenants(session: AsyncSession) -> list[Tenant]:

@@ -20,7 +20,7 @@ from posturio.platform.dependencies import (
     provide_tenant_db,
 )
 from posturio.platform.errors import NotFound
-from posturio.platform.keyauth import broadcast_key_change
+from posturio.platform.keyauth import ALL_KEYS, broadcast_key_change
 from posturio.platform.models import ApiKey, Role, Tenant
 from posturio.platform.schemas import (
     AuditEventOut,
@@ -35,7 +35,14 @@ from posturio.platform.schemas import (
     MemberOut,
     MemberUpdate,
     TenantOut,
+    TenantUpdate,
 )
+
+
+def tenant_out(tenant: Tenant) -> TenantOut:
+    return TenantOut(
+        str(tenant.id), tenant.name, tenant.slug, tenant.created_at, tenant.limits_fail_open
+    )
 
 
 def member_out(view: MemberView) -> MemberOut:
@@ -84,7 +91,18 @@ class AdminApi(Controller):
         tenant = await db.get(Tenant, principal.tenant_id)
         if tenant is None:
             raise NotFound("tenant not found")
-        return TenantOut(str(tenant.id), tenant.name, tenant.slug, tenant.created_at)
+        return tenant_out(tenant)
+
+    @patch("/tenant", summary="Rename the tenant or choose how limits behave without Redis")
+    async def update_tenant(
+        self, request: Request, db: Db, principal: Caller, data: JSONBody[TenantUpdate]
+    ) -> TenantOut:
+        tenant = await accounts.update_tenant(
+            db, principal, name=data.name, limits_fail_open=data.limits_fail_open
+        )
+        # Cached keys carry the tenant's fail-open choice: drop them everywhere.
+        await key_changed_everywhere(request, db, ALL_KEYS)
+        return tenant_out(tenant)
 
     @get("/members", summary="List members")
     async def list_members(self, db: Db, principal: Caller) -> list[MemberOut]:

@@ -27,6 +27,7 @@ from posturio.platform.security import secret_matches, split_api_key
 
 log = structlog.get_logger("posturio.keyauth")
 LAST_USED_GRANULARITY_S = 60.0
+ALL_KEYS = "*"  # an invalidation of every cached key (a tenant-wide setting changed)
 
 
 @dataclass(slots=True)
@@ -138,7 +139,7 @@ class KeyAuthenticator:
                 log.warning("last_used_not_recorded", key=key.prefix, error=str(exc))
 
     def invalidate(self, prefix: str | None = None) -> None:
-        if prefix is None:
+        if prefix is None or prefix == ALL_KEYS:
             self._cache.clear()
         else:
             self._cache.pop(prefix, None)

@@ -19,6 +19,13 @@ class TenantOut(msgspec.Struct):
     name: str
     slug: str
     created_at: datetime
+    limits_fail_open: bool
+
+
+class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name | None = None
+    # When Redis (rate limits, budgets) is unreachable: keep serving (true) or refuse (false).
+    limits_fail_open: bool | None = None
 
 
 class MemberCreate(msgspec.Struct, forbid_unknown_fields=True):

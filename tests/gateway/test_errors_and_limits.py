@@ -13,7 +13,7 @@ from sqlalchemy import text
 from posturio.gateway.errors import GatewayError
 from posturio.gateway.limits import Limiter
 from posturio.platform.embedded import free_port
-from tests.gateway.helpers import USER, deployment, put_route
+from tests.gateway.helpers import USER, deployment, put_route, sdk
 
 HEADERS = (
     "x-posturio-request-id",
@@ -219,3 +219,34 @@ async def test_limits_when_redis_is_down_follow_the_tenant_choice():
         await limiter.admit("k", **args, reserve_usd=Decimal(0), fail_open=False)
     assert err.value.status == 503 and err.value.code == "limits_unavailable"
     await dead.aclose()
+
+
+async def test_tenant_chooses_fail_open_or_closed(server, tenant):
+    async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
+        assert (await http.get("/api/tenant")).json()["limits_fail_open"] is True
+        r = await http.patch("/api/tenant", json={"limits_fail_open": False})
+        assert r.status_code == 200 and r.json()["limits_fail_open"] is False
+        bad = await http.patch("/api/tenant", json={"limits_fail_open": "maybe"})
+        assert bad.status_code == 400
+        audit = (await http.get("/api/audit?action=tenant.update")).json()["items"]
+    assert audit[0]["data"]["limits_fail_open"] == {"from": True, "to": False}
+
+
+async def test_weights_share_traffic(server, fake, tenant):
+    alias = f"w-{uuid.uuid4().hex[:6]}"
+    await put_route(
+        server,
+        tenant,
+        alias,
+        [
+            deployment("heavy", "ok", fake.base_url, weight=3),
+            deployment("light", "ok", fake.base_url, weight=1),
+        ],
+    )
+    client = sdk(server, tenant.gateway_key)
+    served = []
+    for _ in range(100):
+        raw = await client.chat.completions.with_raw_response.create(model=alias, messages=USER)
+        served.append(raw.headers["x-posturio-route"].split(":")[0])
+    # Binomial(100, 0.75): outside 55..92 with probability below 1e-5.
+    assert 55 <= served.count("heavy") <= 92 and served.count("light") >= 8

@@ -32,9 +32,12 @@ async def tenant(make_tenant, server):
 
 async def test_requests_are_counted_priced_and_rolled_up(server, fake, worker, tenant):
     alias = f"u-{uuid.uuid4().hex[:6]}"
-    await put_route(server, tenant, alias, [deployment("main", "ok", fake.base_url,
-                                                       input_price_per_1k=2,
-                                                       output_price_per_1k=4)])
+    await put_route(
+        server,
+        tenant,
+        alias,
+        [deployment("main", "ok", fake.base_url, input_price_per_1k=2, output_price_per_1k=4)],
+    )
     client = sdk(server, tenant.gateway_key)
     ids = []
     for _ in range(5):
@@ -44,8 +47,11 @@ async def test_requests_are_counted_priced_and_rolled_up(server, fake, worker, t
     async for _ in stream:
         pass
     async with httpx.AsyncClient(base_url=server) as http:
-        await http.post("/v1/chat/completions", json={"model": "nope", "messages": USER},
-                        headers={"Authorization": f"Bearer {tenant.gateway_key}"})
+        await http.post(
+            "/v1/chat/completions",
+            json={"model": "nope", "messages": USER},
+            headers={"Authorization": f"Bearer {tenant.gateway_key}"},
+        )
     events = await _events(server, tenant, 7)
     assert len(events) == 7
     ok = [e for e in events if e["request_id"] in ids]
@@ -77,8 +83,9 @@ async def test_nothing_is_lost_while_the_worker_is_down(server, worker, tenant):
     try:
         client = sdk(server, tenant.gateway_key)
         sent = 40
-        await asyncio.gather(*(client.chat.completions.create(model="echo", messages=USER)
-                               for _ in range(sent)))
+        await asyncio.gather(
+            *(client.chat.completions.create(model="echo", messages=USER) for _ in range(sent))
+        )
         await asyncio.sleep(1.5)
         async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
             assert (await http.get("/api/usage/requests?limit=500")).json() == []

@@ -32,3 +32,18 @@ async def test_every_response_has_a_distinct_request_id(client):
     b = await client.get("/api/keys")
     assert a.headers["x-posturio-request-id"] != b.headers["x-posturio-request-id"]
     assert b.json()["error"]["request_id"] == b.headers["x-posturio-request-id"]
+
+
+async def test_v1_is_served_inside_litestar_too(client, make_tenant):
+    """Without the production dispatcher, /v1 is a Litestar mount of the same gateway."""
+    t = await make_tenant()
+    r = await client.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {t.gateway_key}"},
+        json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "hi"
+    assert r.headers["x-posturio-route"] == "echo:echo/echo"
+    r = await client.get("/v1/nowhere", headers={"Authorization": f"Bearer {t.gateway_key}"})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"

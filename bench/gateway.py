@@ -1,0 +1,328 @@
+"""Gateway throughput and overhead against the same fake upstream, in one run:
+the upstream directly, a bare aiohttp passthrough (the Python ceiling here), Posturio,
+and LiteLLM's proxy — non-streaming and streaming, wrk at concurrency 32, loopback only.
+Also Posturio's own overhead (server-side, from its usage records, and end to end at
+concurrency 1) and its memory after 100k requests.
+
+Run: .venv/bin/python -m bench.gateway [--duration 10] [--workers 2] [--no-litellm]
+Nothing is asserted; figures are printed with their ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import psutil
+from sqlalchemy import text
+
+from bench.services import embedded_services
+from posturio.config import Settings
+from posturio.platform import accounts, keys
+from posturio.platform.db import create_engine, create_sessionmaker
+from posturio.platform.embedded import free_port
+from posturio.platform.models import Role, Scope
+from posturio.platform.principal import Principal
+
+ROOT = Path(__file__).resolve().parent
+LITELLM_VENV = ROOT / ".litellm-venv"
+# LiteLLM refuses to start without a master key; it checks it in memory (no database).
+LITELLM_KEY = "sk-bench-" + os.urandom(16).hex()
+BODY = '{"model":"bench","messages":[{"role":"user","content":"Hello, how are you today?"}]}'
+STREAM_BODY = BODY[:-1] + ',"stream":true}'
+
+
+def wait_http(url: str, timeout: float = 120, ok: tuple[int, ...] = (200,)) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code in ok:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wrk(
+    url: str,
+    body: str,
+    *,
+    seconds: float,
+    connections: int,
+    key: str | None = None,
+    threads: int = 2,
+) -> dict[str, float]:
+    headers = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(
+            f'wrk.method = "POST"\nwrk.body = [[{body}]]\n'
+            f'wrk.headers["Content-Type"] = "application/json"\n{headers}'
+        )
+        script = f.name
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(threads, connections)}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            script,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+        "requests": float(total.group(1)) if total else 0.0,
+    }
+
+
+def rss_mb(pid: int) -> float:
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def ensure_litellm() -> Path:
+    exe = LITELLM_VENV / "bin" / "litellm"
+    if not exe.exists():
+        print("installing litellm[proxy] into bench/.litellm-venv (once)…", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True
+        )
+    return exe
+
+
+async def make_tenant(settings: Settings) -> str:
+    engine = create_engine(settings)
+    async with create_sessionmaker(engine)() as session, session.begin():
+        tenant = await accounts.create_tenant(session, "bench", actor="bench")
+        created = await keys.create_key(
+            session,
+            Principal(tenant.id, Role.owner, "bench"),
+            name="bench",
+            scopes=[Scope.gateway.value, Scope.admin.value],
+        )
+    await engine.dispose()
+    return created.plaintext
+
+
+async def overhead_from_records(settings: Settings) -> tuple[float, float, int]:
+    engine = create_engine(settings, as_owner=True)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY overhead_ms), "
+                    "percentile_cont(0.99) WITHIN GROUP (ORDER BY overhead_ms), count(*) "
+                    "FROM usage_events WHERE status = 200 AND NOT stream"
+                )
+            )
+        ).one()
+    await engine.dispose()
+    return float(row[0] or 0), float(row[1] or 0), int(row[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--memory-requests", type=int, default=100_000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk")
+
+    with ExitStack() as stack, embedded_services() as settings:
+        procs: list[subprocess.Popen[bytes]] = []
+
+        logs = Path(tempfile.mkdtemp(prefix="posturio-bench-logs-"))
+        print(f"server logs: {logs}", flush=True)
+
+        def spawn(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+            log = open(logs / f"{len(procs)}-{Path(cmd[0]).name}.log", "wb")
+            p = subprocess.Popen(
+                cmd, env=env or dict(os.environ), stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
+            procs.append(p)
+            return p
+
+        stack.callback(lambda: [p.terminate() for p in procs])
+        up_port, gw_port, pt_port, ll_port = (free_port() for _ in range(4))
+        upstream = f"http://127.0.0.1:{up_port}"
+        spawn([sys.executable, "-m", "bench.fake_upstream", str(up_port)])
+        key = asyncio.run(make_tenant(settings))
+        env = {
+            **os.environ,
+            "POSTURIO_PORT": str(gw_port),
+            "POSTURIO_WEB_WORKERS": str(args.workers),
+            "POSTURIO_LOG_LEVEL": "warning",
+            "POSTURIO_ROUTE_CACHE_TTL_S": "3600",
+            "POSTURIO_API_KEY_CACHE_TTL_S": "3600",
+        }
+        gateway = spawn([sys.executable, "-m", "posturio.cli", "serve"], env)
+        spawn([sys.executable, "-m", "posturio.cli", "worker", "--threads", "2"], env)
+        spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.passthrough:app",
+                "--port",
+                str(pt_port),
+                "--workers",
+                str(args.workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            {**os.environ, "BENCH_UPSTREAM": upstream},
+        )
+        wait_http(f"http://127.0.0.1:{gw_port}/readyz")
+        r = httpx.put(
+            f"http://127.0.0.1:{gw_port}/api/routes/bench",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "deployments": [
+                    {
+                        "name": "fake",
+                        "provider": "openai",
+                        "model": "bench",
+                        "base_url": f"{upstream}/v1",
+                        "max_retries": 0,
+                    }
+                ]
+            },
+        )
+        r.raise_for_status()
+        targets = {
+            "upstream direct": (f"{upstream}/v1/chat/completions", None),
+            "aiohttp passthrough": (f"http://127.0.0.1:{pt_port}/", None),
+            "Posturio": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", key),
+        }
+        if not args.no_litellm:
+            exe = ensure_litellm()
+            cfg = Path(tempfile.mkdtemp()) / "litellm.yaml"
+            cfg.write_text(
+                "model_list:\n  - model_name: bench\n    litellm_params:\n"
+                f"      model: openai/bench\n      api_base: {upstream}/v1\n      api_key: x\n"
+                "litellm_settings:\n  set_verbose: false\n"
+            )
+            spawn(
+                [
+                    str(exe),
+                    "--config",
+                    str(cfg),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ll_port),
+                    "--num_workers",
+                    str(args.workers),
+                ],
+                {
+                    **os.environ,
+                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                    "LITELLM_LOG": "ERROR",
+                    "LITELLM_MASTER_KEY": LITELLM_KEY,
+                },
+            )
+            wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=300)
+            targets["LiteLLM proxy"] = (
+                f"http://127.0.0.1:{ll_port}/v1/chat/completions",
+                LITELLM_KEY,
+            )
+        wait_http(f"http://127.0.0.1:{pt_port}/", ok=(200, 405, 500))
+
+        results: dict[tuple[str, str], dict[str, float]] = {}
+        for mode, body in (("non-streaming", BODY), ("streaming", STREAM_BODY)):
+            for name, (url, k) in targets.items():
+                wrk(url, body, seconds=2, connections=args.connections, key=k)  # warm-up
+                results[(mode, name)] = wrk(
+                    url, body, seconds=args.duration, connections=args.connections, key=k
+                )
+
+        # Overhead: what the gateway itself adds.
+        time.sleep(3)  # let the usage drain catch up
+        srv_p50, srv_p99, recorded = asyncio.run(overhead_from_records(settings))
+        direct1 = wrk(targets["upstream direct"][0], BODY, seconds=5, connections=1, threads=1)
+        gw1 = wrk(targets["Posturio"][0], BODY, seconds=5, connections=1, key=key, threads=1)
+
+        # Memory after many requests.
+        before = rss_mb(gateway.pid)
+        rps = results[("non-streaming", "Posturio")]["rps"]
+        seconds = max(10.0, args.memory_requests / max(rps, 1) * 1.05)
+        run = wrk(
+            targets["Posturio"][0], BODY, seconds=seconds, connections=args.connections, key=key
+        )
+        after = rss_mb(gateway.pid)
+        run2 = wrk(
+            targets["Posturio"][0], BODY, seconds=seconds / 2, connections=args.connections, key=key
+        )
+        after2 = rss_mb(gateway.pid)
+
+    print(
+        f"\nGateway benchmark — wrk -c{args.connections}, {args.duration:.0f}s per run, "
+        f"{args.workers} server workers each, {os.cpu_count()} cores shared by all, loopback"
+    )
+    for mode in ("non-streaming", "streaming"):
+        print(f"\n{mode:<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+        for name in targets:
+            r = results[(mode, name)]
+            print(
+                f"{name:<22}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>10.0f}"
+            )
+        p = results[(mode, "Posturio")]["rps"]
+        print(f"Posturio / passthrough = {p / results[(mode, 'aiohttp passthrough')]['rps']:.2f}")
+        if (mode, "LiteLLM proxy") in results:
+            print(f"Posturio / LiteLLM     = {p / results[(mode, 'LiteLLM proxy')]['rps']:.1f}x")
+    print(
+        f"\nPosturio overhead, server-side (x-posturio-overhead-ms over {recorded} recorded "
+        f"requests at c={args.connections}): p50 {srv_p50:.3f} ms, p99 {srv_p99:.3f} ms"
+    )
+    print(
+        f"End to end at c=1: direct p50 {direct1['p50']:.2f} ms, through Posturio p50 "
+        f"{gw1['p50']:.2f} ms -> added {gw1['p50'] - direct1['p50']:.2f} ms"
+    )
+    print(
+        f"Memory (RSS, all gateway workers): {before:.0f} MB before, {after:.0f} MB after "
+        f"{run['requests']:.0f} more requests, {after2:.0f} MB after another "
+        f"{run2['requests']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
