@@ -279,6 +279,7 @@ def main() -> None:
         time.sleep(3)  # let the usage drain catch up
         srv_p50, srv_p99, recorded = asyncio.run(overhead_from_records(settings))
         direct1 = wrk(targets["upstream direct"][0], BODY, seconds=5, connections=1, threads=1)
+        pt1 = wrk(targets["aiohttp passthrough"][0], BODY, seconds=5, connections=1, threads=1)
         gw1 = wrk(targets["Posturio"][0], BODY, seconds=5, connections=1, key=key, threads=1)
 
         # Memory after many requests.
@@ -314,8 +315,10 @@ def main() -> None:
         f"requests at c={args.connections}): p50 {srv_p50:.3f} ms, p99 {srv_p99:.3f} ms"
     )
     print(
-        f"End to end at c=1: direct p50 {direct1['p50']:.2f} ms, through Posturio p50 "
-        f"{gw1['p50']:.2f} ms -> added {gw1['p50'] - direct1['p50']:.2f} ms"
+        f"End to end at c=1, p50: direct {direct1['p50']:.2f} ms, bare passthrough "
+        f"{pt1['p50']:.2f} ms, Posturio {gw1['p50']:.2f} ms -> Posturio adds "
+        f"{gw1['p50'] - direct1['p50']:.2f} ms over direct, "
+        f"{gw1['p50'] - pt1['p50']:.2f} ms over the bare proxy"
     )
     print(
         f"Memory (RSS, all gateway workers): {before:.0f} MB before, {after:.0f} MB after "

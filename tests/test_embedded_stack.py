@@ -29,6 +29,8 @@ def _env(state: Path, port: int) -> dict[str, str]:
             "POSTURIO_STATE_DIR": str(state),
             "POSTURIO_PORT": str(port),
             "POSTURIO_AUDIT_VERIFY_INTERVAL_S": "10",
+            # A provider key in the environment gives the demo tenant a real route.
+            "OPENAI_API_KEY": "sk-test-not-a-real-key",
         }
     )
     return env

@@ -34,7 +34,7 @@ from posturio.gateway.providers.base import (
 from posturio.gateway.routing import Breakers, ResolvedRoute, RouteCache, plan
 from posturio.gateway.schemas import ChatShape, EmbeddingsShape
 from posturio.gateway.tokens import estimate_prompt, estimate_text
-from posturio.gateway.usage import UsageRecorder
+from posturio.gateway.usage import UsageRecord, UsageRecorder
 from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.models import Scope
@@ -103,8 +103,9 @@ def decode_object(body: bytes) -> dict[str, Any]:
     except msgspec.DecodeError as exc:
         raise invalid(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     except UnicodeDecodeError as exc:
-        raise invalid(f"the request body is not valid UTF-8 (byte {exc.start})",
-                      code="invalid_json") from None
+        raise invalid(
+            f"the request body is not valid UTF-8 (byte {exc.start})", code="invalid_json"
+        ) from None
     if not isinstance(payload, dict):
         raise invalid("the request body must be a JSON object", code="invalid_json")
     return payload
@@ -350,27 +351,26 @@ class Gateway:
             call.usage.prompt_tokens = call.prompt_estimate
         cost = call.cost()
         self.recorder.record(
-            {
-                "tenant_id": str(call.key.tenant_id),
-                "request_id": call.request_id,
-                "occurred_at": datetime.now(UTC).isoformat(),
-                "key_id": str(call.key.id),
-                "alias": call.alias,
-                "deployment": call.target.label if call.target else None,
-                "endpoint": call.endpoint,
-                "origin": "api",
-                "decision": call.decision,
-                "status": call.status,
-                "error_code": call.error_code,
-                "attempts": call.attempts,
-                "stream": call.stream,
-                "prompt_tokens": call.usage.prompt_tokens,
-                "completion_tokens": call.usage.completion_tokens,
-                "tokens_estimated": call.usage.estimated,
-                "cost_usd": str(cost),
-                "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
-                "overhead_ms": round(call.overhead(), 3),
-            }
+            UsageRecord(
+                tenant_id=call.key.tenant_id,
+                request_id=call.request_id,
+                occurred_at=datetime.now(UTC),
+                endpoint=call.endpoint,
+                status=call.status,
+                key_id=call.key.id,
+                alias=call.alias,
+                deployment=call.target.label if call.target else None,
+                decision=call.decision,
+                error_code=call.error_code,
+                attempts=call.attempts,
+                stream=call.stream,
+                prompt_tokens=call.usage.prompt_tokens,
+                completion_tokens=call.usage.completion_tokens,
+                tokens_estimated=call.usage.estimated,
+                cost_usd=cost,
+                latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
+                overhead_ms=round(call.overhead(), 3),
+            )
         )
         await self.limiter.reconcile(
             call.reservation, call.usage.prompt_tokens + call.usage.completion_tokens, cost

@@ -198,6 +198,8 @@ class Breakers:
 def plan(route: ResolvedRoute, breakers: Breakers) -> list[Target]:
     """Try order: priority groups in order; within one, a weighted random order; cooled
     deployments last (still tried when nothing else is left)."""
+    if len(route.targets) == 1:
+        return list(route.targets)
     ordered: list[Target] = []
     for priority in sorted({t.priority for t in route.targets}):
         group = [t for t in route.targets if t.priority == priority and t.weight > 0]

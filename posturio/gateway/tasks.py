@@ -9,7 +9,7 @@ from posturio.workers.actors import system_actor
 from posturio.workers.runtime import resources, unit_of_work
 
 log = structlog.get_logger("posturio.usage")
-BATCH = 1000
+BATCH = 20  # stream entries per read; each holds up to 500 usage records
 MAX_BATCHES_PER_RUN = 20
 RECLAIM_IDLE_MS = 60_000
 
