@@ -27,9 +27,22 @@ class _UsageOnly(msgspec.Struct):
     completion_tokens: int = 0
 
 
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+
+
 class _Chunk(msgspec.Struct):
-    choices: list[Any] = []
+    """Only what metering reads; msgspec skips everything else without building it."""
+
+    choices: list[_Choice] = []
     usage: _UsageOnly | None = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
 
 
 def usage_from(body: dict[str, Any]) -> Usage:
@@ -110,7 +123,7 @@ class OpenAICompatible:
                 yield SSE_DONE
                 return
             try:
-                chunk = msgspec.json.decode(data, type=_Chunk)
+                chunk = _decode_chunk(data)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 yield sse(data)  # not ours to judge: pass it on untouched
                 continue
@@ -121,9 +134,8 @@ class OpenAICompatible:
                 if not chunk.choices and not include_usage:
                     continue
             for choice in chunk.choices:
-                delta = choice.get("delta") if isinstance(choice, dict) else None
-                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                    completion_chars += len(delta["content"])
+                if choice.delta is not None and choice.delta.content:
+                    completion_chars += len(choice.delta.content)
             yield sse(data)
         raise UpstreamError("upstream stream ended without [DONE]")
 
