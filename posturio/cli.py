@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,16 +32,6 @@ def _settings(**overrides: Any) -> Settings:
         return load_settings(**overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _run(coro_fn: Callable[[Settings], Awaitable[T]]) -> T:
-    settings = _settings()
-    if settings.database_url is None:
-        raise click.ClickException(
-            "POSTURIO_DATABASE_URL is not set. With the stack running (`posturio up`), "
-            "use `make cli ARGS=...` or export the URLs from .posturio/services.env"
-        )
-    return asyncio.run(coro_fn(settings))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

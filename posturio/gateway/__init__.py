@@ -1,0 +1,1 @@
+"""The gateway: the OpenAI-compatible /v1 API, providers, routing, limits, usage."""

@@ -1,0 +1,1 @@
+"""The shared layer: settings use, database, tenancy, auth, audit, console, workers glue."""
