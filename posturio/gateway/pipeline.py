@@ -111,6 +111,18 @@ def decode_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
+S = TypeVar("S")
+
+
+def parse(body: bytes, shape: type[S]) -> tuple[dict[str, Any], S]:
+    """The body as a dict (passed through untouched) and the fields we rely on, checked."""
+    payload = decode_object(body)
+    try:
+        return payload, msgspec.convert(payload, shape)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
 class Gateway:
     def __init__(
         self,
@@ -190,20 +202,11 @@ class Gateway:
 
     @staticmethod
     def chat_request(body: bytes) -> tuple[dict[str, Any], ChatShape]:
-        payload = decode_object(body)
-        try:
-            shape = msgspec.convert(payload, ChatShape)
-        except msgspec.ValidationError as exc:
-            raise _validation_error(exc) from None
-        return payload, shape
+        return parse(body, ChatShape)
 
     @staticmethod
     def embeddings_request(body: bytes) -> tuple[dict[str, Any], EmbeddingsShape]:
-        payload = decode_object(body)
-        try:
-            shape = msgspec.convert(payload, EmbeddingsShape)
-        except msgspec.ValidationError as exc:
-            raise _validation_error(exc) from None
+        payload, shape = parse(body, EmbeddingsShape)
         if isinstance(shape.input, list):
             if not shape.input:
                 raise invalid("input must not be empty", "input")
