@@ -27,6 +27,7 @@ from posturio.platform.security import secret_matches, split_api_key
 
 log = structlog.get_logger("posturio.keyauth")
 LAST_USED_GRANULARITY_S = 60.0
+UNKNOWN_PREFIX_TTL_S = 5.0
 ALL_KEYS = "*"  # an invalidation of every cached key (a tenant-wide setting changed)
 
 
@@ -70,6 +71,7 @@ class KeyAuthenticator:
         self._ttl = ttl_s
         self._max = max_entries
         self._cache: OrderedDict[str, CachedKey] = OrderedDict()
+        self._misses: OrderedDict[str, float] = OrderedDict()
         self._on_used = on_used
 
     async def authenticate(self, token: str | None) -> CachedKey:
@@ -95,6 +97,9 @@ class KeyAuthenticator:
         if entry is not None and time.monotonic() - entry.loaded_at < self._ttl:
             self._cache.move_to_end(prefix)
             return entry
+        missed = self._misses.get(prefix)
+        if missed is not None and time.monotonic() - missed < UNKNOWN_PREFIX_TTL_S:
+            return None  # a flood of made-up keys must not become a flood of queries
         async with self._sessionmaker() as session:
             row = (
                 await session.execute(
@@ -103,6 +108,9 @@ class KeyAuthenticator:
             ).first()
         if row is None:
             self._cache.pop(prefix, None)
+            self._misses[prefix] = time.monotonic()
+            while len(self._misses) > self._max:
+                self._misses.popitem(last=False)
             return None
         entry = CachedKey(
             id=row.id,
@@ -141,8 +149,10 @@ class KeyAuthenticator:
     def invalidate(self, prefix: str | None = None) -> None:
         if prefix is None or prefix == ALL_KEYS:
             self._cache.clear()
+            self._misses.clear()
         else:
             self._cache.pop(prefix, None)
+            self._misses.pop(prefix, None)
 
 
 async def broadcast_key_change(redis: Redis, prefix: str) -> None:

@@ -138,3 +138,24 @@ async def test_key_input_validation(client, make_tenant):
         r = await client.post("/api/keys", json=body, headers=t.admin_headers)
         assert r.status_code == 400, (body, r.text)
         assert word in r.json()["error"]["message"], (body, r.json())
+
+
+async def test_made_up_keys_do_not_each_cost_a_query(sessionmaker):
+    from posturio.platform.errors import Unauthorized
+    from posturio.platform.keyauth import KeyAuthenticator
+
+    opened = 0
+
+    def counting():
+        nonlocal opened
+        opened += 1
+        return sessionmaker()
+
+    auth = KeyAuthenticator(counting, ttl_s=30)  # type: ignore[arg-type]
+    token = "pst_abcdefgh_" + "x" * 43
+    for _ in range(50):
+        try:
+            await auth.authenticate(token)
+        except Unauthorized:
+            pass
+    assert opened == 1
