@@ -15,6 +15,7 @@ from posturio.gateway.schemas import CredentialIn, DeploymentIn, RouteIn
 from posturio.platform import accounts, keys
 from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
+from posturio.platform.files import write_private
 from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import Principal
 
@@ -117,10 +118,7 @@ def write_demo_env(settings: Settings, demo: DemoAccess) -> Path:
         f"POSTURIO_OWNER_EMAIL={demo.email}\n"
         f"POSTURIO_OWNER_PASSWORD={demo.password}\n"
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(content)
-    os.chmod(path, 0o600)
+    write_private(path, content)
     return path
 
 

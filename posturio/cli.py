@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from posturio.config import ConfigError, Settings, load_settings
+from posturio.platform.embedded import pid_alive
+from posturio.platform.files import write_private
 from posturio.platform.logging import configure_logging
 
 console = Console(stderr=True)
@@ -65,11 +67,8 @@ def _wait_ready(url: str, timeout_s: float, alive: Callable[[], bool]) -> bool:
 
 def _services_env(state: Path, env: dict[str, str]) -> None:
     """URLs of the running services, for `posturio` admin commands in another shell."""
-    path = state / "services.env"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        for name in ("POSTURIO_DATABASE_URL", "POSTURIO_REDIS_URL"):
-            f.write(f"{name}={env[name]}\n")
+    names = ("POSTURIO_DATABASE_URL", "POSTURIO_REDIS_URL")
+    write_private(state / "services.env", "".join(f"{n}={env[n]}\n" for n in names))
 
 
 @main.command()
@@ -208,7 +207,7 @@ def _banner(settings: Settings, demo: Any, state: Path) -> None:
 
 def _detach(settings: Settings, state: Path) -> None:
     pidfile = state / "posturio.pid"
-    if pidfile.exists() and _alive(int(pidfile.read_text() or 0)):
+    if pidfile.exists() and pid_alive(int(pidfile.read_text() or 0)):
         raise click.ClickException(
             f"already running (pid {pidfile.read_text()}); `posturio down` stops it"
         )
@@ -236,31 +235,21 @@ def _detach(settings: Settings, state: Path) -> None:
     )
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 @main.command()
 def down() -> None:
     """Stop a stack started with `posturio up --detach`."""
     settings = _settings()
     pidfile = settings.state_dir.resolve() / "posturio.pid"
     pid = int(pidfile.read_text() or 0) if pidfile.exists() else 0
-    if not _alive(pid):
+    if not pid_alive(pid):
         click.echo("Posturio is not running.")
         pidfile.unlink(missing_ok=True)
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
+    if pid_alive(pid):
         raise click.ClickException(f"pid {pid} did not stop within 60 s")
     click.echo("Posturio stopped.")
 
@@ -272,7 +261,7 @@ def status() -> None:
     state = settings.state_dir.resolve()
     pidfile = state / "posturio.pid"
     pid = int(pidfile.read_text() or 0) if pidfile.exists() else 0
-    if not _alive(pid):
+    if not pid_alive(pid):
         click.echo("not running")
         raise SystemExit(3)
     try:

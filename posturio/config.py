@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import Callable
 from functools import lru_cache
@@ -12,6 +11,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from posturio.platform.files import write_private
 
 
 class ConfigError(Exception):
@@ -118,9 +119,7 @@ class Settings(BaseSettings):
         if not path.exists():
             self.state_dir.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):  # another process made it first
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(make())
+                write_private(path, make(), exclusive=True)
         return path.read_text().strip()
 
 

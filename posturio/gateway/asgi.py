@@ -19,6 +19,7 @@ from prometheus_client import Histogram
 
 from posturio.gateway.errors import GatewayError
 from posturio.gateway.pipeline import Call, Gateway, estimate_chat, estimate_inputs
+from posturio.platform.keyauth import bearer_or_key
 from posturio.platform.logging import REQUEST_ID_HEADER, new_request_id
 
 log = structlog.get_logger("posturio.access")
@@ -142,16 +143,14 @@ ROUTES: dict[str, tuple[str, str, Handler]] = {
 
 
 def _token(scope: dict[str, Any]) -> str | None:
+    # Straight from the raw headers: no Headers object on the hot path.
     auth = api_key = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             auth = value.decode("latin-1")
         elif name in (b"api-key", b"x-api-key") and api_key is None:
             api_key = value.decode("latin-1")
-    if auth is not None:
-        scheme, _, token = auth.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return api_key
+    return bearer_or_key(auth, api_key)
 
 
 class GatewayASGI:

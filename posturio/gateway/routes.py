@@ -7,12 +7,11 @@ import uuid
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.gateway.models import Deployment, ProviderCredential, Route
 from posturio.gateway.providers.base import Target
-from posturio.gateway.routing import BUILTINS, ResolvedRoute
+from posturio.gateway.routing import BUILTINS, ResolvedRoute, RouteLoader
 from posturio.gateway.schemas import CredentialIn, DeploymentIn, RouteIn
 from posturio.platform import audit
 from posturio.platform.crypto import SecretBox
@@ -20,7 +19,7 @@ from posturio.platform.db import utcnow
 from posturio.platform.errors import Conflict, NotFound, PosturioError
 from posturio.platform.models import Role
 from posturio.platform.principal import Principal
-from posturio.platform.repository import get_scoped, scoped
+from posturio.platform.repository import get_scoped, scoped, scoped_delete
 
 NEEDS_URL = {"azure"}
 UPSTREAM_PROVIDERS = {"openai", "azure", "anthropic"}
@@ -111,9 +110,7 @@ async def put_route(
         route.kind = spec.kind
         route.updated_at = utcnow()
         await session.execute(
-            delete(Deployment).where(
-                Deployment.tenant_id == principal.tenant_id, Deployment.route_id == route.id
-            )
+            scoped_delete(Deployment, principal.tenant_id).where(Deployment.route_id == route.id)
         )
     for d in spec.deployments:
         session.add(
@@ -244,7 +241,7 @@ async def delete_credential(
     )
 
 
-def loader(box: SecretBox):  # type: ignore[no-untyped-def]
+def loader(box: SecretBox) -> RouteLoader:
     """The RouteCache loader: a tenant's routes with decrypted credentials, in memory only."""
 
     async def load(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, ResolvedRoute]:

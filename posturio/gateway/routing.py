@@ -7,6 +7,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -81,11 +82,14 @@ class RouteTable:
         return [merged[a] for a in sorted(merged)]
 
 
+RouteLoader = Callable[[AsyncSession, uuid.UUID], Awaitable[dict[str, ResolvedRoute]]]
+
+
 class RouteCache:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        loader,  # type: ignore[no-untyped-def]  # (session, tenant_id) -> dict[str, ResolvedRoute]
+        loader: RouteLoader,
         *,
         ttl_s: float,
     ) -> None:

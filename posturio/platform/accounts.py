@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import audit
-from posturio.platform.db import bind_tenant, utcnow
+from posturio.platform.db import switch_tenant, utcnow
 from posturio.platform.errors import Conflict, Forbidden, NotFound, PosturioError
 from posturio.platform.models import Membership, Role, Tenant, User
 from posturio.platform.principal import Principal
@@ -53,8 +53,7 @@ async def create_tenant(session: AsyncSession, name: str, *, actor: str) -> Tena
     tenant = Tenant(id=uuid.uuid4(), name=name, slug=slug)
     session.add(tenant)
     await session.flush()
-    bind_tenant(session, tenant.id)
-    await _set_tenant_now(session, tenant.id)
+    await switch_tenant(session, tenant.id)
     await audit.record(
         session,
         tenant.id,
@@ -65,13 +64,6 @@ async def create_tenant(session: AsyncSession, name: str, *, actor: str) -> Tena
         data={"name": name, "slug": slug},
     )
     return tenant
-
-
-async def _set_tenant_now(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Apply the tenant context to the transaction already open (bind_tenant covers later ones)."""
-    await session.execute(
-        text("SELECT set_config('posturio.tenant_id', :t, true)"), {"t": str(tenant_id)}
-    )
 
 
 async def update_tenant(

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform.db import utcnow
 from posturio.platform.models import AuditEvent
+from posturio.platform.repository import scoped
 
 GENESIS = bytes(32)
 
@@ -66,8 +67,8 @@ async def record(
     )
     last = (
         await session.execute(
-            select(AuditEvent.seq, AuditEvent.hash)
-            .where(AuditEvent.tenant_id == tenant_id)
+            scoped(AuditEvent, tenant_id)
+            .with_only_columns(AuditEvent.seq, AuditEvent.hash)
             .order_by(AuditEvent.seq.desc())
             .limit(1)
         )
@@ -126,10 +127,7 @@ async def verify_chain(session: AsyncSession, tenant_id: uuid.UUID) -> ChainRepo
     """Walk the tenant's chain in order; report the first row whose link does not hold."""
     prev_hash, expected_seq, checked = GENESIS, 1, 0
     rows = await session.stream_scalars(
-        select(AuditEvent)
-        .where(AuditEvent.tenant_id == tenant_id)
-        .order_by(AuditEvent.seq)
-        .execution_options(yield_per=1000)
+        scoped(AuditEvent, tenant_id).order_by(AuditEvent.seq).execution_options(yield_per=1000)
     )
     async for row in rows:
         reason = None
@@ -164,7 +162,7 @@ async def list_events(
     action: str | None = None,
     actor: str | None = None,
 ) -> list[AuditEvent]:
-    query = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
+    query = scoped(AuditEvent, tenant_id)
     if before_seq is not None:
         query = query.where(AuditEvent.seq < before_seq)
     if action:
@@ -172,8 +170,3 @@ async def list_events(
     if actor:
         query = query.where(AuditEvent.actor == actor)
     return list((await session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit))).all())
-
-
-async def count_events(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    stmt = select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
-    return int((await session.execute(stmt)).scalar_one())

@@ -62,20 +62,28 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# set_config(..., true) is SET LOCAL: it ends with the transaction, so a pooled
+# connection never carries one tenant's context into another's request.
+_SET_TENANT = text("SELECT set_config(:guc, :tenant, true)")
+
+
 def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Scope every transaction of this session to one tenant (row-level security)."""
     session.info["tenant_id"] = tenant_id
+
+
+async def switch_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """bind_tenant, applied to the transaction already open too (e.g. a tenant just created)."""
+    bind_tenant(session, tenant_id)
+    await session.execute(_SET_TENANT, {"guc": TENANT_GUC, "tenant": str(tenant_id)})
 
 
 @event.listens_for(Session, "after_begin")
 def _set_tenant_guc(session: Session, transaction: SessionTransaction, connection: object) -> None:
     tenant_id = session.info.get("tenant_id")
     if tenant_id is not None:
-        # set_config(..., true) is SET LOCAL: it ends with the transaction, so a pooled
-        # connection never carries one tenant's context into another's request.
         connection.execute(  # type: ignore[attr-defined]
-            text("SELECT set_config(:guc, :tenant, true)"),
-            {"guc": TENANT_GUC, "tenant": str(tenant_id)},
+            _SET_TENANT, {"guc": TENANT_GUC, "tenant": str(tenant_id)}
         )
 
 

@@ -56,48 +56,20 @@ class Unavailable(PosturioError):
     code = "unavailable"
 
 
-# /v1 speaks OpenAI's envelope (its clients parse it); everything else uses ours.
-_OPENAI_TYPES = {
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    429: "rate_limit_error",
-}
-_V1_HEADERS = {
-    "x-posturio-decision": "allow",
-    "x-posturio-route": "-",
-    "x-posturio-attempts": "0",
-    "x-posturio-overhead-ms": "0",
-}
-
-
-def _json(
-    request: Request[Any, Any, Any], status: int, code: str, message: str, **extra: Any
-) -> Response[dict[str, Any]]:
+def _json(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
     headers = {"retry-after": "1"} if status == 503 else {}
     request_id = current_request_id()
     if request_id is None:
         # No route matched, so no middleware ran: the id is made here.
         request_id = new_request_id()
         headers["x-posturio-request-id"] = request_id
-    if request.url.path.startswith("/v1/"):
-        body: dict[str, Any] = {
-            "error": {
-                "message": f"{message} (request id {request_id})",
-                "type": _OPENAI_TYPES.get(
-                    status, "invalid_request_error" if status < 500 else "api_error"
-                ),
-                "param": None,
-                "code": code,
-            }
-        }
-        return Response(body, status_code=status, headers={**_V1_HEADERS, **headers})
+    # (/v1 never gets here: the gateway answers every /v1 path in OpenAI's envelope.)
     body = {"error": {"code": code, "message": message, "request_id": request_id, **extra}}
     return Response(body, status_code=status, headers=headers or None)
 
 
 def _posturio(request: Request[Any, Any, Any], exc: PosturioError) -> Response[dict[str, Any]]:
-    return _json(request, exc.status_code, exc.code, exc.message)
+    return _json(exc.status_code, exc.code, exc.message)
 
 
 def _validation(
@@ -114,7 +86,7 @@ def _validation(
         "; ".join(f"{p['key']}: {p['message']}" if p["key"] else p["message"] for p in problems)
         or detail
     )
-    return _json(request, 400, "invalid_request", message, details=problems)
+    return _json(400, "invalid_request", message, details=problems)
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -129,26 +101,24 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     }.get(exc.status_code, "bad_request")
     if exc.status_code >= 500:
         code = "server_error"
-    response = _json(request, exc.status_code, code, str(exc.detail))
+    response = _json(exc.status_code, code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
     return response
 
 
 def _not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
-    return _json(
-        request, 400, "invalid_request", f"the request is not valid UTF-8 (byte {exc.start})"
-    )
+    return _json(400, "invalid_request", f"the request is not valid UTF-8 (byte {exc.start})")
 
 
 def _integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
-    return _json(request, 409, "conflict", "the change conflicts with existing data")
+    return _json(409, "conflict", "the change conflicts with existing data")
 
 
 def _dependency_down(name: str):  # type: ignore[no-untyped-def]
     def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
         log.warning("dependency_unavailable", dependency=name, error=type(exc).__name__)
-        return _json(request, 503, "unavailable", f"{name} is unavailable, try again shortly")
+        return _json(503, "unavailable", f"{name} is unavailable, try again shortly")
 
     return handler
 
@@ -164,11 +134,9 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     # unreachable, reset): a 503 the caller can retry, not a 500.
     if isinstance(exc, OSError | TimeoutError):
         log.warning("dependency_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
-        return _json(request, 503, "unavailable", "a dependency is unavailable, try again shortly")
+        return _json(503, "unavailable", "a dependency is unavailable, try again shortly")
     log.exception("unhandled_error", exc_info=exc)
-    return _json(
-        request, HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error (see request id)"
-    )
+    return _json(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error (see request id)")
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

@@ -49,13 +49,18 @@ class CachedKey:
     loaded_at: float
 
 
-def token_from_headers(headers: Headers) -> str | None:
-    """OpenAI-style `Authorization: Bearer`, or Azure's `api-key`, or `x-api-key`."""
-    auth = headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
+def bearer_or_key(authorization: str | None, api_key: str | None) -> str | None:
+    """OpenAI-style `Authorization: Bearer`, else Azure's `api-key` / `x-api-key`."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    return headers.get("api-key") or headers.get("x-api-key")
+    return api_key or None
+
+
+def token_from_headers(headers: Headers) -> str | None:
+    return bearer_or_key(
+        headers.get("authorization"), headers.get("api-key") or headers.get("x-api-key")
+    )
 
 
 class KeyAuthenticator:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import audit
@@ -15,7 +14,7 @@ from posturio.platform.db import utcnow
 from posturio.platform.errors import Conflict, NotFound, PosturioError
 from posturio.platform.models import ApiKey, Role, Scope
 from posturio.platform.principal import Principal
-from posturio.platform.repository import get_scoped, scoped
+from posturio.platform.repository import get_scoped, scoped, scoped_update
 from posturio.platform.schemas import KeyLimits
 from posturio.platform.security import generate_api_key
 
@@ -183,8 +182,8 @@ async def touch_last_used(
 ) -> None:
     """Record use without ever moving last_used_at backwards (jobs may arrive out of order)."""
     await session.execute(
-        update(ApiKey)
-        .where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+        scoped_update(ApiKey, tenant_id)
+        .where(ApiKey.id == key_id)
         .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < used_at))
         .values(last_used_at=used_at)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Delete, Select, Update, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform.errors import NotFound
@@ -16,6 +16,14 @@ M = TypeVar("M")
 def scoped(model: type[M], tenant_id: uuid.UUID) -> Select[tuple[M]]:
     """SELECT model rows of one tenant (RLS enforces the same thing again)."""
     return select(model).where(model.tenant_id == tenant_id)  # type: ignore[attr-defined]
+
+
+def scoped_update(model: type[Any], tenant_id: uuid.UUID) -> Update:
+    return update(model).where(model.tenant_id == tenant_id)
+
+
+def scoped_delete(model: type[Any], tenant_id: uuid.UUID) -> Delete:
+    return delete(model).where(model.tenant_id == tenant_id)
 
 
 async def get_scoped(
