@@ -23,6 +23,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from posturio.config import Settings, get_settings
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
+from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
 from posturio.platform.api import AdminApi
 from posturio.platform.console import ConsoleAuth, ConsoleHome
@@ -30,7 +31,7 @@ from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker
 from posturio.platform.errors import EXCEPTION_HANDLERS
 from posturio.platform.health import healthz, readyz
-from posturio.platform.invalidation import KEYS, ROUTES, InvalidationHub
+from posturio.platform.invalidation import KEYS, POLICIES, ROUTES, InvalidationHub
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.logging import RequestIdMiddleware, configure_logging
 from posturio.platform.redis import create_redis
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         hub = InvalidationHub()
         hub.on(KEYS, app.state.key_authenticator.invalidate)
         hub.on(ROUTES, gateway.routes.invalidate)
+        hub.on(POLICIES, gateway.policies.invalidate)
         background = [
             asyncio.create_task(hub.run(redis)),
             asyncio.create_task(gateway.recorder.run()),
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             gateway_mount,
             AdminApi,
             GatewayAdminApi,
+            PolicyApi,
             ConsoleAuth,
             ConsoleHome,
             MetricsController,

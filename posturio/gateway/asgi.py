@@ -18,6 +18,7 @@ from litestar import Litestar
 from prometheus_client import Histogram
 
 from posturio.gateway.errors import GatewayError
+from posturio.gateway.inspection.segments import chat_segments, embeddings_segments
 from posturio.gateway.pipeline import Call, Gateway, estimate_chat, estimate_inputs
 from posturio.platform.keyauth import bearer_or_key
 from posturio.platform.logging import REQUEST_ID_HEADER, new_request_id
@@ -89,6 +90,7 @@ async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send
     payload, shape = gateway.chat_request(body)
     call.stream = shape.stream
     route = await gateway.resolve(call, shape.model, "chat")
+    route = await gateway.inspect_input(call, route, chat_segments(payload))
     call.prompt_estimate = estimate_chat(payload)
     max_out = shape.max_completion_tokens or shape.max_tokens or 1024
     await gateway.admit(call, route, call.prompt_estimate, max_out * shape.n)
@@ -96,7 +98,7 @@ async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send
         include_usage = bool((shape.stream_options or {}).get("include_usage"))
         stream = await gateway.open_stream(call, route, payload, include_usage)
         await send({"type": "http.response.start", "status": 200, "headers": _headers(call, SSE)})
-        chunks: AsyncIterator[bytes] = gateway.relay(call, stream)
+        chunks: AsyncIterator[bytes] = gateway.relay(call, stream, gateway.stream_guard(call))
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
@@ -108,6 +110,7 @@ async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send
 async def embeddings(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
     payload, shape = gateway.embeddings_request(body)
     route = await gateway.resolve(call, shape.model, "embeddings")
+    route = await gateway.inspect_input(call, route, embeddings_segments(payload))
     call.prompt_estimate = estimate_inputs(shape.input)
     await gateway.admit(call, route, call.prompt_estimate, 0)
     result = await gateway.embed(call, route, payload)
@@ -116,7 +119,7 @@ async def embeddings(gateway: Gateway, call: Call, body: bytes, send: Send) -> N
 
 async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
     assert call.key is not None
-    table = await gateway.routes.table(call.key.tenant_id)
+    table = await gateway.routes.get(call.key.tenant_id)
     created = int(time.time())
     allowed = call.key.allowed_models
     data = [

@@ -1,10 +1,12 @@
-"""ORM models of the gateway: provider credentials, routes and deployments, usage."""
+"""ORM models of the gateway: provider credentials, routes and deployments, usage,
+policy versions and policy decisions."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posturio.platform.db import Base, utcnow
@@ -130,3 +132,45 @@ class UsageDaily(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(18, 8), default=0)
+
+
+class Policy(Base):
+    """One immutable version of a tenant's policy; the highest version is in force."""
+
+    __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=_uuid)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PolicyDecision(Base):
+    """What the policy did to one request (or its response): the review queue's items.
+    Findings carry masked previews and keyed fingerprints, never raw values."""
+
+    __tablename__ = "policy_decisions"
+    __table_args__ = (UniqueConstraint("request_id", "direction"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=_uuid)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(10))  # input | output
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    alias: Mapped[str | None] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(20))
+    rule_id: Mapped[str | None] = mapped_column(String(200))
+    shadow: Mapped[bool] = mapped_column(Boolean)
+    policy_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    snapshot: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,6 +1,8 @@
-"""The gateway's request path: authenticate, validate, resolve the alias, admit under
-the key's limits, call the deployments in order (retries, fallbacks, breakers), answer,
-and meter — the usage record and limit reconciliation happen after the response."""
+"""The gateway's request path: authenticate, validate, resolve the alias, inspect the
+prompt under the tenant's policy (block, redact, reroute, flag), admit under the key's
+limits, call the deployments in order (retries, fallbacks, breakers), inspect the answer,
+and meter — the usage record, decision records and limit reconciliation happen after the
+response."""
 
 from __future__ import annotations
 
@@ -19,8 +21,12 @@ import structlog
 
 from posturio.config import Settings
 from posturio.gateway.errors import GatewayError, invalid
+from posturio.gateway.inspection.segments import Segment, response_segments
 from posturio.gateway.limits import Limiter, Reservation
 from posturio.gateway.metrics import upstream_attempts
+from posturio.gateway.policy.evaluate import CompiledPolicy, Context, Labels, Verdict, redact
+from posturio.gateway.policy.evaluate import snapshot as redacted_snapshot
+from posturio.gateway.policy.stream import StreamGuard
 from posturio.gateway.providers.base import (
     ChatResult,
     ChatStream,
@@ -34,10 +40,11 @@ from posturio.gateway.providers.base import (
 from posturio.gateway.routing import Breakers, ResolvedRoute, RouteCache, plan
 from posturio.gateway.schemas import ChatShape, EmbeddingsShape
 from posturio.gateway.tokens import estimate_prompt, estimate_text
-from posturio.gateway.usage import UsageRecord, UsageRecorder
+from posturio.gateway.usage import DecisionRecord, UsageRecord, UsageRecorder
 from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.models import Scope
+from posturio.platform.tenant_cache import TenantCache
 
 log = structlog.get_logger("posturio.gateway")
 R = TypeVar("R")
@@ -66,6 +73,11 @@ class Call:
     reservation: Reservation | None = None
     overhead_ms: float | None = None
     prompt_estimate: int = 0
+    origin: str = "api"
+    policy: CompiledPolicy | None = None
+    findings: str | None = None
+    output_decision: str | None = None
+    decisions: list[DecisionRecord] | None = None
 
     def overhead(self) -> float:
         if self.overhead_ms is None:
@@ -74,12 +86,41 @@ class Call:
         return self.overhead_ms
 
     def headers(self) -> dict[str, str]:
-        return {
+        headers = {
             "x-posturio-decision": self.decision,
             "x-posturio-route": self.target.label if self.target else "-",
             "x-posturio-attempts": str(self.attempts),
             "x-posturio-overhead-ms": f"{self.overhead():.3f}",
         }
+        if self.policy is not None:
+            headers["x-posturio-policy"] = self.policy.label
+            headers["x-posturio-findings"] = self.findings or "none"
+        if self.output_decision is not None:
+            headers["x-posturio-output-decision"] = self.output_decision
+        return headers
+
+    def context(self, direction: str) -> Context:
+        assert self.key is not None
+        return Context(self.key.id, self.key.tags, self.alias or "", self.origin, direction)
+
+    def record(self, verdict: Verdict, segments: list[Segment], direction: str) -> None:
+        """Keep what the policy did for the review queue (before any redaction, so the
+        snapshot can mask every finding, whatever its action)."""
+        assert self.policy is not None
+        if self.decisions is None:
+            self.decisions = []
+        self.decisions.append(
+            DecisionRecord(
+                direction=direction,
+                action=verdict.action,
+                rule_id=verdict.rule.id if verdict.rule else None,
+                shadow=verdict.shadowed,
+                policy_id=self.policy.id,
+                policy_version=self.policy.version,
+                findings=[h.as_dict() for h in verdict.hits],
+                snapshot=redacted_snapshot(segments, verdict),
+            )
+        )
 
     def cost(self) -> Decimal:
         if self.target is None:
@@ -133,6 +174,7 @@ class Gateway:
         recorder: UsageRecorder,
         breakers: Breakers,
         providers: dict[str, Provider],
+        policies: TenantCache[CompiledPolicy],
     ) -> None:
         self.settings = settings
         self.authenticator = authenticator
@@ -141,6 +183,7 @@ class Gateway:
         self.recorder = recorder
         self.breakers = breakers
         self.providers = providers
+        self.policies = policies
 
     # ------------------------------------------------------------ admission
 
@@ -170,7 +213,7 @@ class Gateway:
                 code="model_not_allowed",
                 param="model",
             )
-        route = (await self.routes.table(call.key.tenant_id)).get(alias)
+        route = (await self.routes.get(call.key.tenant_id)).get(alias)
         if route is None or not route.targets:
             raise GatewayError(
                 404, f"the model '{alias}' does not exist", code="model_not_found", param="model"
@@ -199,6 +242,60 @@ class Gateway:
             reserve_usd=reserve,
             fail_open=key.limits_fail_open,
         )
+
+    # ------------------------------------------------------------ policy
+
+    async def inspect_input(
+        self, call: Call, route: ResolvedRoute, segments: list[Segment]
+    ) -> ResolvedRoute:
+        """Apply the tenant's policy to the prompt; returns the route to serve it (another
+        one when the policy reroutes). Raises policy_blocked before any upstream call."""
+        assert call.key is not None
+        policy = call.policy = await self.policies.get(call.key.tenant_id)
+        verdict = policy.evaluate(segments, call.context("input"))
+        if not verdict.hits:
+            return route
+        call.findings = verdict.findings_header()
+        call.decision = verdict.action
+        if verdict.recorded:
+            call.record(verdict, segments, "input")
+        if verdict.action == "block":
+            raise GatewayError(400, verdict.block_message() or "blocked", code="policy_blocked")
+        redact(segments, verdict, Labels())
+        target = verdict.reroute_to
+        if target is None:
+            return route
+        rerouted = (await self.routes.get(call.key.tenant_id)).get(target)
+        if rerouted is None or not rerouted.targets or rerouted.kind != route.kind:
+            raise GatewayError(
+                503,
+                f"policy rule '{verdict.rule.id if verdict.rule else '?'}' reroutes to the "
+                f"model '{target}', which cannot serve this {route.kind} request",
+                code="reroute_unavailable",
+            )
+        call.alias = target
+        return rerouted
+
+    def inspect_output(self, call: Call, body: dict[str, Any]) -> None:
+        """Flag or redact what the answer contains, in place, before the caller sees it."""
+        if call.policy is None or not call.policy.output_rules(call.context("output")):
+            return
+        segments = response_segments(body)
+        verdict = call.policy.evaluate(segments, call.context("output"))
+        self._output_verdict(call, verdict, segments)
+        redact(segments, verdict, Labels())
+
+    def stream_guard(self, call: Call) -> StreamGuard | None:
+        if call.policy is None or not call.policy.output_rules(call.context("output")):
+            return None
+        return StreamGuard(call.policy, call.context("output"))
+
+    @staticmethod
+    def _output_verdict(call: Call, verdict: Verdict, segments: list[Segment]) -> None:
+        if verdict.hits:
+            call.output_decision = verdict.action
+            if verdict.recorded:
+                call.record(verdict, segments, "output")
 
     @staticmethod
     def chat_request(body: bytes) -> tuple[dict[str, Any], ChatShape]:
@@ -291,6 +388,7 @@ class Gateway:
     ) -> ChatResult:
         result = await self._try_deployments(call, route, lambda p, t: p.chat(t, payload))
         call.usage = result.usage
+        self.inspect_output(call, result.body)
         return result
 
     async def open_stream(
@@ -310,15 +408,27 @@ class Gateway:
         call.usage = result.usage
         return result
 
-    async def relay(self, call: Call, stream: ChatStream) -> AsyncIterator[bytes]:
-        """Pass the stream through chunk by chunk. A failure after the first byte cannot
-        fall back any more: it ends the stream with an error event, never a clean end."""
+    async def relay(
+        self, call: Call, stream: ChatStream, guard: StreamGuard | None = None
+    ) -> AsyncIterator[bytes]:
+        """Pass the stream through chunk by chunk (through the output guard when the policy
+        inspects answers). A failure after the first byte cannot fall back any more: it
+        ends the stream with an error event, never a clean end."""
         try:
-            yield stream.first
-            async for chunk in stream.rest:
-                yield chunk
+            if guard is None:
+                yield stream.first
+                async for chunk in stream.rest:
+                    yield chunk
+            else:
+                if out := guard.feed(stream.first):
+                    yield out
+                async for chunk in stream.rest:
+                    if out := guard.feed(chunk):
+                        yield out
         except UpstreamError as exc:
             call.status, call.error_code = 502, "stream_interrupted"
+            if guard is not None and (held := guard.flush()):
+                yield held
             log.warning(
                 "stream_interrupted",
                 deployment=call.target.label if call.target else None,
@@ -342,6 +452,8 @@ class Gateway:
             raise
         finally:
             await _close(stream.rest)
+            if guard is not None:
+                self._output_verdict(call, *guard.verdict())
             await self.finish(call)
 
     # ------------------------------------------------------------ metering
@@ -373,6 +485,8 @@ class Gateway:
                 cost_usd=cost,
                 latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
                 overhead_ms=round(call.overhead(), 3),
+                origin=call.origin,
+                decisions=call.decisions,
             )
         )
         await self.limiter.reconcile(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.gateway.models import Deployment, ProviderCredential, Route
 from posturio.gateway.providers.base import Target
-from posturio.gateway.routing import BUILTINS, ResolvedRoute, RouteLoader
+from posturio.gateway.routing import BUILTINS, ResolvedRoute, RouteLoader, RouteTable
 from posturio.gateway.schemas import CredentialIn, DeploymentIn, RouteIn
 from posturio.platform import audit
 from posturio.platform.crypto import SecretBox
@@ -244,7 +244,7 @@ async def delete_credential(
 def loader(box: SecretBox) -> RouteLoader:
     """The RouteCache loader: a tenant's routes with decrypted credentials, in memory only."""
 
-    async def load(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, ResolvedRoute]:
+    async def load(session: AsyncSession, tenant_id: uuid.UUID) -> RouteTable:
         creds = {
             c.id: c for c in (await session.scalars(scoped(ProviderCredential, tenant_id))).all()
         }
@@ -277,6 +277,6 @@ def loader(box: SecretBox) -> RouteLoader:
                     )
                 )
             table[route.alias] = ResolvedRoute(route.alias, route.kind, tuple(targets))
-        return table
+        return RouteTable(table)
 
     return load

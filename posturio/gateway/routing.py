@@ -8,16 +8,16 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import msgspec
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.gateway.providers.base import Target
-from posturio.platform.db import tenant_session
+from posturio.platform.tenant_cache import TenantCache
 
 log = structlog.get_logger("posturio.routing")
 BREAKER_KEY = "posturio:breakers:{tenant}"
@@ -72,7 +72,6 @@ BUILTINS = {
 @dataclass(slots=True)
 class RouteTable:
     routes: dict[str, ResolvedRoute]
-    loaded_at: float = field(default_factory=time.monotonic)
 
     def get(self, alias: str) -> ResolvedRoute | None:
         return self.routes.get(alias) or BUILTINS.get(alias)
@@ -82,50 +81,8 @@ class RouteTable:
         return [merged[a] for a in sorted(merged)]
 
 
-RouteLoader = Callable[[AsyncSession, uuid.UUID], Awaitable[dict[str, ResolvedRoute]]]
-
-
-class RouteCache:
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        loader: RouteLoader,
-        *,
-        ttl_s: float,
-    ) -> None:
-        self._sessionmaker = sessionmaker
-        self._loader = loader
-        self._ttl = ttl_s
-        self._tables: dict[uuid.UUID, RouteTable] = {}
-        self._loading: dict[uuid.UUID, asyncio.Future[RouteTable]] = {}
-
-    async def table(self, tenant_id: uuid.UUID) -> RouteTable:
-        table = self._tables.get(tenant_id)
-        if table is not None and time.monotonic() - table.loaded_at < self._ttl:
-            return table
-        pending = self._loading.get(tenant_id)
-        if pending is not None:  # one load per tenant at a time, shared by all waiters
-            return await pending
-        future: asyncio.Future[RouteTable] = asyncio.get_running_loop().create_future()
-        self._loading[tenant_id] = future
-        try:
-            async with tenant_session(self._sessionmaker, tenant_id) as session:
-                table = RouteTable(await self._loader(session, tenant_id))
-            self._tables[tenant_id] = table
-            future.set_result(table)
-            return table
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, no "never retrieved" warning
-            raise
-        finally:
-            del self._loading[tenant_id]
-
-    def invalidate(self, tenant_id: str | None) -> None:
-        if tenant_id is None:
-            self._tables.clear()
-        else:
-            self._tables.pop(uuid.UUID(tenant_id), None)
+RouteLoader = Callable[[AsyncSession, uuid.UUID], Awaitable[RouteTable]]
+RouteCache = TenantCache[RouteTable]
 
 
 @dataclass(slots=True)

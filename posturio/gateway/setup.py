@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posturio.config import Settings
 from posturio.gateway.limits import Limiter
 from posturio.gateway.pipeline import Gateway
+from posturio.gateway.policy.store import loader as policy_loader
 from posturio.gateway.providers.anthropic import Anthropic
 from posturio.gateway.providers.base import Provider
 from posturio.gateway.providers.echo import Echo
@@ -15,10 +16,11 @@ from posturio.gateway.providers.http import Upstreams
 from posturio.gateway.providers.local import LocalEmbeddings
 from posturio.gateway.providers.openai import OpenAICompatible
 from posturio.gateway.routes import loader
-from posturio.gateway.routing import Breakers, RouteCache
+from posturio.gateway.routing import Breakers
 from posturio.gateway.usage import UsageRecorder
 from posturio.platform.crypto import SecretBox
 from posturio.platform.keyauth import KeyAuthenticator
+from posturio.platform.tenant_cache import TenantCache
 
 
 def build_gateway(
@@ -39,12 +41,17 @@ def build_gateway(
     gateway = Gateway(
         settings,
         authenticator,
-        RouteCache(sessionmaker, loader(box), ttl_s=settings.route_cache_ttl_s),
+        TenantCache(sessionmaker, loader(box), ttl_s=settings.route_cache_ttl_s),
         Limiter(redis),
         UsageRecorder(redis),
         Breakers(
             failures=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s, redis=redis
         ),
         providers,
+        TenantCache(
+            sessionmaker,
+            policy_loader(settings.resolved_secret_key().encode()),
+            ttl_s=settings.route_cache_ttl_s,
+        ),
     )
     return gateway, upstreams

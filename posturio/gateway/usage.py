@@ -22,7 +22,10 @@ import structlog
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from posturio.gateway.models import PolicyDecision
 
 log = structlog.get_logger("posturio.usage")
 STREAM = "posturio:usage"
@@ -33,6 +36,20 @@ usage_dropped = Counter(
     "posturio_usage_events_dropped_total",
     "Usage records dropped because the in-process buffer was full",
 )
+
+
+class DecisionRecord(msgspec.Struct, omit_defaults=True):
+    """What the policy did to a request or its response; rides with the usage record and
+    lands in policy_decisions (the review queue). Findings hold previews, never values."""
+
+    direction: str
+    action: str
+    rule_id: str | None
+    shadow: bool
+    policy_id: uuid.UUID | None
+    policy_version: int
+    findings: list[dict[str, Any]]
+    snapshot: str
 
 
 class UsageRecord(msgspec.Struct, omit_defaults=True):
@@ -55,9 +72,10 @@ class UsageRecord(msgspec.Struct, omit_defaults=True):
     cost_usd: Decimal = Decimal(0)
     latency_ms: float = 0.0
     overhead_ms: float = 0.0
+    decisions: list[DecisionRecord] | None = None
 
 
-COLUMNS = [f for f in UsageRecord.__struct_fields__]
+COLUMNS = [f for f in UsageRecord.__struct_fields__ if f != "decisions"]
 _encode_batch = msgspec.json.Encoder().encode
 _decode_batch = msgspec.json.Decoder(list[UsageRecord]).decode
 
@@ -171,8 +189,9 @@ ON CONFLICT (tenant_id, day, key_id, alias) DO UPDATE SET
 
 
 async def store(session: AsyncSession, records: list[UsageRecord]) -> int:
-    """Insert one tenant's records (idempotent by request id) and roll them up, in the
-    session's transaction. COPY into a temporary table keeps it cheap at thousands a second."""
+    """Insert one tenant's records (idempotent by request id), roll them up and store their
+    policy decisions, in the session's transaction. COPY into a temporary table keeps it
+    cheap at thousands a second."""
     connection = await session.connection()
     raw: Any = (await connection.get_raw_connection()).driver_connection
     await raw.execute(_STAGE)
@@ -182,4 +201,25 @@ async def store(session: AsyncSession, records: list[UsageRecord]) -> int:
         records=[tuple(getattr(r, c) for c in COLUMNS) for r in records],
     )
     status = await raw.execute(_MERGE)
+    decisions = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": r.tenant_id,
+            "request_id": r.request_id,
+            "occurred_at": r.occurred_at,
+            "key_id": r.key_id,
+            "alias": r.alias,
+            "origin": r.origin,
+            **msgspec.structs.asdict(d),
+        }
+        for r in records
+        for d in r.decisions or ()
+    ]
+    if decisions:
+        await session.execute(
+            pg_insert(PolicyDecision).on_conflict_do_nothing(
+                index_elements=["request_id", "direction"]
+            ),
+            decisions,
+        )
     return int(status.rsplit(" ", 1)[-1])

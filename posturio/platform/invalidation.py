@@ -14,6 +14,7 @@ log = structlog.get_logger("posturio.invalidation")
 
 KEYS = "posturio:invalidate:keys"
 ROUTES = "posturio:invalidate:routes"
+POLICIES = "posturio:invalidate:policies"
 
 # A handler gets the changed item's id, or None for "drop everything" (after a reconnect,
 # when messages may have been missed).

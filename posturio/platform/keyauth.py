@@ -47,6 +47,7 @@ class CachedKey:
     monthly_budget_usd: Decimal | None
     limits_fail_open: bool
     loaded_at: float
+    tags: frozenset[str] = frozenset()
 
 
 def bearer_or_key(authorization: str | None, api_key: str | None) -> str | None:
@@ -132,6 +133,7 @@ class KeyAuthenticator:
             monthly_budget_usd=row.monthly_budget_usd,
             limits_fail_open=row.limits_fail_open,
             loaded_at=time.monotonic(),
+            tags=frozenset(row.tags),
         )
         self._cache[prefix] = entry
         while len(self._cache) > self._max:

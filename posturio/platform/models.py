@@ -114,6 +114,7 @@ class ApiKey(Base):
     rpm_limit: Mapped[int | None] = mapped_column()
     tpm_limit: Mapped[int | None] = mapped_column()
     monthly_budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
 
 
 class AuditEvent(Base):

@@ -1,27 +1,74 @@
 """One pass over the prompt with every rule compiled into a Hyperscan database; only the
-rules that fired are then run exactly (Python `re`) and each candidate checked. A clean
-prompt costs the single pass. Findings carry evidence, a keyed fingerprint and a masked
-preview; the raw value never leaves this module."""
+rules that fired are then run exactly and each candidate checked. A clean prompt costs
+the single pass. Findings carry evidence, a keyed fingerprint and a masked preview; the
+raw value never leaves this module.
+
+Built-in rules are confirmed with Python `re` (they are ours and reviewed); a tenant's own
+patterns are compiled in Hyperscan's prefilter mode and confirmed with RE2, so both steps
+run in linear time whatever the tenant wrote."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import hashlib
 import hmac
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Protocol
+from urllib.parse import unquote
 
 import hyperscan
+import re2
 
+from posturio.gateway.inspection.injection import INJECTION_RULES
 from posturio.gateway.inspection.rules import RULES, Rule
+
+BUILTIN_RULES: tuple[Rule, ...] = RULES + INJECTION_RULES
 
 # Zero-width and bidi controls: invisible, and a classic way to split a secret.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
 
+# Encoded runs worth decoding once (bounded): long base64 and percent-encoding.
+_B64_HINT = r"[A-Za-z0-9+/_\-]{32,}={0,2}"
+_PCT_HINT = r"%[0-9A-Fa-f]{2}"
+_B64_RUN = re.compile(_B64_HINT)
+_PCT_RUN = re.compile(r"[^\s\"'<>]*(?:%[0-9A-Fa-f]{2}[^\s\"'<>]*){3,}")
+MAX_DECODED_RUNS = 16
+MAX_RUN_CHARS = 65_536
+
 
 def normalize(text: str) -> str:
+    if text.isascii():  # ASCII is NFKC already and has no invisible characters
+        return text
     return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
+def compile_re2(pattern: str, *, caseless: bool) -> re2._Regexp:
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = not caseless
+    return re2.compile(pattern, options)
+
+
+def keywords_pattern(words: Iterable[str]) -> str:
+    """One alternation; word boundaries only where the keyword starts/ends with a word
+    character (a boundary next to punctuation would never match)."""
+
+    def one(word: str) -> str:
+        escaped = re.escape(word)
+        left = r"\b" if re.match(r"\w", word) else ""
+        right = r"\b" if re.search(r"\w$", word) else ""
+        return f"{left}{escaped}{right}"
+
+    return "(?:" + "|".join(one(w) for w in words) + ")"
+
+
+class Matcher(Protocol):
+    def finditer(self, text: str) -> Iterator[re.Match[str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +81,7 @@ class Finding:
     score: float
     evidence: str
     fingerprint: str  # keyed hash: the same value matches across prompts, never reversible
-    preview: str  # e.g. "AKIA…MPLE (20 chars)"
+    preview: str  # e.g. "AKIA…LE (20 chars)"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -55,43 +102,85 @@ def preview(value: str) -> str:
     return f"{value[:4]}…{value[-2:]} ({len(value)} chars)"
 
 
-class Inspector:
-    """Compile once (per rule set), scan many times; safe to share within a process."""
+class RuleSet:
+    """Rules compiled into one Hyperscan database plus their exact matchers; immutable,
+    shared by every tenant whose policy uses the same custom detectors."""
 
-    def __init__(self, fingerprint_key: bytes, rules: tuple[Rule, ...] = RULES) -> None:
-        self._key = fingerprint_key
-        self._rules = rules
-        self._exact = [r.compiled() for r in rules]
-
-    @cached_property
-    def _database(self) -> hyperscan.Database:
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        # SINGLEMATCH: one report per rule is all the prefilter needs (and stays cheap).
+    def __init__(self, rules: tuple[Rule, ...] = BUILTIN_RULES, custom: tuple[Rule, ...] = ()):
+        self.rules = rules + custom
+        self.exact: list[Matcher] = [r.compiled() for r in rules]
+        self.exact += [compile_re2(r.pattern, caseless=r.caseless) for r in custom]
+        n = len(self.rules)
+        self.b64_id, self.pct_id = n, n + 1
         base = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8
-        flags = [base | (hyperscan.HS_FLAG_CASELESS if r.caseless else 0) for r in self._rules]
-        db.compile(
-            expressions=[r.pattern.encode() for r in self._rules],
-            ids=list(range(len(self._rules))),
-            elements=len(self._rules),
-            flags=flags,
+        caseless = hyperscan.HS_FLAG_CASELESS
+        flags = [base | (caseless if r.caseless else 0) for r in rules]
+        flags += [
+            base | hyperscan.HS_FLAG_PREFILTER | (caseless if r.caseless else 0) for r in custom
+        ]
+        # SINGLEMATCH: one report per rule is all the prefilter needs (and stays cheap).
+        self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self.db.compile(
+            expressions=[r.pattern.encode() for r in self.rules]
+            + [_B64_HINT.encode(), _PCT_HINT.encode()],
+            ids=list(range(n + 2)),
+            elements=n + 2,
+            flags=[*flags, base, base],
         )
-        return db
+
+
+_BUILTIN: RuleSet | None = None
+
+
+def builtin_ruleset() -> RuleSet:
+    global _BUILTIN
+    if _BUILTIN is None:
+        _BUILTIN = RuleSet()
+    return _BUILTIN
+
+
+class Inspector:
+    """A rule set with a fingerprint key and an allowlist; cheap to create, safe to share
+    within a process."""
+
+    def __init__(
+        self,
+        fingerprint_key: bytes,
+        ruleset: RuleSet | None = None,
+        *,
+        allow_fingerprints: frozenset[str] = frozenset(),
+        allow_patterns: tuple[str, ...] = (),
+    ) -> None:
+        self._key = fingerprint_key
+        self._set = ruleset or builtin_ruleset()
+        self._allow_fps = allow_fingerprints
+        self._allow = [compile_re2(p, caseless=False) for p in allow_patterns]
+
+    def fingerprint(self, value: str) -> str:
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:24]
 
     def inspect(self, text: str) -> list[Finding]:
-        normalized = normalize(text)
+        return self._inspect(normalize(text), decode=True)
+
+    def _inspect(self, text: str, *, decode: bool) -> list[Finding]:
         fired: set[int] = set()
 
         def on_match(rule_id: int, _start: int, _end: int, _flags: int, _ctx: object) -> None:
             fired.add(rule_id)
 
-        self._database.scan(normalized.encode(), match_event_handler=on_match)
+        rules = self._set
+        rules.db.scan(text.encode(), match_event_handler=on_match)
+        if not fired:
+            return []
         findings: list[Finding] = []
         for rule_id in fired:
-            rule = self._rules[rule_id]
-            for match in self._exact[rule_id].finditer(normalized):
+            if rule_id >= rules.b64_id:
+                continue
+            rule = rules.rules[rule_id]
+            for match in rules.exact[rule_id].finditer(text):
                 value = match.group(0)
                 evidence = rule.check(value)
-                if evidence is None:
+                if evidence is None or self._allowed(value):
                     continue
                 findings.append(
                     Finding(
@@ -102,17 +191,60 @@ class Inspector:
                         end=match.end(),
                         score=rule.score,
                         evidence=evidence,
-                        fingerprint=hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[
-                            :24
-                        ],
+                        fingerprint=self.fingerprint(value),
                         preview=preview(value),
                     )
                 )
+        b64, pct = rules.b64_id in fired, rules.pct_id in fired
+        if decode and (b64 or pct):
+            findings += self._decoded(text, b64=b64, pct=pct)
         return _without_overlaps(findings)
+
+    def _allowed(self, value: str) -> bool:
+        if self._allow_fps and self.fingerprint(value) in self._allow_fps:
+            return True
+        return any(p.fullmatch(value) for p in self._allow)
+
+    def _decoded(self, text: str, *, b64: bool, pct: bool) -> list[Finding]:
+        """Findings inside base64 / percent-encoded runs, reported on the encoded run.
+        One level deep and a bounded number of runs: obfuscation costs the sender, not us."""
+        runs: list[tuple[re.Match[str], str, str]] = []
+        if b64:
+            runs += [(m, _b64(m.group(0)), "base64") for m in _B64_RUN.finditer(text)]
+        if pct:
+            runs += [(m, unquote(m.group(0)), "URL") for m in _PCT_RUN.finditer(text)]
+        found: list[Finding] = []
+        for match, decoded, how in runs[:MAX_DECODED_RUNS]:
+            if not decoded or decoded == match.group(0) or len(decoded) > MAX_RUN_CHARS:
+                continue
+            for inner in self._inspect(normalize(decoded), decode=False):
+                found.append(
+                    dataclasses.replace(
+                        inner,
+                        start=match.start(),
+                        end=match.end(),
+                        evidence=f"{inner.evidence} ({how}-decoded)",
+                    )
+                )
+        return found
+
+
+def _b64(run: str) -> str:
+    """The run decoded as text, or "" when it is not base64 of mostly printable text."""
+    run = run.rstrip("=")
+    alphabet = base64.urlsafe_b64decode if ("-" in run or "_" in run) else base64.b64decode
+    try:
+        decoded = alphabet(run + "=" * (-len(run) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return ""
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in decoded)
+    return decoded if printable >= 0.95 * len(decoded) else ""
 
 
 def _without_overlaps(findings: list[Finding]) -> list[Finding]:
     """Where findings overlap keep the strongest (then the longest): one value, one finding."""
+    if len(findings) < 2:
+        return findings
     kept: list[Finding] = []
     for f in sorted(findings, key=lambda f: (-f.score, -(f.end - f.start), f.start)):
         if all(f.end <= k.start or f.start >= k.end for k in kept):

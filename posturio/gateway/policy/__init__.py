@@ -1,0 +1,1 @@
+"""Tenant policy: versioned rules that turn inspection findings into a decision."""

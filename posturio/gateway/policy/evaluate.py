@@ -1,0 +1,287 @@
+"""A tenant's policy compiled for the hot path, and its evaluation: inspect every segment,
+give each finding the action of the first rule that matches it (shadow rules record what
+they would have done and let evaluation go on), and take the strongest action as the
+request's decision. Redaction rewrites the segments in place."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from posturio.gateway.inspection.engine import (
+    Finding,
+    Inspector,
+    RuleSet,
+    keywords_pattern,
+    normalize,
+)
+from posturio.gateway.inspection.rules import Rule
+from posturio.gateway.inspection.segments import Segment
+from posturio.gateway.policy.schema import SEVERITY, CustomDetector, PolicyDoc, PolicyRule
+from posturio.gateway.tokens import estimate_text
+
+SNAPSHOT_CHARS = 8_000
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    key_id: uuid.UUID | None
+    key_tags: frozenset[str]
+    alias: str
+    origin: str = "api"  # api | navigator
+    direction: str = "input"  # input | output
+
+
+@dataclass(slots=True)
+class Hit:
+    finding: Finding
+    where: str
+    action: str  # what the deciding rule does with it ("allow" when no rule matched)
+    rule: PolicyRule | None
+    shadow: list[PolicyRule] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = self.finding.as_dict()
+        out["where"] = self.where
+        out["action"] = self.action
+        out["policy_rule"] = self.rule.id if self.rule else None
+        if self.shadow:
+            out["shadow"] = [{"policy_rule": r.id, "would": r.action} for r in self.shadow]
+        return out
+
+
+@dataclass(slots=True)
+class Verdict:
+    action: str = "allow"
+    rule: PolicyRule | None = None  # the rule behind the decision
+    hits: list[Hit] = field(default_factory=list)
+
+    @property
+    def reroute_to(self) -> str | None:
+        return self.rule.reroute_to if self.rule and self.action == "reroute" else None
+
+    @property
+    def shadowed(self) -> bool:
+        return any(h.shadow for h in self.hits)
+
+    @property
+    def recorded(self) -> bool:
+        """Worth a decision record: anything but a plain allow, or a shadow rule's match."""
+        return self.action != "allow" or self.shadowed
+
+    def findings_header(self) -> str:
+        counts = Counter(h.finding.category for h in self.hits)
+        return ",".join(f"{c}={n}" for c, n in sorted(counts.items())) or "none"
+
+    def block_message(self) -> str | None:
+        """Names the rule and what was found where; never the value itself."""
+        hit = next((h for h in self.hits if h.action == "block" and h.rule), None)
+        if hit is None or hit.rule is None:
+            return None
+        f = hit.finding
+        return f"blocked by policy rule '{hit.rule.id}': {f.category} ({f.rule}) in {hit.where}"
+
+
+def _custom_rule(d: CustomDetector) -> Rule:
+    pattern = keywords_pattern(d.keywords) if d.keywords is not None else d.pattern or ""
+    evidence = "tenant keyword" if d.keywords is not None else "tenant pattern"
+    return Rule(
+        f"custom.{d.id}", "custom", d.category, pattern, lambda _v: evidence, d.score, d.caseless
+    )
+
+
+_RULESETS: dict[bytes, RuleSet] = {}
+
+
+def _ruleset(detectors: list[CustomDetector]) -> RuleSet | None:
+    """Compiled once per distinct set of custom detectors, shared across versions/tenants."""
+    if not detectors:
+        return None
+    key = msgspec.json.encode(detectors)
+    ruleset = _RULESETS.get(key)
+    if ruleset is None:
+        if len(_RULESETS) >= 512:
+            _RULESETS.pop(next(iter(_RULESETS)))
+        ruleset = _RULESETS[key] = RuleSet(custom=tuple(_custom_rule(d) for d in detectors))
+    return ruleset
+
+
+def fingerprint_key(secret: bytes, tenant_id: uuid.UUID) -> bytes:
+    """Per tenant: a fingerprint means nothing outside the tenant that saw the value."""
+    return hmac.new(secret, b"fingerprint:" + tenant_id.bytes, hashlib.sha256).digest()
+
+
+class CompiledPolicy:
+    def __init__(
+        self, policy_id: uuid.UUID | None, version: int, doc: PolicyDoc, key: bytes
+    ) -> None:
+        self.id = policy_id
+        self.version = version
+        self.doc = doc
+        self.inspector = Inspector(
+            key,
+            _ruleset(doc.detectors),
+            allow_fingerprints=frozenset(doc.allowlist.fingerprints),
+            allow_patterns=tuple(doc.allowlist.patterns),
+        )
+        live = [r for r in doc.rules if r.enabled]
+        self._rules = {
+            "input": [r for r in live if r.match.direction == "input"],
+            "output": [r for r in live if r.match.direction == "output"],
+        }
+
+    @property
+    def label(self) -> str:
+        return f"{self.id or 'default'};v={self.version}"
+
+    def output_rules(self, ctx: Context) -> list[PolicyRule]:
+        return [r for r in self._rules["output"] if _context_matches(r, ctx)]
+
+    def evaluate(self, segments: list[Segment], ctx: Context) -> Verdict:
+        hits: list[tuple[Finding, str]] = []
+        for segment in segments:
+            for finding in self.inspector.inspect(segment.text):
+                hits.append((finding, segment.where))
+        if ctx.direction == "input":
+            hits += self._size(segments)
+        if not hits:
+            return Verdict()
+        rules = [r for r in self._rules[ctx.direction] if _context_matches(r, ctx)]
+        verdict = Verdict()
+        for finding, where in hits:
+            hit = _decide(finding, where, rules)
+            verdict.hits.append(hit)
+            if hit.rule is not None and SEVERITY[hit.action] > SEVERITY[verdict.action]:
+                verdict.action, verdict.rule = hit.action, hit.rule
+        return verdict
+
+    def _size(self, segments: list[Segment]) -> list[tuple[Finding, str]]:
+        limits = self.doc.size
+        chars = sum(len(s.text) for s in segments)
+        messages = len({s.where.split(".", 1)[0] for s in segments})
+        measured = [
+            ("size.chars", chars, limits.max_chars, "characters"),
+            ("size.messages", messages, limits.max_messages, "messages"),
+        ]
+        if limits.max_tokens is not None:
+            tokens = sum(estimate_text(s.text) for s in segments)
+            measured.append(("size.tokens", tokens, limits.max_tokens, "estimated tokens"))
+        return [
+            (
+                Finding("size", rule, "size", 0, 0, 1.0, f"{n} {unit} > limit {limit}", "", ""),
+                "request",
+            )
+            for rule, n, limit, unit in measured
+            if limit is not None and n > limit
+        ]
+
+
+def _context_matches(rule: PolicyRule, ctx: Context) -> bool:
+    m = rule.match
+    return (
+        (m.keys is None or ctx.key_id in m.keys)
+        and (m.key_tags is None or not ctx.key_tags.isdisjoint(m.key_tags))
+        and (m.models is None or ctx.alias in m.models)
+        and (m.origins is None or ctx.origin in m.origins)
+    )
+
+
+def _finding_matches(rule: PolicyRule, f: Finding) -> bool:
+    m = rule.match
+    return (
+        f.score >= m.min_score
+        and (m.detectors is None or f.detector in m.detectors)
+        and (m.categories is None or f.category in m.categories)
+        and (m.rules is None or f.rule in m.rules)
+    )
+
+
+def _decide(finding: Finding, where: str, rules: list[PolicyRule]) -> Hit:
+    hit = Hit(finding, where, "allow", None)
+    for rule in rules:
+        if not _finding_matches(rule, finding):
+            continue
+        if rule.shadow:
+            hit.shadow.append(rule)
+            continue
+        hit.action, hit.rule = rule.action, rule
+        break
+    return hit
+
+
+# ---------------------------------------------------------------- rewriting and snapshots
+
+
+class Labels:
+    """Placeholders for one request: the same value gets the same label everywhere."""
+
+    def __init__(self) -> None:
+        self._by_fp: dict[tuple[str, str], str] = {}
+        self._counts: Counter[str] = Counter()
+
+    def placeholder(self, f: Finding) -> str:
+        key = (f.category, f.fingerprint)
+        label = self._by_fp.get(key)
+        if label is None:
+            self._counts[f.category] += 1
+            label = self._by_fp[key] = f"[{f.category.upper()}_{self._counts[f.category]}]"
+        return label
+
+    def render(self, f: Finding, style: str) -> str:
+        if style == "mask":
+            return "*" * (f.end - f.start)
+        if style == "hash":
+            return f"[{f.category.upper()}:{f.fingerprint[:10]}]"
+        return self.placeholder(f)
+
+
+def _rewrite(text: str, spans: list[tuple[Finding, str]]) -> str:
+    out, last = [], 0
+    for f, replacement in sorted(spans, key=lambda s: s[0].start):
+        out.append(text[last : f.start])
+        out.append(replacement)
+        last = f.end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def redact(segments: list[Segment], verdict: Verdict, labels: Labels) -> int:
+    """Replace every finding whose action is redact; returns how many were replaced."""
+    by_where: dict[str, list[tuple[Finding, str]]] = {}
+    for h in verdict.hits:
+        if h.action == "redact" and h.rule is not None:
+            by_where.setdefault(h.where, []).append(
+                (h.finding, labels.render(h.finding, h.rule.redact_style))
+            )
+    for segment in segments:
+        spans = by_where.get(segment.where)
+        if spans:
+            segment.replace(_rewrite(normalize(segment.text), spans))
+    return sum(len(s) for s in by_where.values())
+
+
+def snapshot(segments: list[Segment], verdict: Verdict) -> str:
+    """The prompt as a reviewer may see it: every finding replaced by its placeholder,
+    whatever the action (raw values are never stored)."""
+    labels = Labels()
+    by_where: dict[str, list[tuple[Finding, str]]] = {}
+    for h in verdict.hits:
+        if h.finding.end > h.finding.start:
+            by_where.setdefault(h.where, []).append((h.finding, labels.placeholder(h.finding)))
+    parts, size = [], 0
+    for segment in segments:
+        text = normalize(segment.text)
+        spans = by_where.get(segment.where)
+        part = f"{segment.where}: {_rewrite(text, spans) if spans else text}"
+        parts.append(part[: SNAPSHOT_CHARS - size])
+        size += len(parts[-1])
+        if size >= SNAPSHOT_CHARS:
+            parts.append("… (truncated)")
+            break
+    return "\n".join(parts)
