@@ -74,6 +74,7 @@ def key_out(key: ApiKey) -> KeyOut:
         rpm_limit=key.rpm_limit,
         tpm_limit=key.tpm_limit,
         monthly_budget_usd=key.monthly_budget_usd,
+        tags=list(key.tags or ()),
     )
 
 

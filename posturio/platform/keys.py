@@ -144,6 +144,7 @@ def _apply_limits(key: ApiKey, limits: KeyLimits) -> None:
     key.monthly_budget_usd = (
         None if limits.monthly_budget_usd is None else Decimal(str(limits.monthly_budget_usd))
     )
+    key.tags = sorted(set(limits.tags))
 
 
 def _limits_record(key: ApiKey) -> dict[str, object]:
@@ -154,6 +155,7 @@ def _limits_record(key: ApiKey) -> dict[str, object]:
         "monthly_budget_usd": str(key.monthly_budget_usd)
         if key.monthly_budget_usd is not None
         else None,
+        "tags": key.tags,
     }
 
 

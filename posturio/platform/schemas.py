@@ -49,16 +49,19 @@ class MemberOut(msgspec.Struct):
 
 Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 PerMinute = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Budget = Annotated[float, msgspec.Meta(ge=0, le=10_000_000)]  # USD
 
 
 class KeyLimits(msgspec.Struct, forbid_unknown_fields=True):
-    """Gateway limits of a key; null means unlimited (every alias, no rate or budget)."""
+    """Gateway settings of a key: limits (null means unlimited: every alias, no rate or
+    budget) and tags that policy rules can match on."""
 
     allowed_models: list[Alias] | None = None
     rpm_limit: PerMinute | None = None
     tpm_limit: PerMinute | None = None
     monthly_budget_usd: Budget | None = None
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=20)] = []
 
 
 class KeyCreate(KeyLimits, forbid_unknown_fields=True, kw_only=True):
@@ -86,6 +89,7 @@ class KeyOut(msgspec.Struct):
     rpm_limit: int | None
     tpm_limit: int | None
     monthly_budget_usd: Decimal | None
+    tags: list[str]
 
 
 class KeyCreated(msgspec.Struct):

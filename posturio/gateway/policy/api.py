@@ -140,7 +140,11 @@ class PolicyApi(Controller):
         policy_changed(request, db, principal.tenant_id)
         return policy_out(row)
 
-    @post("/policy/dry-run", summary="Findings and decision for a prompt; nothing is sent")
+    @post(
+        "/policy/dry-run",
+        summary="Findings and decision for a prompt; nothing is sent",
+        status_code=200,
+    )
     async def dry_run(
         self, request: Request, db: Db, principal: Caller, data: JSONBody[DryRunIn]
     ) -> DryRunOut:
@@ -165,7 +169,11 @@ class PolicyApi(Controller):
     ) -> DecisionOut:
         return decision_out(await store.decision(db, principal, decision_id))
 
-    @post("/decisions/{decision_id:str}/review", summary="Mark a decision confirmed/dismissed")
+    @post(
+        "/decisions/{decision_id:str}/review",
+        summary="Mark a decision confirmed or dismissed",
+        status_code=200,
+    )
     async def review(
         self, db: Db, principal: Caller, decision_id: FromPath[str], data: JSONBody[ReviewIn]
     ) -> DecisionOut:
