@@ -22,6 +22,7 @@ from posturio.config import ConfigError, Settings, load_settings
 from posturio.platform import accounts, audit, keys
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
 from posturio.platform.errors import PosturioError
+from posturio.platform.invalidation import ROUTES
 from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import Principal
 
@@ -83,6 +84,9 @@ def register(main: click.Group) -> None:
     main.add_command(keys_group)
     main.add_command(users)
     main.add_command(audit_group)
+    from posturio.gateway.policy.cli import policy_group
+
+    main.add_command(policy_group)
 
 
 @click.group()
@@ -324,14 +328,15 @@ def audit_verify(tenant: str | None) -> None:
         raise SystemExit(1)
 
 
-async def _publish_routes(settings: Settings, tenant_id: str) -> None:
-    from posturio.platform.invalidation import ROUTES, publish
+async def publish_change(settings: Settings, channel: str, tenant_id: str) -> None:
+    """Tell running gateways to drop their cached copy (routes, policy) at once."""
+    from posturio.platform.invalidation import publish
     from posturio.platform.redis import create_redis
 
     if settings.redis_url:
         redis = create_redis(settings)
         try:
-            await publish(redis, ROUTES, tenant_id)
+            await publish(redis, channel, tenant_id)
         finally:
             await redis.aclose()
 
@@ -393,7 +398,7 @@ def routes_put(tenant: str, alias: str, spec_file: Any) -> None:
             assert principal is not None
             await route_service.put_route(session, principal, alias, spec)
             tenant_id = str(principal.tenant_id)
-        await _publish_routes(settings, tenant_id)
+        await publish_change(settings, ROUTES, tenant_id)
         click.echo(f"route {alias} saved")
 
     run(go)
@@ -410,7 +415,7 @@ def routes_delete(tenant: str, alias: str) -> None:
             assert principal is not None
             await route_service.delete_route(session, principal, alias)
             tenant_id = str(principal.tenant_id)
-        await _publish_routes(settings, tenant_id)
+        await publish_change(settings, ROUTES, tenant_id)
         click.echo(f"route {alias} deleted")
 
     run(go)

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import uuid
 
+import openai
+import pytest
+
 from tests.gateway.helpers import USER, sdk
 
 
@@ -74,3 +77,36 @@ async def test_routes_and_credentials_from_the_cli(server, fake, make_tenant, tm
         model="echo", messages=USER
     )
     assert gone.status_code == 200
+
+
+async def test_policy_from_the_cli_applies_at_once(server, make_tenant, tmp_path):
+    tenant = await make_tenant()
+    env = dict(os.environ)
+    client = sdk(server, tenant.gateway_key)
+    prompt = [{"role": "user", "content": "what is the budget of Project Nightjar?"}]
+    await client.chat.completions.create(model="echo", messages=prompt)  # cached: allowed
+
+    doc = tmp_path / "policy.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "detectors": [{"id": "codenames", "keywords": ["Project Nightjar"]}],
+                "rules": [{"id": "no-codenames", "action": "block", "match": {}}],
+            }
+        )
+    )
+    saved = _cli(env, "policy", "set", tenant.slug, "--file", str(doc), "--comment", "codenames")
+    assert saved.returncode == 0, saved.stderr
+    assert "version 1" in saved.stdout
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model="echo", messages=prompt)
+    assert "custom.codenames" in caught.value.message
+
+    dry = _cli(env, "policy", "dry-run", tenant.slug, stdin="notes on project nightjar")
+    assert dry.returncode == 2, dry.stderr
+    assert json.loads(dry.stdout)["rule"] == "no-codenames"
+    history = _cli(env, "policy", "history", tenant.slug)
+    assert "codenames" in history.stdout
+    doc.write_text('{"rules": [{"id": "x", "action": "teleport"}]}')
+    bad = _cli(env, "policy", "set", tenant.slug, "--file", str(doc))
+    assert bad.returncode != 0 and "teleport" in bad.stderr
