@@ -2,7 +2,9 @@
 the upstream directly, a bare aiohttp passthrough (the Python ceiling here), Posturio,
 and LiteLLM's proxy — non-streaming and streaming, wrk at concurrency 32, loopback only.
 Also Posturio's own overhead (server-side, from its usage records, and end to end at
-concurrency 1) and its memory after 100k requests.
+concurrency 1), its memory after 100k requests, and the cost of prompt inspection: the
+same server with the default policy against a tenant whose policy has no rules (nothing
+inspected), on the short prompt and on a 2 KB one.
 
 Run: .venv/bin/python -m bench.gateway [--duration 10] [--workers 2] [--no-litellm]
 Nothing is asserted; figures are printed with their ratios.
@@ -40,6 +42,15 @@ LITELLM_VENV = ROOT / ".litellm-venv"
 LITELLM_KEY = "sk-bench-" + os.urandom(16).hex()
 BODY = '{"model":"bench","messages":[{"role":"user","content":"Hello, how are you today?"}]}'
 STREAM_BODY = BODY[:-1] + ',"stream":true}'
+PROSE = (
+    "Please summarise the attached notes for the leadership meeting on Thursday and list "
+    "the open risks with owners and dates. The quarterly report shows revenue growth in "
+    "every region while costs stayed flat. "
+)
+BODY_2KB = (
+    '{"model":"bench","messages":[{"role":"system","content":"You are a helpful assistant."},'
+    '{"role":"user","content":"' + (PROSE * 12)[:2048] + '"}]}'
+)
 
 
 def wait_http(url: str, timeout: float = 120, ok: tuple[int, ...] = (200,)) -> None:
@@ -121,10 +132,10 @@ def ensure_litellm() -> Path:
     return exe
 
 
-async def make_tenant(settings: Settings) -> str:
+async def make_tenant(settings: Settings, name: str) -> str:
     engine = create_engine(settings)
     async with create_sessionmaker(engine)() as session, session.begin():
-        tenant = await accounts.create_tenant(session, "bench", actor="bench")
+        tenant = await accounts.create_tenant(session, name, actor="bench")
         created = await keys.create_key(
             session,
             Principal(tenant.id, Role.owner, "bench"),
@@ -180,7 +191,9 @@ def main() -> None:
         up_port, gw_port, pt_port, ll_port = (free_port() for _ in range(4))
         upstream = f"http://127.0.0.1:{up_port}"
         spawn([sys.executable, "-m", "bench.fake_upstream", str(up_port)])
-        key = asyncio.run(make_tenant(settings))
+        key = asyncio.run(make_tenant(settings, "bench"))
+        # The second tenant's policy gets no rules below: nothing is inspected for it.
+        bare_key = asyncio.run(make_tenant(settings, "bench-no-policy"))
         env = {
             **os.environ,
             "POSTURIO_PORT": str(gw_port),
@@ -212,26 +225,34 @@ def main() -> None:
             {**os.environ, "BENCH_UPSTREAM": upstream},
         )
         wait_http(f"http://127.0.0.1:{gw_port}/readyz")
-        r = httpx.put(
-            f"http://127.0.0.1:{gw_port}/api/routes/bench",
-            headers={"Authorization": f"Bearer {key}"},
-            json={
-                "deployments": [
-                    {
-                        "name": "fake",
-                        "provider": "openai",
-                        "model": "bench",
-                        "base_url": f"{upstream}/v1",
-                        "max_retries": 0,
-                    }
-                ]
-            },
-        )
-        r.raise_for_status()
+        for k in (key, bare_key):
+            r = httpx.put(
+                f"http://127.0.0.1:{gw_port}/api/routes/bench",
+                headers={"Authorization": f"Bearer {k}"},
+                json={
+                    "deployments": [
+                        {
+                            "name": "fake",
+                            "provider": "openai",
+                            "model": "bench",
+                            "base_url": f"{upstream}/v1",
+                            "max_retries": 0,
+                        }
+                    ]
+                },
+            )
+            r.raise_for_status()
+        httpx.put(
+            f"http://127.0.0.1:{gw_port}/api/policy",
+            headers={"Authorization": f"Bearer {bare_key}"},
+            json={"document": {"rules": []}, "comment": "bench: no inspection"},
+        ).raise_for_status()
+        gateway_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         targets = {
             "upstream direct": (f"{upstream}/v1/chat/completions", None),
             "aiohttp passthrough": (f"http://127.0.0.1:{pt_port}/", None),
-            "Posturio": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", key),
+            "Posturio": (gateway_url, key),
+            "Posturio, no policy": (gateway_url, bare_key),
         }
         if not args.no_litellm:
             exe = ensure_litellm()
@@ -274,6 +295,11 @@ def main() -> None:
                 results[(mode, name)] = wrk(
                     url, body, seconds=args.duration, connections=args.connections, key=k
                 )
+        for name in ("Posturio", "Posturio, no policy"):
+            url, k = targets[name]
+            results[("2 KB prompt", name)] = wrk(
+                url, BODY_2KB, seconds=args.duration, connections=args.connections, key=k
+            )
 
         # Overhead: what the gateway itself adds.
         time.sleep(3)  # let the usage drain catch up
@@ -308,8 +334,17 @@ def main() -> None:
             )
         p = results[(mode, "Posturio")]["rps"]
         print(f"Posturio / passthrough = {p / results[(mode, 'aiohttp passthrough')]['rps']:.2f}")
+        print(f"default policy / none  = {p / results[(mode, 'Posturio, no policy')]['rps']:.2f}")
         if (mode, "LiteLLM proxy") in results:
             print(f"Posturio / LiteLLM     = {p / results[(mode, 'LiteLLM proxy')]['rps']:.1f}x")
+    print(f"\n{'2 KB prompt':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    for name in ("Posturio", "Posturio, no policy"):
+        r = results[("2 KB prompt", name)]
+        print(f"{name:<22}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>10.0f}")
+    inspected, bare = (
+        results[("2 KB prompt", n)]["rps"] for n in ("Posturio", "Posturio, no policy")
+    )
+    print(f"default policy / none  = {inspected / bare:.2f}")
     print(
         f"\nPosturio overhead, server-side (x-posturio-overhead-ms over {recorded} recorded "
         f"requests at c={args.connections}): p50 {srv_p50:.3f} ms, p99 {srv_p99:.3f} ms"

@@ -16,7 +16,7 @@ import pytest
 
 from tests.gateway.helpers import deployment, put_route, sdk
 
-AWS_KEY = "AKIAZ7QW3ERT5YUI8OPL"
+AWS_KEY = "AKIAZ7QW3ERT5YUI6OPL"
 EMAIL = "ana.silva@globex-corp.com"
 
 
@@ -100,7 +100,7 @@ async def test_clean_prompt_is_allowed_with_policy_headers(server, tenant):
 async def test_obfuscated_and_tool_call_secrets_are_found(server, tenant):
     client = sdk(server, tenant.gateway_key)
     hidden = base64.b64encode(f"creds: {AWS_KEY} thanks".encode()).decode()
-    spaced = "AKIA\u200bZ7QW3ERT5YUI8OPL"  # a zero-width space inside the key
+    spaced = "AKIA\u200bZ7QW3ERT5YUI6OPL"  # a zero-width space inside the key
     for messages in (
         user(f"please decode {hidden}"),
         user(f"key is {spaced}"),
@@ -331,6 +331,8 @@ async def test_policy_versions_are_audited_and_restorable(server, tenant):
         ({"rules": [{"id": "r", "action": "flag", "match": {"detectors": ["x"]}}]}, "detector"),
         ({"rules": [], "detectors": [{"id": "d", "pattern": "(a)\\1"}]}, "RE2"),
         ({"rules": [], "detectors": [{"id": "d"}]}, "keywords or pattern"),
+        ({"rules": [], "detectors": [{"id": "d", "pattern": "a\\Cb"}]}, "cannot be compiled"),
+        ({"rules": [], "detectors": [{"id": "d", "pattern": "x*"}]}, "cannot be compiled"),
         ({"rules": [{"id": "r", "action": "flag"}, {"id": "r", "action": "flag"}]}, "unique"),
         ({"rules": "nope"}, "rules"),
     ],

@@ -179,6 +179,8 @@ class Inspector:
             rule = rules.rules[rule_id]
             for match in rules.exact[rule_id].finditer(text):
                 value = match.group(0)
+                if not value:
+                    continue
                 evidence = rule.check(value)
                 if evidence is None or self._allowed(value):
                     continue

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import hyperscan
 import msgspec
 
 from posturio.gateway.inspection.engine import (
@@ -23,7 +24,13 @@ from posturio.gateway.inspection.engine import (
 )
 from posturio.gateway.inspection.rules import Rule
 from posturio.gateway.inspection.segments import Segment
-from posturio.gateway.policy.schema import SEVERITY, CustomDetector, PolicyDoc, PolicyRule
+from posturio.gateway.policy.schema import (
+    SEVERITY,
+    CustomDetector,
+    PolicyDoc,
+    PolicyRule,
+    invalid,
+)
 from posturio.gateway.tokens import estimate_text
 
 SNAPSHOT_CHARS = 8_000
@@ -112,6 +119,15 @@ def _ruleset(detectors: list[CustomDetector]) -> RuleSet | None:
     return ruleset
 
 
+def compile_detectors(doc: PolicyDoc) -> None:
+    """Compile the custom detectors now (at save time) so that a pattern RE2 accepts but
+    Hyperscan cannot take is refused with a reason instead of failing at load."""
+    try:
+        _ruleset(doc.detectors)
+    except hyperscan.error as exc:
+        raise invalid(f"the custom detectors cannot be compiled: {exc}") from None
+
+
 def fingerprint_key(secret: bytes, tenant_id: uuid.UUID) -> bytes:
     """Per tenant: a fingerprint means nothing outside the tenant that saw the value."""
     return hmac.new(secret, b"fingerprint:" + tenant_id.bytes, hashlib.sha256).digest()
@@ -144,6 +160,8 @@ class CompiledPolicy:
         return [r for r in self._rules["output"] if _context_matches(r, ctx)]
 
     def evaluate(self, segments: list[Segment], ctx: Context) -> Verdict:
+        if not self._rules[ctx.direction]:
+            return Verdict()  # no rule could act on a finding: nothing to inspect
         hits: list[tuple[Finding, str]] = []
         for segment in segments:
             for finding in self.inspector.inspect(segment.text):

@@ -7,12 +7,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+import hyperscan
+import re2
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.gateway.models import Policy, PolicyDecision
-from posturio.gateway.policy.evaluate import CompiledPolicy, fingerprint_key
+from posturio.gateway.policy.evaluate import CompiledPolicy, compile_detectors, fingerprint_key
 from posturio.gateway.policy.schema import DEFAULT_POLICY, PolicyDoc, decode, to_builtins, validate
 from posturio.gateway.routes import list_routes
 from posturio.gateway.routing import BUILTINS
@@ -24,6 +27,7 @@ from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
 
 REVIEW_STATUSES = ("open", "confirmed", "dismissed")
+log = structlog.get_logger("posturio.policy")
 
 
 async def latest(session: AsyncSession, tenant_id: uuid.UUID) -> Policy | None:
@@ -61,6 +65,7 @@ async def save(
     """Every change is a new, immutable version; the audit log names who and what."""
     principal.require(Role.admin)
     validate(doc, await aliases(session, principal.tenant_id))
+    compile_detectors(doc)
     current = (
         await session.scalar(
             select(func.max(Policy.version)).where(Policy.tenant_id == principal.tenant_id)
@@ -112,12 +117,14 @@ PolicyLoader = Callable[[AsyncSession, uuid.UUID], Awaitable[CompiledPolicy]]
 def loader(secret: bytes) -> PolicyLoader:
     async def load(session: AsyncSession, tenant_id: uuid.UUID) -> CompiledPolicy:
         row, doc = await in_force(session, tenant_id)
-        return CompiledPolicy(
-            row.id if row else None,
-            row.version if row else 0,
-            doc,
-            fingerprint_key(secret, tenant_id),
-        )
+        key = fingerprint_key(secret, tenant_id)
+        try:
+            return CompiledPolicy(row.id if row else None, row.version if row else 0, doc, key)
+        except (PosturioError, hyperscan.error, re2.error) as exc:
+            # A stored version that no longer compiles (e.g. after an upgrade) must not
+            # take the tenant's traffic down: the default policy still blocks secrets.
+            log.error("policy_unusable_default_applies", tenant_id=str(tenant_id), error=str(exc))
+            return CompiledPolicy(None, 0, DEFAULT_POLICY, key)
 
     return load
 
