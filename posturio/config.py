@@ -56,6 +56,26 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(3, ge=1, le=100)
     breaker_cooldown_s: float = Field(30.0, ge=0, le=3600)
     web_workers: int = Field(1, ge=1, le=64)
+    # A request body must arrive within this long (slow-drip bodies hold a worker).
+    body_read_timeout_s: float = Field(30.0, gt=0, le=600)
+    # Throttles for every tenant on the standard plan (unset: none).
+    throttle_ip_per_minute: float | None = Field(None, gt=0)
+    throttle_tenant_per_minute: float | None = Field(None, gt=0)
+    # The public evaluation path: signup from the landing page, demo tenants and keys.
+    public_signup: bool = True
+    signup_pow_bits: int = Field(18, ge=8, le=32)  # base proof-of-work difficulty
+    signup_pow_ttl_s: int = Field(300, ge=30, le=3600)
+    signup_per_ip_per_hour: float = Field(10, gt=0)
+    # The demo plan (every tenant created by public signup), set by the operator.
+    demo_requests_per_day: int = Field(200, ge=1)
+    demo_tokens_per_day: int = Field(100_000, ge=1)
+    demo_models: list[str] = ["echo"]
+    demo_max_tokens: int = Field(512, ge=1)
+    demo_max_body_bytes: int = Field(64 * 1024, ge=1024)
+    demo_max_messages: int = Field(50, ge=1)
+    demo_max_prompt_tokens: int = Field(8_000, ge=1)
+    demo_key_days: int = Field(14, ge=1, le=365)
+    demo_per_minute: float = Field(30, gt=0)  # per key, per IP and 4x per tenant
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ product serves stays on Litestar; /v1 is dispatched here first (see posturio.app
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -90,9 +91,11 @@ async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send
     payload, shape = gateway.chat_request(body)
     call.stream = shape.stream
     route = await gateway.resolve(call, shape.model, "chat")
-    route = await gateway.inspect_input(call, route, chat_segments(payload))
     call.prompt_estimate = estimate_chat(payload)
-    max_out = shape.max_completion_tokens or shape.max_tokens or 1024
+    asked = shape.max_completion_tokens or shape.max_tokens
+    gateway.check_size(call, len(shape.messages), call.prompt_estimate, asked)
+    route = await gateway.inspect_input(call, route, chat_segments(payload))
+    max_out = asked or gateway.tier(call).max_output_tokens or 1024
     await gateway.admit(call, route, call.prompt_estimate, max_out * shape.n)
     if shape.stream:
         include_usage = bool((shape.stream_options or {}).get("include_usage"))
@@ -110,8 +113,9 @@ async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send
 async def embeddings(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
     payload, shape = gateway.embeddings_request(body)
     route = await gateway.resolve(call, shape.model, "embeddings")
-    route = await gateway.inspect_input(call, route, embeddings_segments(payload))
     call.prompt_estimate = estimate_inputs(shape.input)
+    gateway.check_size(call, 0, call.prompt_estimate, None)
+    route = await gateway.inspect_input(call, route, embeddings_segments(payload))
     await gateway.admit(call, route, call.prompt_estimate, 0)
     result = await gateway.embed(call, route, payload)
     await _json(send, call, 200, msgspec.json.encode(result.body))
@@ -122,6 +126,7 @@ async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
     table = await gateway.routes.get(call.key.tenant_id)
     created = int(time.time())
     allowed = call.key.allowed_models
+    tier_models = gateway.tier(call).models
     data = [
         {
             "id": r.alias,
@@ -131,7 +136,8 @@ async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
             "kind": r.kind,
         }
         for r in table.aliases()
-        if allowed is None or r.alias in allowed
+        if (allowed is None or r.alias in allowed)
+        and (tier_models is None or r.alias in tier_models)
     ]
     call.key = None  # a listing is not metered
     await _json(send, call, 200, msgspec.json.encode({"object": "list", "data": data}))
@@ -176,15 +182,26 @@ class GatewayASGI:
                     405, f"use {method} for {scope['path']}", code="method_not_allowed"
                 )
             await gateway.authenticate(call, _token(scope))
+            client = scope.get("client")
+            call.client_ip = client[0] if client else None
             body = b""
             if method == "POST":
+                limit = gateway.tier(call).max_body_bytes
+                timeout = gateway.settings.body_read_timeout_s
                 try:
-                    body = await read_body(receive, gateway.settings.max_body_bytes)
+                    async with asyncio.timeout(timeout):
+                        body = await read_body(receive, limit)
                 except BodyTooLarge:
                     raise GatewayError(
                         413,
-                        f"the request body is larger than {gateway.settings.max_body_bytes} bytes",
+                        f"the request body is larger than this plan's limit of {limit} bytes",
                         code="body_too_large",
+                    ) from None
+                except TimeoutError:
+                    raise GatewayError(
+                        408,
+                        f"the request body did not arrive within {timeout:g} seconds",
+                        code="body_timeout",
                     ) from None
             await handler(gateway, call, body, send)
         except GatewayError as exc:

@@ -1,12 +1,13 @@
-"""Per-key limits in Redis: requests/minute (token bucket), tokens/minute (fixed window)
-and a monthly spend budget, checked and reserved in one atomic Lua call; reconciled
-with the real figures after the call."""
+"""Limits in Redis, checked and consumed in one atomic Lua call: token buckets (requests
+per minute of a key, throttles per IP / key / tenant) and counters over a window (tokens
+per minute, requests and tokens per day, the monthly spend budget). A refusal consumes
+nothing; token and spend counters are reconciled with the real figures after the call."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import structlog
@@ -18,65 +19,86 @@ from posturio.gateway.metrics import limits_unavailable
 
 log = structlog.get_logger("posturio.limits")
 MICRO = Decimal(1_000_000)
+DAY_MS = 86_400_000
 
-# KEYS: rpm bucket, tpm window, budget counter. ARGV: now_ms, rpm, tpm, est_tokens,
-# budget_micro, reserve_micro. 0 means "no limit". Checks all first, then applies all, so
-# a refusal consumes nothing. Returns {allowed, limit name, retry_after_ms}.
+# Per check i: KEYS[i], and ARGV[1 + 3(i-1) + 1..3] = kind ("b" bucket, "c" counter),
+# limit, amount; then period_ms (bucket: time to refill `limit`; counter: TTL).
+# Returns {1} or {0, i, retry_ms (buckets; -1 for counters)}.
 ADMIT = """
 local now = tonumber(ARGV[1])
-local rpm, tpm, est = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local budget, reserve = tonumber(ARGV[5]), tonumber(ARGV[6])
-local tokens = 0
-if rpm > 0 then
-  local b = redis.call('HMGET', KEYS[1], 't', 'ts')
-  tokens = tonumber(b[1]) or rpm
-  local ts = tonumber(b[2]) or now
-  tokens = math.min(rpm, tokens + math.max(0, now - ts) * rpm / 60000)
-  if tokens < 1 then return {0, 'rpm', math.ceil((1 - tokens) * 60000 / rpm)} end
+local fill = {}
+local function arg(i, j) return ARGV[1 + (i - 1) * 4 + j] end
+for i = 1, #KEYS do
+  local kind, limit, amount, period = arg(i, 1), tonumber(arg(i, 2)), tonumber(arg(i, 3)),
+    tonumber(arg(i, 4))
+  if kind == 'b' then
+    local b = redis.call('HMGET', KEYS[i], 't', 'ts')
+    local t = tonumber(b[1]) or limit
+    local ts = tonumber(b[2]) or now
+    t = math.min(limit, t + math.max(0, now - ts) * limit / period)
+    if t < amount then return {0, i, math.ceil((amount - t) * period / limit)} end
+    fill[i] = t
+  else
+    local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if used + amount > limit then return {0, i, -1} end
+  end
 end
-if tpm > 0 then
-  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if used + est > tpm then return {0, 'tpm', 60000 - (now % 60000)} end
+for i = 1, #KEYS do
+  local kind, amount, period = arg(i, 1), tonumber(arg(i, 3)), tonumber(arg(i, 4))
+  if kind == 'b' then
+    redis.call('HSET', KEYS[i], 't', fill[i] - amount, 'ts', now)
+    redis.call('PEXPIRE', KEYS[i], period * 2)
+  else
+    redis.call('INCRBY', KEYS[i], amount)
+    redis.call('PEXPIRE', KEYS[i], period)
+  end
 end
-if budget > 0 then
-  local spent = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if spent + reserve > budget then return {0, 'budget', 0} end
-end
-if rpm > 0 then
-  redis.call('HSET', KEYS[1], 't', tokens - 1, 'ts', now)
-  redis.call('PEXPIRE', KEYS[1], 120000)
-end
-if tpm > 0 then
-  redis.call('INCRBY', KEYS[2], est)
-  redis.call('EXPIRE', KEYS[2], 120)
-end
-if budget > 0 then
-  redis.call('INCRBY', KEYS[3], reserve)
-  redis.call('EXPIRE', KEYS[3], 3456000)
-end
-return {1, '', 0}
+return {1}
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One limit: `refusal` is the message when it is hit, `resets_ms` (counters) when
+    the window ends, and `reconciled` whether its amount is an estimate to true up."""
+
+    key: str
+    kind: str  # "b" | "c"
+    limit: int
+    amount: int
+    period_ms: int
+    refusal: str
+    code: str = "rate_limit_exceeded"
+    resets_ms: int = 0
+    reconciled: str | None = None  # "tokens" | "spend"
+
+
+def bucket(key: str, per_minute: float, burst: int | None, refusal: str) -> Check:
+    """A token bucket of `burst` (default: one minute's worth) refilled at `per_minute`."""
+    capacity = max(1, burst if burst is not None else int(per_minute))
+    return Check(key, "b", capacity, 1, int(capacity * 60_000 / per_minute), refusal)
+
+
+def window(now_ms: int, period_ms: int) -> tuple[int, int]:
+    """(window number, ms until it ends)."""
+    return now_ms // period_ms, period_ms - now_ms % period_ms
+
+
+def month_end_ms(now_ms: int) -> int:
+    now = datetime.fromtimestamp(now_ms / 1000, UTC)
+    nxt = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return int((nxt - now) / timedelta(milliseconds=1))
+
+
+def key_tag(key_id: str) -> str:
+    # One hash tag per API key: its limits land in one slot of a Redis cluster.
+    return f"posturio:{{k:{key_id}}}"
 
 
 @dataclass(slots=True)
 class Reservation:
-    key_id: str
-    tpm_key: str | None
-    budget_key: str | None
-    tokens: int
-    micro_usd: int
-
-
-def _keys(key_id: str, now_ms: int) -> tuple[str, str, str]:
-    # One hash tag per API key: all three land in one slot of a Redis cluster.
-    tag = f"posturio:{{k:{key_id}}}"
-    month = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m")
-    return f"{tag}:rpm", f"{tag}:tpm:{now_ms // 60000}", f"{tag}:spend:{month}"
-
-
-def _seconds_to_month_end(now: datetime) -> int:
-    nxt = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
-    return int((nxt - now).total_seconds()) + 1
+    owner: str
+    counters: list[tuple[str, str, int]]  # (redis key, "tokens" | "spend", reserved)
 
 
 class Limiter:
@@ -85,84 +107,47 @@ class Limiter:
         self._admit = redis.register_script(ADMIT)
 
     async def admit(
-        self,
-        key_id: str,
-        *,
-        rpm: int | None,
-        tpm: int | None,
-        budget_usd: Decimal | None,
-        est_tokens: int,
-        reserve_usd: Decimal,
-        fail_open: bool,
+        self, owner: str, checks: list[Check], *, fail_open: bool
     ) -> Reservation | None:
-        if not (rpm or tpm or budget_usd):
+        """Consume every check or none; raises 429 naming the limit that was hit."""
+        if not checks:
             return None
-        now_ms = int(time.time() * 1000)
-        rpm_key, tpm_key, budget_key = _keys(key_id, now_ms)
-        reserve_micro = int(reserve_usd * MICRO)
+        args: list[int | str] = [int(time.time() * 1000)]
+        for c in checks:
+            args += [c.kind, c.limit, c.amount, c.period_ms]
         try:
-            allowed, which, retry_ms = await self._admit(
-                keys=[rpm_key, tpm_key, budget_key],
-                args=[
-                    now_ms,
-                    rpm or 0,
-                    tpm or 0,
-                    est_tokens,
-                    int((budget_usd or 0) * MICRO),
-                    reserve_micro,
-                ],
-            )
+            result = await self._admit(keys=[c.key for c in checks], args=args)
         except RedisError as exc:
             if fail_open:
                 limits_unavailable.labels("fail_open").inc()
-                log.warning("limits_unavailable_fail_open", key_id=key_id, error=type(exc).__name__)
+                log.warning("limits_unavailable_fail_open", owner=owner, error=type(exc).__name__)
                 return None
             limits_unavailable.labels("fail_closed").inc()
-            log.error("limits_unavailable_fail_closed", key_id=key_id, error=type(exc).__name__)
+            log.error("limits_unavailable_fail_closed", owner=owner, error=type(exc).__name__)
             raise GatewayError(
                 503,
                 "rate limiting is unavailable and this tenant fails closed",
                 code="limits_unavailable",
                 retry_after=5,
             ) from None
-        if not allowed:
-            which = which.decode() if isinstance(which, bytes) else which
-            if which == "budget":
-                wait = _seconds_to_month_end(datetime.now(UTC))
-                raise GatewayError(
-                    429,
-                    f"this key's monthly budget of ${budget_usd} is spent",
-                    code="budget_exceeded",
-                    retry_after=wait,
-                )
-            names = {
-                "rpm": f"requests per minute limit ({rpm})",
-                "tpm": f"tokens per minute limit ({tpm})",
-            }
+        if not result[0]:
+            hit = checks[int(result[1]) - 1]
+            retry_ms = int(result[2]) if int(result[2]) >= 0 else hit.resets_ms
             raise GatewayError(
-                429,
-                f"over this key's {names[which]}",
-                code="rate_limit_exceeded",
-                retry_after=max(1, -(-int(retry_ms) // 1000)),
+                429, hit.refusal, code=hit.code, retry_after=max(1, -(-retry_ms // 1000))
             )
-        return Reservation(
-            key_id,
-            tpm_key if tpm else None,
-            budget_key if budget_usd else None,
-            est_tokens,
-            reserve_micro,
-        )
+        counters = [(c.key, c.reconciled, c.amount) for c in checks if c.reconciled]
+        return Reservation(owner, counters) if counters else None  # type: ignore[arg-type]
 
     async def reconcile(self, reservation: Reservation | None, tokens: int, cost: Decimal) -> None:
-        """Replace the reservation with what the call really used."""
+        """Replace the reservations with what the call really used."""
         if reservation is None:
             return
+        real = {"tokens": tokens, "spend": int(cost * MICRO)}
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                if reservation.tpm_key:
-                    pipe.incrby(reservation.tpm_key, tokens - reservation.tokens)
-                if reservation.budget_key:
-                    pipe.incrby(reservation.budget_key, int(cost * MICRO) - reservation.micro_usd)
+                for key, what, reserved in reservation.counters:
+                    pipe.incrby(key, real[what] - reserved)
                 await pipe.execute()
         except RedisError as exc:
-            log.warning("limits_reconcile_failed", key_id=reservation.key_id, error=str(exc))
+            log.warning("limits_reconcile_failed", owner=reservation.owner, error=str(exc))

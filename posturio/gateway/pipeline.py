@@ -22,7 +22,17 @@ import structlog
 from posturio.config import Settings
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.segments import Segment, response_segments
-from posturio.gateway.limits import Limiter, Reservation
+from posturio.gateway.limits import (
+    DAY_MS,
+    MICRO,
+    Check,
+    Limiter,
+    Reservation,
+    bucket,
+    key_tag,
+    month_end_ms,
+    window,
+)
 from posturio.gateway.metrics import upstream_attempts
 from posturio.gateway.policy.evaluate import CompiledPolicy, Context, Labels, Verdict, redact
 from posturio.gateway.policy.evaluate import snapshot as redacted_snapshot
@@ -39,6 +49,7 @@ from posturio.gateway.providers.base import (
 )
 from posturio.gateway.routing import Breakers, ResolvedRoute, RouteCache, plan
 from posturio.gateway.schemas import ChatShape, EmbeddingsShape
+from posturio.gateway.tiers import Tier
 from posturio.gateway.tokens import estimate_prompt, estimate_text
 from posturio.gateway.usage import DecisionRecord, UsageRecord, UsageRecorder
 from posturio.platform.errors import PosturioError
@@ -74,6 +85,7 @@ class Call:
     overhead_ms: float | None = None
     prompt_estimate: int = 0
     origin: str = "api"
+    client_ip: str | None = None
     policy: CompiledPolicy | None = None
     findings: str | None = None
     output_decision: str | None = None
@@ -175,6 +187,7 @@ class Gateway:
         breakers: Breakers,
         providers: dict[str, Provider],
         policies: TenantCache[CompiledPolicy],
+        tiers: dict[str, Tier],
     ) -> None:
         self.settings = settings
         self.authenticator = authenticator
@@ -184,6 +197,7 @@ class Gateway:
         self.breakers = breakers
         self.providers = providers
         self.policies = policies
+        self.tiers = tiers
 
     # ------------------------------------------------------------ admission
 
@@ -206,7 +220,10 @@ class Gateway:
     async def resolve(self, call: Call, alias: str, kind: str) -> ResolvedRoute:
         assert call.key is not None
         call.alias = alias
-        if call.key.allowed_models is not None and alias not in call.key.allowed_models:
+        tier_models = self.tier(call).models
+        if (call.key.allowed_models is not None and alias not in call.key.allowed_models) or (
+            tier_models is not None and alias not in tier_models
+        ):
             raise GatewayError(
                 403,
                 f"this API key may not use the model '{alias}'",
@@ -224,23 +241,151 @@ class Gateway:
             )
         return route
 
+    def tier(self, call: Call) -> Tier:
+        assert call.key is not None
+        return self.tiers.get(call.key.plan) or self.tiers["standard"]
+
+    def check_size(
+        self, call: Call, messages: int, prompt_tokens: int, max_out: int | None
+    ) -> None:
+        """The plan's request-size limits, each named in its refusal."""
+        tier = self.tier(call)
+        if tier.max_messages is not None and messages > tier.max_messages:
+            raise invalid(
+                f"{messages} messages is over this plan's limit of {tier.max_messages}",
+                "messages",
+                code="too_many_messages",
+            )
+        if tier.max_prompt_tokens is not None and prompt_tokens > tier.max_prompt_tokens:
+            raise GatewayError(
+                413,
+                f"the prompt is about {prompt_tokens} tokens, over this plan's limit of "
+                f"{tier.max_prompt_tokens}",
+                code="prompt_too_large",
+            )
+        if (
+            tier.max_output_tokens is not None
+            and max_out is not None
+            and max_out > tier.max_output_tokens
+        ):
+            raise invalid(
+                f"max_tokens {max_out} is over this plan's limit of {tier.max_output_tokens}",
+                "max_tokens",
+                code="max_tokens_too_large",
+            )
+
     async def admit(
         self, call: Call, route: ResolvedRoute, prompt_tokens: int, max_out: int
     ) -> None:
+        """Every limit that applies to the request, consumed in one atomic Redis call."""
         key = call.key
         assert key is not None
-        reserve = (
-            Decimal(prompt_tokens) * route.max_input_price
-            + Decimal(max_out) * route.max_output_price
-        ) / THOUSAND
+        tier = self.tier(call)
+        now_ms = int(time.time() * 1000)
+        tag = key_tag(str(key.id))
+        checks: list[Check] = []
+        if key.rpm_limit:
+            checks.append(
+                bucket(
+                    f"{tag}:rpm",
+                    key.rpm_limit,
+                    None,
+                    f"over this key's requests per minute limit ({key.rpm_limit})",
+                )
+            )
+        if tier.key_per_minute:
+            checks.append(
+                bucket(
+                    f"{tag}:throttle",
+                    tier.key_per_minute,
+                    None,
+                    f"over this plan's rate of {tier.key_per_minute:g} requests per minute per key",
+                )
+            )
+        if tier.ip_per_minute and call.client_ip:
+            checks.append(
+                bucket(
+                    f"posturio:ip:{call.client_ip}",
+                    tier.ip_per_minute,
+                    None,
+                    f"over the rate of {tier.ip_per_minute:g} requests per minute from one address",
+                )
+            )
+        if tier.tenant_per_minute:
+            checks.append(
+                bucket(
+                    f"posturio:tenant:{key.tenant_id}",
+                    tier.tenant_per_minute,
+                    None,
+                    f"over this plan's rate of {tier.tenant_per_minute:g} requests per minute "
+                    "per organisation",
+                )
+            )
+        estimate = prompt_tokens + max_out
+        if key.tpm_limit:
+            minute, left = window(now_ms, 60_000)
+            checks.append(
+                Check(
+                    f"{tag}:tpm:{minute}",
+                    "c",
+                    key.tpm_limit,
+                    estimate,
+                    120_000,
+                    f"over this key's tokens per minute limit ({key.tpm_limit})",
+                    resets_ms=left,
+                    reconciled="tokens",
+                )
+            )
+        if tier.requests_per_day or tier.tokens_per_day:
+            day, left = window(now_ms, DAY_MS)
+            if tier.requests_per_day:
+                checks.append(
+                    Check(
+                        f"{tag}:rpd:{day}",
+                        "c",
+                        tier.requests_per_day,
+                        1,
+                        2 * DAY_MS,
+                        f"this key's daily limit of {tier.requests_per_day} requests is used up",
+                        code="daily_limit_exceeded",
+                        resets_ms=left,
+                    )
+                )
+            if tier.tokens_per_day:
+                checks.append(
+                    Check(
+                        f"{tag}:tpd:{day}",
+                        "c",
+                        tier.tokens_per_day,
+                        estimate,
+                        2 * DAY_MS,
+                        f"this key's daily limit of {tier.tokens_per_day} tokens is used up",
+                        code="daily_limit_exceeded",
+                        resets_ms=left,
+                        reconciled="tokens",
+                    )
+                )
+        if key.monthly_budget_usd:
+            reserve = (
+                Decimal(prompt_tokens) * route.max_input_price
+                + Decimal(max_out) * route.max_output_price
+            ) / THOUSAND
+            month = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m")
+            checks.append(
+                Check(
+                    f"{tag}:spend:{month}",
+                    "c",
+                    int(key.monthly_budget_usd * MICRO),
+                    int(reserve * MICRO),
+                    40 * DAY_MS,
+                    f"this key's monthly budget of ${key.monthly_budget_usd} is spent",
+                    code="budget_exceeded",
+                    resets_ms=month_end_ms(now_ms),
+                    reconciled="spend",
+                )
+            )
         call.reservation = await self.limiter.admit(
-            str(key.id),
-            rpm=key.rpm_limit,
-            tpm=key.tpm_limit,
-            budget_usd=key.monthly_budget_usd,
-            est_tokens=prompt_tokens + (max_out if key.tpm_limit else 0),
-            reserve_usd=reserve,
-            fail_open=key.limits_fail_open,
+            str(key.id), checks, fail_open=key.limits_fail_open
         )
 
     # ------------------------------------------------------------ policy

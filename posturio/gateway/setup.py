@@ -17,6 +17,7 @@ from posturio.gateway.providers.local import LocalEmbeddings
 from posturio.gateway.providers.openai import OpenAICompatible
 from posturio.gateway.routes import loader
 from posturio.gateway.routing import Breakers
+from posturio.gateway.tiers import tiers
 from posturio.gateway.usage import UsageRecorder
 from posturio.platform.crypto import SecretBox
 from posturio.platform.keyauth import KeyAuthenticator
@@ -53,5 +54,6 @@ def build_gateway(
             policy_loader(settings.resolved_secret_key().encode()),
             ttl_s=settings.route_cache_ttl_s,
         ),
+        tiers(settings),
     )
     return gateway, upstreams

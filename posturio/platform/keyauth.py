@@ -48,6 +48,7 @@ class CachedKey:
     limits_fail_open: bool
     loaded_at: float
     tags: frozenset[str] = frozenset()
+    plan: str = "standard"  # the tenant's plan (demo tenants come from public signup)
 
 
 def bearer_or_key(authorization: str | None, api_key: str | None) -> str | None:
@@ -134,6 +135,7 @@ class KeyAuthenticator:
             limits_fail_open=row.limits_fail_open,
             loaded_at=time.monotonic(),
             tags=frozenset(row.tags),
+            plan=row.plan,
         )
         self._cache[prefix] = entry
         while len(self._cache) > self._max:

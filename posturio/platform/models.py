@@ -58,6 +58,7 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # When Redis (rate limits, budgets) is unreachable: serve anyway (True) or refuse (False).
     limits_fail_open: Mapped[bool] = mapped_column(default=True)
+    plan: Mapped[str] = mapped_column(String(20), default="standard")  # standard | demo
 
 
 class User(Base):

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from posturio.gateway.errors import GatewayError
-from posturio.gateway.limits import Limiter
+from posturio.gateway.limits import Limiter, bucket
 from posturio.platform.embedded import free_port
 from tests.gateway.helpers import USER, deployment, put_route, sdk
 
@@ -211,12 +211,10 @@ async def test_changing_limits_applies_at_once(server, tenant):
 async def test_limits_when_redis_is_down_follow_the_tenant_choice():
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
     limiter = Limiter(dead)
-    args = {"rpm": 10, "tpm": None, "budget_usd": None, "est_tokens": 5}
-    from decimal import Decimal
-
-    assert await limiter.admit("k", **args, reserve_usd=Decimal(0), fail_open=True) is None
+    checks = [bucket("k:rpm", 10, None, "over")]
+    assert await limiter.admit("k", checks, fail_open=True) is None
     with pytest.raises(GatewayError) as err:
-        await limiter.admit("k", **args, reserve_usd=Decimal(0), fail_open=False)
+        await limiter.admit("k", checks, fail_open=False)
     assert err.value.status == 503 and err.value.code == "limits_unavailable"
     await dead.aclose()
 
