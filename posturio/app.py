@@ -17,12 +17,14 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from posturio.config import Settings, get_settings
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
+from posturio.gateway.playground import PlaygroundPage, playground_chat
 from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
 from posturio.platform.api import AdminApi
@@ -30,15 +32,18 @@ from posturio.platform.console import ConsoleAuth, ConsoleHome
 from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker
 from posturio.platform.errors import EXCEPTION_HANDLERS
+from posturio.platform.headers import SecurityHeadersMiddleware
 from posturio.platform.health import healthz, readyz
 from posturio.platform.invalidation import KEYS, POLICIES, ROUTES, InvalidationHub
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.logging import RequestIdMiddleware, configure_logging
+from posturio.platform.public import PublicPages
 from posturio.platform.redis import create_redis
 from posturio.platform.sessions import ConsoleSessionStore
 from posturio.workers.broker import setup_broker
 
 TEMPLATES = Path(__file__).parent / "platform" / "templates"
+STATIC = Path(__file__).parent / "platform" / "static"
 # Paths authenticated by API keys (no cookies), so CSRF does not apply to them.
 NO_CSRF = ["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
 
@@ -149,8 +154,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminApi,
             GatewayAdminApi,
             PolicyApi,
+            PublicPages,
+            PlaygroundPage,
+            playground_chat,
             ConsoleAuth,
             ConsoleHome,
+            create_static_files_router(
+                path="/static", directories=[STATIC], send_as_attachment=False
+            ),
             MetricsController,
         ],
         lifespan=[lifespan],
@@ -158,6 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=openapi,
         middleware=[
             RequestIdMiddleware,
+            SecurityHeadersMiddleware(),
             PrometheusConfig(
                 app_name="posturio", prefix="posturio", group_path=True, exclude=["^/metrics"]
             ).middleware,

@@ -19,7 +19,7 @@ from posturio.platform.files import write_private
 from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import Principal
 
-DEMO_EMAIL = "owner@demo.posturio.local"
+DEMO_EMAIL = "owner@posturio.demo"
 
 
 @dataclass(frozen=True)

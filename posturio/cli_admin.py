@@ -24,10 +24,9 @@ from posturio.platform.db import create_engine, create_sessionmaker, tenant_sess
 from posturio.platform.errors import PosturioError
 from posturio.platform.invalidation import ROUTES
 from posturio.platform.models import Role, Scope, Tenant
-from posturio.platform.principal import Principal
+from posturio.platform.principal import OPERATOR, Principal
 
 out = Console()
-OPERATOR = "cli"
 
 
 def _settings() -> Settings:
@@ -84,6 +83,8 @@ def register(main: click.Group) -> None:
     main.add_command(keys_group)
     main.add_command(users)
     main.add_command(audit_group)
+    main.add_command(demo_group)
+    main.add_command(outbox)
     from posturio.gateway.policy.cli import policy_group
 
     main.add_command(policy_group)
@@ -229,8 +230,6 @@ def keys_create(
 @keys_group.command("list")
 @click.argument("tenant")
 def keys_list(tenant: str) -> None:
-    from posturio.platform.api import key_status
-
     async def go(settings: Settings) -> None:
         async with session_for(settings, tenant) as (session, principal):
             assert principal is not None
@@ -238,7 +237,7 @@ def keys_list(tenant: str) -> None:
         table = _table("id", "prefix", "name", "scopes", "status", "last used")
         for k in rows:
             last = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "-"
-            table.add_row(str(k.id), k.prefix, k.name, ",".join(k.scopes), key_status(k), last)
+            table.add_row(str(k.id), k.prefix, k.name, ",".join(k.scopes), keys.key_status(k), last)
         out.print(table)
 
     run(go)
@@ -249,20 +248,136 @@ def keys_list(tenant: str) -> None:
 @click.argument("key_id")
 @click.option("--reason")
 def keys_revoke(tenant: str, key_id: str, reason: str | None) -> None:
-    from posturio.platform.keyauth import broadcast_key_change
-    from posturio.platform.redis import create_redis
-
     async def go(settings: Settings) -> None:
         async with session_for(settings, tenant) as (session, principal):
             assert principal is not None
             key = await keys.revoke_key(session, principal, key_id, reason=reason)
-        if settings.redis_url:
-            redis = create_redis(settings)
-            try:
-                await broadcast_key_change(redis, key.prefix)
-            finally:
-                await redis.aclose()
+        await _broadcast_key(settings, key.prefix)
         click.echo(f"revoked {key.prefix}")
+
+    run(go)
+
+
+async def _broadcast_key(settings: Settings, prefix: str) -> None:
+    from posturio.platform.keyauth import broadcast_key_change
+    from posturio.platform.redis import create_redis
+
+    if settings.redis_url:
+        redis = create_redis(settings)
+        try:
+            await broadcast_key_change(redis, prefix)
+        finally:
+            await redis.aclose()
+
+
+async def _demo_rows(settings: Settings, prefix: str | None = None) -> list[Any]:
+    """Demo keys across every tenant (the operator's view: the owner connection)."""
+    from sqlalchemy import select
+
+    from posturio.platform.models import ApiKey
+
+    engine = create_engine(settings, as_owner=True)
+    try:
+        async with engine.connect() as conn:
+            stmt = (
+                select(ApiKey.__table__, Tenant.slug)
+                .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                .where(Tenant.plan == "demo")
+                .order_by(ApiKey.created_at.desc())
+            )
+            if prefix is not None:
+                stmt = stmt.where(ApiKey.prefix == prefix)
+            return list((await conn.execute(stmt)).all())
+    finally:
+        await engine.dispose()
+
+
+@click.group("demo")
+def demo_group() -> None:
+    """Demo keys of publicly signed-up tenants: list, extend, revoke (operator)."""
+
+
+@demo_group.command("list")
+def demo_list() -> None:
+    async def go(settings: Settings) -> None:
+        table = _table("tenant", "prefix", "name", "status", "expires", "last used")
+        for row in await _demo_rows(settings):
+            expires = f"{row.expires_at:%Y-%m-%d}" if row.expires_at else "-"
+            last = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "-"
+            table.add_row(row.slug, row.prefix, row.name, keys.key_status(row), expires, last)
+        out.print(table)
+
+    run(go)
+
+
+async def _demo_key(settings: Settings, prefix: str) -> Any:
+    rows = await _demo_rows(settings, prefix)
+    if not rows:
+        raise click.ClickException(f"no demo key with prefix {prefix!r}")
+    return rows[0]
+
+
+@demo_group.command("extend")
+@click.argument("prefix")
+@click.option("--days", type=int, required=True, help="Days added to the expiry.")
+def demo_extend(prefix: str, days: int) -> None:
+    async def go(settings: Settings) -> None:
+        row = await _demo_key(settings, prefix)
+        async with session_for(settings, str(row.tenant_id)) as (session, principal):
+            assert principal is not None
+            key = await keys.extend_key(session, principal, str(row.id), days=days)
+            expires = key.expires_at
+        await _broadcast_key(settings, prefix)
+        click.echo(f"{prefix} now expires {expires:%Y-%m-%d %H:%M} UTC")
+
+    run(go)
+
+
+@demo_group.command("revoke")
+@click.argument("prefix")
+@click.option("--reason")
+def demo_revoke(prefix: str, reason: str | None) -> None:
+    async def go(settings: Settings) -> None:
+        row = await _demo_key(settings, prefix)
+        async with session_for(settings, str(row.tenant_id)) as (session, principal):
+            assert principal is not None
+            await keys.revoke_key(session, principal, str(row.id), reason=reason)
+        await _broadcast_key(settings, prefix)
+        click.echo(f"revoked {prefix}")
+
+    run(go)
+
+
+@click.command("outbox")
+def outbox() -> None:
+    """Messages the platform would send (email verification), newest first."""
+    from sqlalchemy import select
+
+    from posturio.platform.models import OutboxEmail
+
+    async def go(settings: Settings) -> None:
+        engine = create_engine(settings, as_owner=True)
+        try:
+            async with engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(OutboxEmail.__table__)
+                        .order_by(OutboxEmail.created_at.desc())
+                        .limit(200)
+                    )
+                ).all()
+        finally:
+            await engine.dispose()
+        table = _table("created", "to", "kind", "confirmed", "body")
+        for r in rows:
+            table.add_row(
+                f"{r.created_at:%Y-%m-%d %H:%M}",
+                r.to_address,
+                r.kind,
+                "yes" if r.confirmed_at else "pending",
+                r.body,
+            )
+        out.print(table)
 
     run(go)
 

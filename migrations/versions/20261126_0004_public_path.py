@@ -71,13 +71,26 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_email_outbox_pending", "email_outbox", ["sent_at", "created_at"])
+    op.create_index("ix_email_outbox_token", "email_outbox", ["token_hash"])
     op.execute(f"GRANT SELECT, INSERT, UPDATE ON email_outbox TO {APP_ROLE}")
     for statement in tenant_rls_statements("email_outbox"):
         op.execute(statement)
+    # Email verification happens before any tenant context: one narrow definer function.
+    op.execute(
+        """CREATE FUNCTION posturio_confirm_email(p_token_hash bytea) RETURNS text
+        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
+            UPDATE email_outbox SET confirmed_at = coalesce(confirmed_at, now())
+            WHERE token_hash = p_token_hash AND kind = 'verify_email'
+            RETURNING to_address
+        $$"""
+    )
+    op.execute("REVOKE ALL ON FUNCTION posturio_confirm_email(bytea) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION posturio_confirm_email(bytea) TO {APP_ROLE}")
     _key_lookup(with_plan=True)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION posturio_confirm_email(bytea)")
     _key_lookup(with_plan=False)
     op.drop_table("email_outbox")
     op.drop_column("tenants", "plan")

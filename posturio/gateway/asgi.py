@@ -162,6 +162,67 @@ def _token(scope: dict[str, Any]) -> str | None:
     return bearer_or_key(auth, api_key)
 
 
+Authenticate = Callable[[Call], Awaitable[None]]
+
+
+async def serve(
+    gateway: Gateway,
+    call: Call,
+    scope: dict[str, Any],
+    receive: Receive,
+    send: Send,
+    handler: Handler,
+    authenticate: Authenticate,
+) -> None:
+    """One request through the gateway, however it was authenticated (an API key on /v1,
+    a console session in the playground): body limits, errors, metering, access log."""
+    method = scope["method"]
+    try:
+        await authenticate(call)
+        client = scope.get("client")
+        call.client_ip = client[0] if client else None
+        body = b""
+        if method == "POST":
+            limit = gateway.tier(call).max_body_bytes
+            timeout = gateway.settings.body_read_timeout_s
+            try:
+                async with asyncio.timeout(timeout):
+                    body = await read_body(receive, limit)
+            except BodyTooLarge:
+                raise GatewayError(
+                    413,
+                    f"the request body is larger than this plan's limit of {limit} bytes",
+                    code="body_too_large",
+                ) from None
+            except TimeoutError:
+                raise GatewayError(
+                    408,
+                    f"the request body did not arrive within {timeout:g} seconds",
+                    code="body_timeout",
+                ) from None
+        await handler(gateway, call, body, send)
+    except GatewayError as exc:
+        await _error(send, call, exc)
+    except ConnectionResetError:
+        call.status, call.error_code = 499, "client_disconnected"
+    except Exception:
+        log.exception("gateway_unhandled_error", request_id=call.request_id)
+        await _error(send, call, GatewayError(500, "internal error", code="server_error"))
+    finally:
+        elapsed = time.perf_counter() - call.started
+        latency.labels(call.endpoint, str(call.status)).observe(elapsed)
+        if not call.stream or call.status >= 400:  # a stream meters itself when it ends
+            await gateway.finish(call)
+        log.info(
+            "request",
+            method=method,
+            path=scope["path"],
+            status=call.status,
+            duration_ms=round(elapsed * 1000, 2),
+            request_id=call.request_id,
+        )
+
+
 class GatewayASGI:
     """Serves /v1/*; the gateway object lives on the Litestar app's state (its lifespan).
     Reached directly through `dispatch` in production, or as a Litestar mount otherwise."""
@@ -174,7 +235,8 @@ class GatewayASGI:
         path = scope["path"].removeprefix("/v1").rstrip("/") or "/"
         method, endpoint, handler = ROUTES.get(path, ("", "unknown", None))  # type: ignore[assignment]
         call = Call(request_id=new_request_id(), endpoint=endpoint)
-        try:
+
+        async def authenticate(call: Call) -> None:
             if handler is None:
                 raise GatewayError(404, f"no such endpoint: {scope['path']}", code="not_found")
             if scope["method"] != method:
@@ -182,45 +244,5 @@ class GatewayASGI:
                     405, f"use {method} for {scope['path']}", code="method_not_allowed"
                 )
             await gateway.authenticate(call, _token(scope))
-            client = scope.get("client")
-            call.client_ip = client[0] if client else None
-            body = b""
-            if method == "POST":
-                limit = gateway.tier(call).max_body_bytes
-                timeout = gateway.settings.body_read_timeout_s
-                try:
-                    async with asyncio.timeout(timeout):
-                        body = await read_body(receive, limit)
-                except BodyTooLarge:
-                    raise GatewayError(
-                        413,
-                        f"the request body is larger than this plan's limit of {limit} bytes",
-                        code="body_too_large",
-                    ) from None
-                except TimeoutError:
-                    raise GatewayError(
-                        408,
-                        f"the request body did not arrive within {timeout:g} seconds",
-                        code="body_timeout",
-                    ) from None
-            await handler(gateway, call, body, send)
-        except GatewayError as exc:
-            await _error(send, call, exc)
-        except ConnectionResetError:
-            call.status, call.error_code = 499, "client_disconnected"
-        except Exception:
-            log.exception("gateway_unhandled_error", request_id=call.request_id)
-            await _error(send, call, GatewayError(500, "internal error", code="server_error"))
-        finally:
-            elapsed = time.perf_counter() - call.started
-            latency.labels(endpoint, str(call.status)).observe(elapsed)
-            if not call.stream or call.status >= 400:  # a stream meters itself when it ends
-                await gateway.finish(call)
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=call.status,
-                duration_ms=round(elapsed * 1000, 2),
-                request_id=call.request_id,
-            )
+
+        await serve(gateway, call, scope, receive, send, handler or models, authenticate)

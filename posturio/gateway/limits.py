@@ -139,6 +139,16 @@ class Limiter:
         counters = [(c.key, c.reconciled, c.amount) for c in checks if c.reconciled]
         return Reservation(owner, counters) if counters else None  # type: ignore[arg-type]
 
+    async def today(self, key_id: str) -> dict[str, int]:
+        """What a key used today against the daily quotas (zeros if Redis is away)."""
+        day, _ = window(int(time.time() * 1000), DAY_MS)
+        tag = key_tag(key_id)
+        try:
+            requests, tokens = await self._redis.mget(f"{tag}:rpd:{day}", f"{tag}:tpd:{day}")
+        except RedisError:
+            return {"requests": 0, "tokens": 0}
+        return {"requests": int(requests or 0), "tokens": int(tokens or 0)}
+
     async def reconcile(self, reservation: Reservation | None, tokens: int, cost: Decimal) -> None:
         """Replace the reservations with what the call really used."""
         if reservation is None:

@@ -89,6 +89,7 @@ class Call:
     policy: CompiledPolicy | None = None
     findings: str | None = None
     output_decision: str | None = None
+    hits: list[dict[str, Any]] | None = None  # every finding, for the playground's panel
     decisions: list[DecisionRecord] | None = None
 
     def overhead(self) -> float:
@@ -114,6 +115,11 @@ class Call:
     def context(self, direction: str) -> Context:
         assert self.key is not None
         return Context(self.key.id, self.key.tags, self.alias or "", self.origin, direction)
+
+    def note(self, verdict: Verdict, direction: str) -> None:
+        if self.hits is None:
+            self.hits = []
+        self.hits += [{**h.as_dict(), "direction": direction} for h in verdict.hits]
 
     def record(self, verdict: Verdict, segments: list[Segment], direction: str) -> None:
         """Keep what the policy did for the review queue (before any redaction, so the
@@ -402,6 +408,7 @@ class Gateway:
             return route
         call.findings = verdict.findings_header()
         call.decision = verdict.action
+        call.note(verdict, "input")
         if verdict.recorded:
             call.record(verdict, segments, "input")
         if verdict.action == "block":
@@ -439,6 +446,7 @@ class Gateway:
     def _output_verdict(call: Call, verdict: Verdict, segments: list[Segment]) -> None:
         if verdict.hits:
             call.output_decision = verdict.action
+            call.note(verdict, "output")
             if verdict.recorded:
                 call.record(verdict, segments, "output")
 

@@ -18,7 +18,7 @@ from posturio.platform.crypto import SecretBox
 from posturio.platform.db import utcnow
 from posturio.platform.errors import Conflict, NotFound, PosturioError
 from posturio.platform.models import Role
-from posturio.platform.principal import Principal
+from posturio.platform.principal import Principal, require_standard_plan
 from posturio.platform.repository import get_scoped, scoped, scoped_delete
 
 NEEDS_URL = {"azure"}
@@ -85,6 +85,7 @@ async def put_route(
 ) -> Route:
     """Create or replace an alias and all its deployments (applied without restart)."""
     principal.require(Role.admin)
+    await require_standard_plan(session, principal, "defining routes")
     if not spec.deployments:
         raise PosturioError("a route needs at least one deployment", code="invalid_route")
     names = [d.name for d in spec.deployments]
@@ -180,6 +181,7 @@ async def add_credential(
     session: AsyncSession, principal: Principal, box: SecretBox, spec: CredentialIn
 ) -> ProviderCredential:
     principal.require(Role.admin)
+    await require_standard_plan(session, principal, "storing provider credentials")
     existing = (
         await session.scalars(
             scoped(ProviderCredential, principal.tenant_id).where(

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,15 +20,21 @@ from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
 from posturio.platform.security import hash_password, verify_password
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
 
 
-def normalise_email(email: str) -> str:
-    email = email.strip()
-    if len(email) > 320 or not _EMAIL.match(email):
-        raise PosturioError(f"not a valid email address: {email[:80]!r}", code="invalid_email")
-    return email
+def normalise_email(email: str, *, public: bool = False) -> str:
+    """Syntax only (no DNS lookups): the domain lower-cased, the local part kept. Internal
+    domains (corp.local, …) are fine for accounts an admin creates; `public` (signup)
+    requires an address on the public internet."""
+    try:
+        return validate_email(
+            email.strip(), check_deliverability=False, globally_deliverable=public
+        ).normalized
+    except EmailNotValidError as exc:
+        raise PosturioError(
+            f"not a valid email address: {exc} ({email[:80]!r})", code="invalid_email"
+        ) from None
 
 
 def check_password(password: str) -> None:
@@ -42,7 +49,9 @@ def slugify(name: str) -> str:
     return slug or "tenant"
 
 
-async def create_tenant(session: AsyncSession, name: str, *, actor: str) -> Tenant:
+async def create_tenant(
+    session: AsyncSession, name: str, *, actor: str, plan: str = "standard"
+) -> Tenant:
     name = name.strip()
     if not name or len(name) > 200:
         raise PosturioError("tenant name must be 1-200 characters", code="invalid_name")
@@ -50,7 +59,7 @@ async def create_tenant(session: AsyncSession, name: str, *, actor: str) -> Tena
     slug = base
     while (await session.scalar(select(func.count()).where(Tenant.slug == slug))) != 0:
         slug = f"{base}-{secrets.token_hex(3)}"
-    tenant = Tenant(id=uuid.uuid4(), name=name, slug=slug)
+    tenant = Tenant(id=uuid.uuid4(), name=name, slug=slug, plan=plan)
     session.add(tenant)
     await session.flush()
     await switch_tenant(session, tenant.id)
@@ -61,7 +70,7 @@ async def create_tenant(session: AsyncSession, name: str, *, actor: str) -> Tena
         action="tenant.create",
         target_type="tenant",
         target_id=tenant.id,
-        data={"name": name, "slug": slug},
+        data={"name": name, "slug": slug, "plan": plan},
     )
     return tenant
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller, Request, delete, get, patch, post, put
@@ -50,14 +49,6 @@ def member_out(view: MemberView) -> MemberOut:
     return MemberOut(str(m.id), str(m.user_id), view.email, m.role, m.created_at)
 
 
-def key_status(key: ApiKey) -> str:
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
-        return "expired"
-    return "active"
-
-
 def key_out(key: ApiKey) -> KeyOut:
     return KeyOut(
         id=str(key.id),
@@ -69,7 +60,7 @@ def key_out(key: ApiKey) -> KeyOut:
         expires_at=key.expires_at,
         revoked_at=key.revoked_at,
         last_used_at=key.last_used_at,
-        status=key_status(key),
+        status=keys.key_status(key),
         allowed_models=key.allowed_models,
         rpm_limit=key.rpm_limit,
         tpm_limit=key.tpm_limit,

@@ -91,6 +91,17 @@ class KeyAuthenticator:
         key = await self._lookup(prefix)
         if key is None or not secret_matches(secret, key.secret_hash):
             raise Unauthorized("invalid API key")
+        return self._usable(key)
+
+    async def for_session(self, prefix: str, tenant_id: uuid.UUID) -> CachedKey:
+        """A key used on behalf of a signed-in user (the playground): the session is the
+        credential, the key is what the request is metered and limited as."""
+        key = await self._lookup(prefix)
+        if key is None or key.tenant_id != tenant_id:
+            raise Unauthorized("the playground key is gone; sign in again")
+        return self._usable(key)
+
+    def _usable(self, key: CachedKey) -> CachedKey:
         now = datetime.now(UTC)
         if key.revoked_at is not None:
             raise Unauthorized("this API key has been revoked", code="key_revoked")

@@ -13,7 +13,7 @@ from posturio.platform import audit
 from posturio.platform.db import utcnow
 from posturio.platform.errors import Conflict, NotFound, PosturioError
 from posturio.platform.models import ApiKey, Role, Scope
-from posturio.platform.principal import Principal
+from posturio.platform.principal import Principal, require_standard_plan
 from posturio.platform.repository import get_scoped, scoped, scoped_update
 from posturio.platform.schemas import KeyLimits
 from posturio.platform.security import generate_api_key
@@ -55,6 +55,7 @@ async def create_key(
     clean_scopes = parse_scopes(scopes)
     # Members may make gateway keys for themselves; admin keys need an admin.
     principal.require(Role.admin if Scope.admin.value in clean_scopes else Role.member)
+    await require_standard_plan(session, principal, "creating API keys")
     expires_at: datetime | None = None
     if expires_in_days is not None:
         if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
@@ -91,6 +92,14 @@ async def create_key(
         },
     )
     return CreatedKey(key, new.plaintext)
+
+
+def key_status(key: ApiKey) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        return "expired"
+    return "active"
 
 
 def _visible(principal: Principal, key: ApiKey) -> bool:
@@ -131,6 +140,32 @@ async def revoke_key(
         target_type="api_key",
         target_id=key.id,
         data={"prefix": key.prefix, "reason": reason},
+    )
+    return key
+
+
+async def extend_key(
+    session: AsyncSession, principal: Principal, key_id: str, *, days: int
+) -> ApiKey:
+    """Push a key's expiry `days` further (from now if it already expired)."""
+    principal.require(Role.admin)
+    if not 1 <= days <= MAX_EXPIRY_DAYS:
+        raise PosturioError(f"days must be between 1 and {MAX_EXPIRY_DAYS}", code="invalid_expiry")
+    key = await get_key(session, principal, key_id)
+    before = key.expires_at
+    key.expires_at = max(before or utcnow(), utcnow()) + timedelta(days=days)
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="key.extend",
+        target_type="api_key",
+        target_id=key.id,
+        data={
+            "prefix": key.prefix,
+            "from": before.isoformat() if before else None,
+            "to": key.expires_at.isoformat(),
+        },
     )
     return key
 

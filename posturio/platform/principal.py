@@ -5,8 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from posturio.platform.errors import Forbidden
-from posturio.platform.models import ROLE_RANK, Role
+from posturio.platform.models import ROLE_RANK, Role, Tenant
+
+OPERATOR = "cli"  # the platform operator's actor name (the CLI, on the server)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +29,14 @@ class Principal:
     def require(self, role: Role) -> None:
         if not self.at_least(role):
             raise Forbidden(f"this action needs the {role.value} role (you are {self.role.value})")
+
+
+async def require_standard_plan(session: AsyncSession, principal: Principal, what: str) -> None:
+    """Demo tenants (public signup) get one key and the built-in models: no new keys,
+    routes or upstream credentials (a route is an outbound request to any URL). The
+    operator may still act on them."""
+    if principal.actor == OPERATOR:
+        return
+    plan = await session.scalar(select(Tenant.plan).where(Tenant.id == principal.tenant_id))
+    if plan == "demo":
+        raise Forbidden(f"{what} is not available on the demo plan", code="demo_plan")

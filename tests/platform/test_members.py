@@ -12,7 +12,7 @@ async def test_add_list_change_remove(client, make_tenant):
     )
     assert r.status_code == 201, r.text
     member = r.json()
-    assert member["role"] == "reviewer" and member["email"] == "Rev@Example.com"
+    assert member["role"] == "reviewer" and member["email"] == "Rev@example.com"
 
     dup = await client.post(
         "/api/members", json={"email": "rev@example.com"}, headers=t.admin_headers

@@ -1,5 +1,13 @@
 """Detection rules: a pattern for the one-pass multi-pattern scan, and a check that
-confirms a candidate (checksum, decode, context) before it becomes a finding."""
+confirms a candidate (checksum, decode, structure, context) before it becomes a finding.
+
+Patterns must compile in Hyperscan (no look-around, no back-references) and in Python
+`re`, which reports the exact span. Where a value's end cannot be bounded without
+look-ahead, the pattern takes the longest run and the check measures it.
+
+Scores decide which finding survives when two overlap: a vendor format with a checksum
+or fixed prefix beats the generic keyword rules, and a whole credential object (a
+service-account file) beats the values inside it."""
 
 from __future__ import annotations
 
@@ -40,12 +48,40 @@ def checksum(fn: Callable[[str], bool], evidence: str) -> Check:
     return check
 
 
-def high_entropy(threshold: float) -> Check:
+def valid(fn: Callable[[str], bool], evidence: str) -> Check:
+    """Structure check alone (values such as phone numbers are not placeholders)."""
+
     def check(candidate: str) -> str | None:
-        value = re.split(r"[:=]\s*[\"']?", candidate, maxsplit=1)[-1].strip("\"' ")
-        if v.looks_fake(value) or v.entropy(value) < threshold:
+        return evidence if fn(candidate) else None
+
+    return check
+
+
+def high_entropy(threshold: float) -> Check:
+    """A keyword assignment whose value is a literal secret (see v.secret_literal)."""
+
+    def check(candidate: str) -> str | None:
+        return v.secret_literal(candidate, threshold)
+
+    return check
+
+
+def exact_length(length: int, threshold: float) -> Check:
+    """`key = value` where the value must be exactly `length` characters of some entropy."""
+
+    def check(candidate: str) -> str | None:
+        _, value, _ = v.assigned_value(candidate)
+        if len(value) != length or v.looks_fake(value) or v.entropy(value) < threshold:
             return None
-        return f"assignment with entropy {v.entropy(value):.1f} bits/char"
+        return f"{length}-char value assigned to a secret name"
+
+    return check
+
+
+def long_value(minimum: int, evidence: str) -> Check:
+    def check(candidate: str) -> str | None:
+        _, value, _ = v.assigned_value(candidate)
+        return evidence if len(value) >= minimum and not v.looks_fake(value) else None
 
     return check
 
@@ -58,32 +94,165 @@ def _digits_between(low: int, high: int) -> Check:
     return check
 
 
-def _card(candidate: str) -> str | None:
-    digits = "".join(c for c in candidate if c.isdigit())
-    if digits[0] not in "3456" or len(set(digits)) < 4:
-        return None
-    return "Luhn checksum" if v.luhn(digits) else None
+def _service_account(candidate: str) -> str | None:
+    if '"private_key"' in candidate and "PRIVATE KEY" in candidate:
+        return "service account JSON with private key"
+    return "service account JSON"
 
+
+def _basic(candidate: str) -> str | None:
+    return "base64 user:password" if v.basic_credentials(candidate) else None
+
+
+def _bearer(candidate: str) -> str | None:
+    token = candidate.split()[-1]
+    if token.startswith("eyJ"):  # a JWT: the JWT rule decides
+        return None
+    if v.looks_fake(token) or v.entropy(token) < 3.5 or token.isalpha() or token.isdigit():
+        return None
+    return f"bearer token, entropy {v.entropy(token):.1f} bits/char"
+
+
+def _flag(candidate: str) -> str | None:
+    value = re.split(r"[ \t=]|-p", candidate)[-1]
+    return v.secret_value(value.strip("\"'"), True, 2.5)
+
+
+def _aws_pair(candidate: str) -> str | None:
+    secret = re.split(r"[ \t,;:|]+", candidate, maxsplit=1)[-1]
+    if v.looks_fake(secret) or v.entropy(secret) < 4.0:
+        return None
+    return "AWS key id with its secret"
+
+
+def _literal_trie(words: list[str]) -> str:
+    """An alternation of literals factored by common prefix (pass(?:word|wd)|…): Python's
+    `re` scans it several times faster than a caseless or bracketed alternation, and
+    this rule runs over every prompt that mentions a password."""
+    heads: dict[str, list[str]] = {}
+    for word in sorted(set(words)):
+        if word:
+            heads.setdefault(word[0], []).append(word[1:])
+    branches = [re.escape(head) + _literal_trie(tails) for head, tails in heads.items()]
+    if not branches:
+        return ""
+    optional = "" in words
+    if len(branches) == 1 and not optional:
+        return branches[0]
+    return "(?:" + "|".join(branches) + ")" + ("?" if optional else "")
+
+
+def _spellings(*words: str) -> str:
+    """password -> password, Password, PASSWORD (as they are spelled in code and config)."""
+    return _literal_trie(
+        [w for word in words for w in (word, word[0].upper() + word[1:], word.upper())]
+    )
+
+
+# Names under which secrets are assigned: DB_PASSWORD=, "client_secret":, apiKey:,
+# x-api-key:, <password>, define('DB_PASSWORD', …
+_KEYWORDS = _spellings(
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "api-key",
+    "apikey",
+    "apiKey",
+    "Api-Key",
+    "API-Key",
+    "credential",
+    "credentials",
+    "encryption_key",
+    "signing_key",
+    "master_key",
+)
+# Then at most a short suffix that starts a new word (SECRET_KEY, passwordProd; not
+# "tokenizer"), or a few words ("password for
+# the VPN"), and = : => > or "is", or a quoted comma (define('DB_PASSWORD', '…')).
+_ASSIGN = (
+    r"(?:[_\-A-Z][A-Za-z0-9_\-]{0,20})?(?:[ \t]+[A-Za-z]+){0,4}"
+    r"(?:[\"']?[ \t]*(?:=>|[:=>]|\bis\b|\bwas\b)|[\"'][ \t]*,)[ \t]*[\"'`]?"
+)
+_VALUE = r"[^\s\"'`<;,]{8,200}"
 
 RULES: tuple[Rule, ...] = (
-    # ---- secrets: real formats
+    # ---- secrets: cloud
     Rule(
         "aws.access_key_id",
         "secrets",
         "cloud_credential",
-        r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
         pattern_only("AWS key id format"),
         0.95,
+    ),
+    Rule(
+        "aws.key_pair",
+        "secrets",
+        "cloud_credential",
+        # id and secret side by side (credentials.csv, "id:secret"), one finding for both
+        r"\b(?:AKIA|ASIA)[A-Z2-7]{16}[ \t]*[,;:|\t][ \t]*[A-Za-z0-9/+]{40}",
+        _aws_pair,
+        0.96,
     ),
     Rule(
         "aws.secret_access_key",
         "secrets",
         "cloud_credential",
-        r"aws.{0,20}(?:secret|sk).{0,20}[=:]\s*[\"']?[A-Za-z0-9/+]{40}\b",
-        high_entropy(4.0),
+        r"(?:aws.{0,20}(?:secret|sk)|secret[ _]?access[ _]?key).{0,20}?[=:][ \t]*[\"']?"
+        r"[A-Za-z0-9/+]{40,}",
+        exact_length(40, 4.0),
         0.9,
         caseless=True,
     ),
+    Rule(
+        "aws.session_token",
+        "secrets",
+        "cloud_credential",
+        r"(?:aws_?session_?token|sessiontoken|security_?token)[\"']?[ \t]*[=:][ \t]*[\"']?"
+        r"[A-Za-z0-9/+=]{60,}",  # {100,} is over Hyperscan's size limit when caseless
+        long_value(100, "AWS session token"),
+        0.9,
+        caseless=True,
+    ),
+    Rule(
+        "google.api_key",
+        "secrets",
+        "cloud_credential",
+        r"\bAIza[0-9A-Za-z_\-]{35}",
+        pattern_only("Google API key format"),
+        0.95,
+    ),
+    Rule(
+        "google.oauth_token",
+        "secrets",
+        "cloud_credential",
+        r"\bya29\.[0-9A-Za-z_\-]{30,}",
+        pattern_only("Google OAuth access token"),
+        0.95,
+    ),
+    Rule(
+        "google.service_account",
+        "secrets",
+        "cloud_credential",
+        # The whole key file when it is there (flat JSON), else the marker alone.
+        r"(?:\{[^{}]*)?\"type\"\s*:\s*\"service_account\"(?:[^{}]*\})?",
+        _service_account,
+        0.995,
+    ),
+    Rule(
+        "azure.storage_connection_string",
+        "secrets",
+        "cloud_credential",
+        r"(?:DefaultEndpointsProtocol=https?;AccountName=[A-Za-z0-9]{3,24};)?"
+        r"AccountKey=[A-Za-z0-9+/]{60,}={0,2}(?:;EndpointSuffix=[A-Za-z0-9.\-]+)?",
+        pattern_only("Azure storage account key"),
+        0.95,
+    ),
+    # ---- secrets: code hosts and package registries
     Rule(
         "github.classic_token",
         "secrets",
@@ -104,72 +273,8 @@ RULES: tuple[Rule, ...] = (
         "gitlab.token",
         "secrets",
         "code_host_token",
-        r"\bglpat-[A-Za-z0-9_\-]{20,}",
+        r"\bgl(?:pat|dt|rt|ptt|ft|cbt|imt|oas|soat|agent)-[A-Za-z0-9_\-]{20,}",
         pattern_only("GitLab token format"),
-        0.95,
-    ),
-    Rule(
-        "slack.token",
-        "secrets",
-        "saas_token",
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
-        pattern_only("Slack token format"),
-        0.95,
-    ),
-    Rule(
-        "slack.webhook",
-        "secrets",
-        "saas_token",
-        r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}",
-        pattern_only("Slack webhook URL"),
-        0.97,
-    ),
-    Rule(
-        "stripe.key",
-        "secrets",
-        "payment_credential",
-        r"\b(?:sk|rk)_live_[A-Za-z0-9]{20,}",
-        pattern_only("Stripe live key format"),
-        0.97,
-    ),
-    Rule(
-        "openai.key",
-        "secrets",
-        "ai_credential",
-        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}",
-        pattern_only("OpenAI key marker"),
-        0.99,
-    ),
-    Rule(
-        "anthropic.key",
-        "secrets",
-        "ai_credential",
-        r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,}",
-        pattern_only("Anthropic key format"),
-        0.99,
-    ),
-    Rule(
-        "google.api_key",
-        "secrets",
-        "cloud_credential",
-        r"\bAIza[0-9A-Za-z_\-]{35}\b",
-        pattern_only("Google API key format"),
-        0.95,
-    ),
-    Rule(
-        "google.service_account",
-        "secrets",
-        "cloud_credential",
-        r"\"type\"\s*:\s*\"service_account\"",
-        pattern_only("service account JSON"),
-        0.9,
-    ),
-    Rule(
-        "azure.storage_connection_string",
-        "secrets",
-        "cloud_credential",
-        r"AccountKey=[A-Za-z0-9+/]{60,}={0,2}",
-        pattern_only("Azure connection string"),
         0.95,
     ),
     Rule(
@@ -188,6 +293,105 @@ RULES: tuple[Rule, ...] = (
         pattern_only("PyPI token format"),
         0.99,
     ),
+    # ---- secrets: SaaS and payments
+    Rule(
+        "slack.token",
+        "secrets",
+        "saas_token",
+        r"\bxox[abposre]-[0-9]{1,16}-[A-Za-z0-9\-]{20,}|\bxapp-[0-9]-[A-Z0-9]{8,}-[0-9]+-"
+        r"[a-f0-9]{32,}",
+        pattern_only("Slack token format"),
+        0.95,
+    ),
+    Rule(
+        "slack.webhook",
+        "secrets",
+        "saas_token",
+        r"https://hooks\.slack\.com/(?:services|workflows)/T[A-Z0-9]{6,}/[AB][A-Z0-9]{6,}/"
+        r"[A-Za-z0-9]{20,}",
+        pattern_only("Slack webhook URL"),
+        0.97,
+    ),
+    Rule(
+        "sendgrid.key",
+        "secrets",
+        "saas_token",
+        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
+        pattern_only("SendGrid key format"),
+        0.97,
+    ),
+    Rule(
+        "twilio.account",
+        "secrets",
+        "saas_token",
+        # An account SID, and the auth token right after it (SID:token, "SID", "token").
+        r"\bAC[0-9a-f]{32}\b(?:[\"']?[ \t]*[,:][ \t]*[\"']?[0-9a-f]{32}\b)?",
+        pattern_only("Twilio account SID"),
+        0.95,
+    ),
+    Rule(
+        "twilio.api_key",
+        "secrets",
+        "saas_token",
+        r"\bSK[0-9a-f]{32}\b",
+        pattern_only("Twilio API key SID"),
+        0.95,
+    ),
+    Rule(
+        "twilio.auth_token",
+        "secrets",
+        "saas_token",
+        r"twilio.{0,20}(?:auth|token|secret).{0,10}?[=:][ \t]*[\"']?[A-Za-z0-9]{32}\b",
+        exact_length(32, 3.0),
+        0.9,
+        caseless=True,
+    ),
+    Rule(
+        "stripe.key",
+        "secrets",
+        "payment_credential",
+        r"\b(?:sk|rk)_live_[A-Za-z0-9]{20,}",
+        pattern_only("Stripe live key format"),
+        0.97,
+    ),
+    Rule(
+        "saas.prefixed_token",
+        "secrets",
+        "saas_token",
+        # Vendors whose tokens carry their own prefix: Shopify, Linear, Postman, Grafana,
+        # Atlassian, Mailgun.
+        r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b|\blin_api_[A-Za-z0-9]{40}\b"
+        r"|\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b|\bglsa_[A-Za-z0-9]{32}_[a-f0-9]{8}\b"
+        r"|\bATATT3[A-Za-z0-9_\-=]{100,}|\bkey-[a-f0-9]{32}\b",
+        pattern_only("vendor token prefix"),
+        0.95,
+    ),
+    Rule(
+        "cloud.prefixed_token",
+        "secrets",
+        "cloud_credential",
+        # DigitalOcean, HashiCorp Vault, Databricks.
+        r"\bdo[opr]_v1_[a-f0-9]{64}\b|\bhv[sbr]\.[A-Za-z0-9_\-]{24,}|\bdapi[a-f0-9]{32}\b",
+        pattern_only("vendor token prefix"),
+        0.95,
+    ),
+    # ---- secrets: AI providers
+    Rule(
+        "openai.key",
+        "secrets",
+        "ai_credential",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}",
+        pattern_only("OpenAI key marker"),
+        0.99,
+    ),
+    Rule(
+        "anthropic.key",
+        "secrets",
+        "ai_credential",
+        r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,}",
+        pattern_only("Anthropic key format"),
+        0.99,
+    ),
     Rule(
         "huggingface.token",
         "secrets",
@@ -196,20 +400,16 @@ RULES: tuple[Rule, ...] = (
         pattern_only("Hugging Face token format"),
         0.9,
     ),
-    Rule(
-        "sendgrid.key",
-        "secrets",
-        "saas_token",
-        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",
-        pattern_only("SendGrid key format"),
-        0.97,
-    ),
+    # ---- secrets: keys, tokens, connection strings
     Rule(
         "private_key",
         "secrets",
         "private_key",
-        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----",
-        pattern_only("PEM armour"),
+        # The armoured block up to its END line when there is one (PEM, OpenSSH, PGP).
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:[\s\S]*?-----END (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY"
+        r"(?: BLOCK)?-----)?",
+        v.pem_private_key,
         0.99,
     ),
     Rule(
@@ -221,23 +421,48 @@ RULES: tuple[Rule, ...] = (
         0.85,
     ),
     Rule(
+        "http.basic_auth",
+        "secrets",
+        "token",
+        # Authorization: Basic …, and the same pair in a Docker config's "auth" field.
+        r"\bBasic[ \t]+[A-Za-z0-9+/]{8,}={0,2}|\"auth\"[ \t]*:[ \t]*\"[A-Za-z0-9+/]{8,}={0,2}\""
+        r"|\b_auth[ \t]*=[ \t]*[A-Za-z0-9+/]{8,}={0,2}",
+        _basic,
+        0.9,
+    ),
+    Rule(
+        "http.bearer_token",
+        "secrets",
+        "token",
+        r"\bBearer[ \t]+[A-Za-z0-9\-._~+/]{20,}=*",
+        _bearer,
+        0.8,
+    ),
+    Rule(
         "url.credentials",
         "secrets",
         "connection_string",
-        r"\b[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:[^\s:@/]{3,128}@[A-Za-z0-9.\-]+",
-        pattern_only("credentials in URL"),
+        r"\b[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{0,64}:[^\s:@/]{3,128}@[A-Za-z0-9.\-]+",
+        v.url_credentials,
         0.97,  # above the e-mail look-alike inside it
-        caseless=True,
     ),
     Rule(
         "generic.assignment",
         "secrets",
         "generic_secret",
-        r"\b(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)"
-        r"[\"']?\s*[:=]\s*[\"']?[^\s\"']{8,}",
-        high_entropy(3.0),
+        _KEYWORDS + _ASSIGN + _VALUE,
+        high_entropy(2.5),
         0.7,
-        caseless=True,
+    ),
+    Rule(
+        "generic.cli_flag",
+        "secrets",
+        "generic_secret",
+        r"(?:--(?:password|passwd|token|api-key|apikey|secret|client-secret)[ \t=]+"
+        r"|\b(?:mysql|mysqldump|mysqladmin|docker login)\b[^\n]{0,120}?[ \t]-p[ \t]?)"
+        r"[\"']?[^\s\"'`<;,]{8,200}",
+        _flag,
+        0.72,
     ),
     # ---- personal data
     Rule(
@@ -245,7 +470,7 @@ RULES: tuple[Rule, ...] = (
         "pii",
         "email",
         r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
-        pattern_only("email format"),
+        valid(v.personal_email, "email format"),
         0.95,
     ),
     Rule(
@@ -257,7 +482,21 @@ RULES: tuple[Rule, ...] = (
         0.8,
     ),
     Rule(
-        "pii.payment_card", "pii", "payment_card", r"\b(?:[0-9][ \-]?){12,18}[0-9]\b", _card, 0.95
+        "pii.phone_nanp",
+        "pii",
+        "phone",
+        r"\([2-9][0-9]{2}\)[ \t]?[2-9][0-9]{2}[\-. ][0-9]{4}\b",  # (415) 867-5309
+        valid(v.nanp_phone, "North American number format"),
+        0.8,
+    ),
+    Rule(
+        "pii.payment_card",
+        "pii",
+        "payment_card",
+        # Unbroken, in fours (16), or 4-6-5 / 4-6-4 (Amex, Diners).
+        r"\b(?:[0-9]{13,19}|[0-9]{4}(?:[ \-][0-9]{4}){3}|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{4,5})\b",
+        valid(v.payment_card, "issuer range and Luhn checksum"),
+        0.95,
     ),
     Rule(
         "pii.iban",
@@ -272,15 +511,24 @@ RULES: tuple[Rule, ...] = (
         "pii",
         "national_id",
         r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
-        checksum(v.us_ssn, "SSN ranges"),
+        valid(v.us_ssn, "SSN ranges"),
+        0.85,
+    ),
+    Rule(
+        "pii.us_ssn_plain",
+        "pii",
+        "national_id",
+        r"\b(?:SSN|[Ss]ocial [Ss]ecurity(?: [Nn]umber)?)[ \t]*(?:#|[Nn]o\.?|:)?[ \t]*[0-9]{9}\b",
+        valid(lambda c: v.us_ssn(c[-9:]), "SSN ranges, named as such"),
         0.85,
     ),
     Rule(
         "pii.ipv4",
         "pii",
         "ip_address",
-        r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
-        checksum(v.ipv4, "IPv4 octets"),
+        # Longer dotted runs are taken whole so that the check can turn down OIDs.
+        r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:\.[0-9]+)*\b",
+        valid(v.ipv4, "IPv4 host address"),
         0.6,
     ),
 )
