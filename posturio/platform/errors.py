@@ -22,9 +22,17 @@ class PosturioError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
         if code:
             self.code = code
         if status_code:
@@ -56,8 +64,12 @@ class Unavailable(PosturioError):
     code = "unavailable"
 
 
-def _json(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    headers = {"retry-after": "1"} if status == 503 else {}
+def _json(
+    status: int, code: str, message: str, retry_after: int | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
+    if retry_after is None and status == 503:
+        retry_after = 1
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
     request_id = current_request_id()
     if request_id is None:
         # No route matched, so no middleware ran: the id is made here.
@@ -69,7 +81,7 @@ def _json(status: int, code: str, message: str, **extra: Any) -> Response[dict[s
 
 
 def _posturio(request: Request[Any, Any, Any], exc: PosturioError) -> Response[dict[str, Any]]:
-    return _json(exc.status_code, exc.code, exc.message)
+    return _json(exc.status_code, exc.code, exc.message, exc.retry_after)
 
 
 def _validation(

@@ -12,6 +12,7 @@ from posturio.platform.errors import Forbidden
 from posturio.platform.models import ROLE_RANK, Role, Tenant
 
 OPERATOR = "cli"  # the platform operator's actor name (the CLI, on the server)
+SIGNUP = "signup"  # public signup issuing a new demo tenant its key
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ async def require_standard_plan(session: AsyncSession, principal: Principal, wha
     """Demo tenants (public signup) get one key and the built-in models: no new keys,
     routes or upstream credentials (a route is an outbound request to any URL). The
     operator may still act on them."""
-    if principal.actor == OPERATOR:
+    if principal.actor in (OPERATOR, SIGNUP):
         return
     plan = await session.scalar(select(Tenant.plan).where(Tenant.id == principal.tenant_id))
     if plan == "demo":

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from posturio.config import Settings
 from posturio.gateway.errors import GatewayError
 from posturio.gateway.limits import bucket
-from posturio.platform import signup
+from posturio.platform import accounts, signup
 from posturio.platform.dependencies import Db, provide_db
 from posturio.platform.errors import NotFound, PosturioError
 
@@ -71,7 +71,12 @@ async def throttle(
     try:
         await limiter.admit(client_ip(request), [check], fail_open=True)
     except GatewayError as exc:
-        raise PosturioError(exc.message, code="rate_limited", status_code=429) from None
+        raise PosturioError(
+            exc.message,
+            code="rate_limited",
+            status_code=429,
+            retry_after=int(exc.retry_after or 1),
+        ) from None
 
 
 def _signup_enabled(settings: Settings) -> None:
@@ -117,6 +122,7 @@ class PublicPages(Controller):
         _signup_enabled(settings)
         redis = request.app.state.redis
         ip = client_ip(request)
+        accounts.normalise_email(data.email, public=True)  # before the challenge is spent
         nonce, left = signup.check(
             settings.resolved_secret_key().encode(), data.challenge, data.solution, ip
         )

@@ -24,7 +24,7 @@ from posturio.config import Settings
 from posturio.platform import accounts, audit, keys
 from posturio.platform.errors import Conflict, PosturioError
 from posturio.platform.models import Membership, OutboxEmail, Role, Scope, Tenant, User
-from posturio.platform.principal import Principal
+from posturio.platform.principal import SIGNUP, Principal
 
 NET_WINDOW_S = 3600
 GLOBAL_WINDOW_S = 600
@@ -155,7 +155,7 @@ async def create_demo_tenant(
     await session.flush()
     session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.owner.value))
     await session.flush()
-    owner = Principal(tenant.id, Role.owner, f"user:{user.id}", user_id=user.id)
+    owner = Principal(tenant.id, Role.owner, SIGNUP, user_id=user.id)
     created = await keys.create_key(
         session,
         owner,

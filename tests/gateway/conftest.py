@@ -23,6 +23,7 @@ TUNING = {
     "POSTURIO_BREAKER_FAILURES": "3",
     "POSTURIO_BREAKER_COOLDOWN_S": "30",
     "POSTURIO_BODY_READ_TIMEOUT_S": "2",
+    "POSTURIO_SIGNUP_POW_BITS": "14",  # real work, sized for a test run
 }
 
 

@@ -405,9 +405,11 @@ RULES: tuple[Rule, ...] = (
         "private_key",
         "secrets",
         "private_key",
-        # The armoured block up to its END line when there is one (PEM, OpenSSH, PGP).
+        # The armoured block up to its END line when there is one (PEM, OpenSSH, PGP). The
+        # body never holds "--", so a search from one BEGIN stops at the next armour line:
+        # linear even on a prompt of headers with no END.
         r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
-        r"(?:[\s\S]*?-----END (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY"
+        r"(?:(?:[^-]|-[^-])*?-----END (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY"
         r"(?: BLOCK)?-----)?",
         v.pem_private_key,
         0.99,

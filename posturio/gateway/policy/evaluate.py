@@ -115,7 +115,7 @@ def _ruleset(detectors: list[CustomDetector]) -> RuleSet | None:
     if ruleset is None:
         if len(_RULESETS) >= 512:
             _RULESETS.pop(next(iter(_RULESETS)))
-        ruleset = _RULESETS[key] = RuleSet(custom=tuple(_custom_rule(d) for d in detectors))
+        ruleset = _RULESETS[key] = RuleSet(tuple(_custom_rule(d) for d in detectors), tenant=True)
     return ruleset
 
 
