@@ -114,6 +114,7 @@ class UsageEvent(Base):
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(16, 8))
     latency_ms: Mapped[float] = mapped_column(Float)
     overhead_ms: Mapped[float] = mapped_column(Float)
+    attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
 
 
 class UsageDaily(Base):
@@ -132,6 +133,10 @@ class UsageDaily(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(18, 8), default=0)
+    blocked: Mapped[int] = mapped_column(BigInteger, default=0)
+    redacted: Mapped[int] = mapped_column(BigInteger, default=0)
+    rerouted: Mapped[int] = mapped_column(BigInteger, default=0)
+    flagged: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Policy(Base):
@@ -174,3 +179,4 @@ class PolicyDecision(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
     reviewed_by: Mapped[str | None] = mapped_column(String(200))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(UUID)

@@ -90,6 +90,7 @@ class Call:
     findings: str | None = None
     output_decision: str | None = None
     hits: list[dict[str, Any]] | None = None  # every finding, for the playground's panel
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[DecisionRecord] | None = None
 
     def overhead(self) -> float:
@@ -491,8 +492,16 @@ class Gateway:
                 try:
                     result = await fn(provider, target)
                 except UpstreamError as exc:
-                    call.upstream_s += time.perf_counter() - started
+                    spent = time.perf_counter() - started
+                    call.upstream_s += spent
                     upstream_attempts.labels(target.provider, _outcome(exc)).inc()
+                    call.attempt_log.append(
+                        {
+                            "deployment": target.label,
+                            "outcome": _outcome(exc),
+                            "ms": round(spent * 1000, 2),
+                        }
+                    )
                     last = exc
                     log.info(
                         "upstream_attempt_failed",
@@ -518,8 +527,12 @@ class Gateway:
                     await asyncio.sleep(delay)
                     call.upstream_s += time.perf_counter() - waited
                     continue
-                call.upstream_s += time.perf_counter() - started
+                spent = time.perf_counter() - started
+                call.upstream_s += spent
                 upstream_attempts.labels(target.provider, "ok").inc()
+                call.attempt_log.append(
+                    {"deployment": target.label, "outcome": "ok", "ms": round(spent * 1000, 2)}
+                )
                 self.breakers.success(tenant, target)
                 call.target = target
                 return result
@@ -639,6 +652,7 @@ class Gateway:
                 latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
                 overhead_ms=round(call.overhead(), 3),
                 origin=call.origin,
+                attempt_log=call.attempt_log or None,
                 decisions=call.decisions,
             )
         )

@@ -72,6 +72,7 @@ class UsageRecord(msgspec.Struct, omit_defaults=True):
     cost_usd: Decimal = Decimal(0)
     latency_ms: float = 0.0
     overhead_ms: float = 0.0
+    attempt_log: list[dict[str, Any]] | None = None  # per attempt: deployment, outcome, ms
     decisions: list[DecisionRecord] | None = None
 
 
@@ -163,29 +164,42 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS usage_stage (
     status int, key_id uuid, alias varchar(200), deployment varchar(300), origin varchar(20),
     decision varchar(20), error_code varchar(60), attempts int, stream boolean,
     prompt_tokens int, completion_tokens int, tokens_estimated boolean, cost_usd numeric(16,8),
-    latency_ms float8, overhead_ms float8
+    latency_ms float8, overhead_ms float8, attempt_log jsonb
 ) ON COMMIT DELETE ROWS"""
 
 _MERGE = f"""WITH inserted AS (
     INSERT INTO usage_events ({", ".join(COLUMNS)})
     SELECT {", ".join(COLUMNS)} FROM usage_stage
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING tenant_id, occurred_at, key_id, alias, status, prompt_tokens, completion_tokens,
-              cost_usd
+    RETURNING tenant_id, occurred_at, key_id, alias, status, decision, prompt_tokens,
+              completion_tokens, cost_usd
 )
 INSERT INTO usage_daily AS d (tenant_id, day, key_id, alias, requests, errors, prompt_tokens,
-                              completion_tokens, cost_usd)
+                              completion_tokens, cost_usd, blocked, redacted, rerouted, flagged)
 SELECT tenant_id, (occurred_at AT TIME ZONE 'UTC')::date,
        coalesce(key_id, '00000000-0000-0000-0000-000000000000'), coalesce(alias, ''),
        count(*), count(*) FILTER (WHERE status >= 400), sum(prompt_tokens),
-       sum(completion_tokens), sum(cost_usd)
+       sum(completion_tokens), sum(cost_usd),
+       count(*) FILTER (WHERE decision = 'block'), count(*) FILTER (WHERE decision = 'redact'),
+       count(*) FILTER (WHERE decision = 'reroute'), count(*) FILTER (WHERE decision = 'flag')
 FROM inserted GROUP BY 1, 2, 3, 4
 ON CONFLICT (tenant_id, day, key_id, alias) DO UPDATE SET
     requests = d.requests + excluded.requests,
     errors = d.errors + excluded.errors,
+    blocked = d.blocked + excluded.blocked,
+    redacted = d.redacted + excluded.redacted,
+    rerouted = d.rerouted + excluded.rerouted,
+    flagged = d.flagged + excluded.flagged,
     prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
     completion_tokens = d.completion_tokens + excluded.completion_tokens,
     cost_usd = d.cost_usd + excluded.cost_usd"""  # noqa: S608 - constant column names
+
+
+def _column(record: UsageRecord, name: str) -> Any:
+    value = getattr(record, name)
+    if name == "attempt_log" and value is not None:
+        return _encode_batch(value).decode()  # jsonb travels as text through COPY
+    return value
 
 
 async def store(session: AsyncSession, records: list[UsageRecord]) -> int:
@@ -198,7 +212,7 @@ async def store(session: AsyncSession, records: list[UsageRecord]) -> int:
     await raw.copy_records_to_table(
         "usage_stage",
         columns=COLUMNS,
-        records=[tuple(getattr(r, c) for c in COLUMNS) for r in records],
+        records=[tuple(_column(r, c) for c in COLUMNS) for r in records],
     )
     status = await raw.execute(_MERGE)
     decisions = [
