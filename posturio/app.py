@@ -24,6 +24,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from posturio.config import Settings, get_settings
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
+from posturio.gateway.console.overview import OverviewPage
 from posturio.gateway.playground import PlaygroundPage, playground_chat
 from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
@@ -44,6 +45,7 @@ from posturio.workers.broker import setup_broker
 
 TEMPLATES = Path(__file__).parent / "platform" / "templates"
 STATIC = Path(__file__).parent / "platform" / "static"
+GATEWAY_TEMPLATES = Path(__file__).parent / "gateway" / "templates"
 # Paths authenticated by API keys (no cookies), so CSRF does not apply to them.
 NO_CSRF = ["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
 
@@ -159,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             playground_chat,
             ConsoleAuth,
             ConsoleHome,
+            OverviewPage,
             create_static_files_router(
                 path="/static", directories=[STATIC], send_as_attachment=False
             ),
@@ -192,7 +195,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             exclude=NO_CSRF,
         ),
         stores={"sessions": ConsoleSessionStore(redis, namespace="posturio:sessions")},
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=[TEMPLATES, GATEWAY_TEMPLATES], engine=JinjaTemplateEngine
+        ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
         logging_config=None,  # ours: structured JSON via configure_logging

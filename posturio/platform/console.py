@@ -1,11 +1,10 @@
-"""Console sign-in and sign-out (server-side sessions in Redis, CSRF on every form).
-
-The console's pages come with the console issue; this is the session layer they use.
-"""
+"""The console's frame: sign-in and sign-out (server-side sessions in Redis, CSRF on every
+form), the menu, the page helper and the base controller every console page uses."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -15,11 +14,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts
 from posturio.platform.dependencies import Caller, Db, provide_console_principal, provide_db
-from posturio.platform.errors import Unauthorized
-from posturio.platform.models import User
+from posturio.platform.errors import Forbidden, Unauthorized
+from posturio.platform.models import Role, User
+from posturio.platform.principal import Principal
 
 # Failed sign-ins allowed per address+email in the window before a pause.
 LOGIN_FAILURES_ALLOWED = 10
@@ -93,30 +94,90 @@ def login_redirect(request: Request, exc: Unauthorized) -> Redirect:
     return Redirect("/login", status_code=303)
 
 
-class ConsoleHome(Controller):
-    path = "/console"
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    label: str
+    href: str
+    role: Role  # the least role that sees it
+
+
+# One menu for every console page; each page checks the same role on the server.
+NAV = (
+    NavItem("Overview", "/console/", Role.member),
+    NavItem("Requests", "/console/requests", Role.reviewer),
+    NavItem("Review queue", "/console/review", Role.reviewer),
+    NavItem("Investigations", "/console/investigations", Role.reviewer),
+    NavItem("Keys", "/console/keys", Role.member),
+    NavItem("Policies", "/console/policies", Role.reviewer),
+    NavItem("Routes", "/console/routes", Role.admin),
+    NavItem("Members", "/console/members", Role.admin),
+    NavItem("Audit log", "/console/audit", Role.admin),
+    NavItem("Playground", "/playground", Role.member),
+)
+
+
+async def page(
+    request: Request,
+    db: AsyncSession,
+    principal: Principal,
+    template: str,
+    *,
+    active: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Template:
+    """A console page: the layout's context (who, which tenant, the menu for this role)
+    plus the page's own. Every value is escaped by the template engine."""
+    assert principal.user_id is not None
+    user = await db.get(User, principal.user_id)
+    tenants = await accounts.memberships_of(db, principal.user_id)
+    current = next(t for t in tenants if t.tenant_id == principal.tenant_id)
+    flash = request.session.pop("flash", None) if request.session else None
+    return Template(
+        template,
+        context={
+            "signed_in": True,
+            "email": user.email if user else "",
+            "role": principal.role.value,
+            "tenant_name": current.tenant_name,
+            "tenant_id": principal.tenant_id,
+            "tenants": tenants,
+            "nav": [n for n in NAV if principal.at_least(n.role)],
+            "active": active,
+            "flash": flash,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def flash(request: Request, message: str) -> None:
+    """A one-time message shown on the next console page (after a redirect)."""
+    request.set_session({**(request.session or {}), "flash": message})
+
+
+def forbidden_page(request: Request, exc: Forbidden) -> Template:
+    return Template(
+        "console/forbidden.html",
+        context={"signed_in": True, "message": exc.message},
+        status_code=403,
+    )
+
+
+class ConsoleController(Controller):
+    """Base of every console page controller: signed-in users only (others are sent to
+    the sign-in page), a readable 403 page for a role that may not act."""
+
     include_in_schema = False
     dependencies = {"db": Provide(provide_db), "principal": Provide(provide_console_principal)}
-    # A browser that is not signed in is sent to the sign-in page, not shown JSON.
-    exception_handlers = {Unauthorized: lambda request, exc: login_redirect(request, exc)}
+    exception_handlers = {
+        Unauthorized: lambda request, exc: login_redirect(request, exc),
+        Forbidden: forbidden_page,
+    }
 
-    @get("/")
-    async def home(self, db: Db, principal: Caller) -> Template:
-        assert principal.user_id is not None
-        user = await db.get(User, principal.user_id)
-        tenants = await accounts.memberships_of(db, principal.user_id)
-        current = next(t for t in tenants if t.tenant_id == principal.tenant_id)
-        return Template(
-            "console_home.html",
-            context={
-                "signed_in": True,
-                "email": user.email if user else "",
-                "role": principal.role.value,
-                "tenant_name": current.tenant_name,
-                "tenant_id": principal.tenant_id,
-                "tenants": tenants,
-            },
-        )
+
+class ConsoleHome(ConsoleController):
+    path = "/console"
 
     @post("/tenant", status_code=303)
     async def switch_tenant(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.response import Template
 from sqlalchemy import text
 
@@ -117,7 +117,9 @@ class PublicPages(Controller):
         return ChallengeOut(issued.token, issued.difficulty, issued.expires_at)
 
     @post("/signup", status_code=201)
-    async def signup(self, request: Request[Any, Any, Any], db: Db, data: SignupIn) -> SignupOut:
+    async def signup(
+        self, request: Request[Any, Any, Any], db: Db, data: JSONBody[SignupIn]
+    ) -> SignupOut:
         settings: Settings = request.app.state.settings
         _signup_enabled(settings)
         redis = request.app.state.redis
