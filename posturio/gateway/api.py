@@ -102,6 +102,29 @@ def _builtin_out(alias: str) -> RouteOut:
     )
 
 
+def event_out(e: UsageEvent) -> UsageEventOut:
+    return UsageEventOut(
+        request_id=e.request_id,
+        occurred_at=e.occurred_at,
+        key_id=str(e.key_id) if e.key_id else None,
+        alias=e.alias,
+        deployment=e.deployment,
+        endpoint=e.endpoint,
+        decision=e.decision,
+        status=e.status,
+        error_code=e.error_code,
+        attempts=e.attempts,
+        stream=e.stream,
+        prompt_tokens=e.prompt_tokens,
+        completion_tokens=e.completion_tokens,
+        tokens_estimated=e.tokens_estimated,
+        cost_usd=float(e.cost_usd),
+        latency_ms=e.latency_ms,
+        overhead_ms=e.overhead_ms,
+        attempt_log=e.attempt_log or [],
+    )
+
+
 def routes_changed(request: Request, db: Db, tenant_id: uuid.UUID) -> None:
     async def _publish() -> None:
         request.app.state.gateway.routes.invalidate(str(tenant_id))
@@ -266,25 +289,4 @@ class GatewayAdminApi(Controller):
             key = await get_key(db, principal, key_id)
             stmt = stmt.where(UsageEvent.key_id == key.id)
         rows = (await db.scalars(stmt.order_by(UsageEvent.occurred_at.desc()).limit(limit))).all()
-        return [
-            UsageEventOut(
-                request_id=e.request_id,
-                occurred_at=e.occurred_at,
-                key_id=str(e.key_id) if e.key_id else None,
-                alias=e.alias,
-                deployment=e.deployment,
-                endpoint=e.endpoint,
-                decision=e.decision,
-                status=e.status,
-                error_code=e.error_code,
-                attempts=e.attempts,
-                stream=e.stream,
-                prompt_tokens=e.prompt_tokens,
-                completion_tokens=e.completion_tokens,
-                tokens_estimated=e.tokens_estimated,
-                cost_usd=float(e.cost_usd),
-                latency_ms=e.latency_ms,
-                overhead_ms=e.overhead_ms,
-            )
-            for e in rows
-        ]
+        return [event_out(e) for e in rows]

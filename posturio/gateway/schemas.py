@@ -156,3 +156,4 @@ class UsageEventOut(msgspec.Struct):
     cost_usd: float
     latency_ms: float
     overhead_ms: float
+    attempt_log: list[dict[str, Any]] = []

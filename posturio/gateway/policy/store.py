@@ -26,7 +26,7 @@ from posturio.platform.models import Role
 from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
 
-REVIEW_STATUSES = ("open", "confirmed", "dismissed")
+REVIEW_STATUSES = ("open", "confirmed", "false_positive", "dismissed", "escalated")
 log = structlog.get_logger("posturio.policy")
 
 

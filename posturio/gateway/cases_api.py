@@ -1,0 +1,188 @@
+"""Admin API behind the console's reviewer pages: the request log, the review queue and
+its actions, investigations with links, notes and saved views. Same roles as the pages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from posturio.gateway import investigations as cases
+from posturio.gateway import request_log, review
+from posturio.gateway.api import event_out
+from posturio.gateway.models import Investigation
+from posturio.gateway.policy.api import DecisionOut, decision_out, policy_changed
+from posturio.gateway.request_log import RequestFilter
+from posturio.gateway.schemas import UsageEventOut
+from posturio.platform.dependencies import Caller, Db, provide_api_principal, provide_tenant_db
+
+
+class RequestPage(msgspec.Struct):
+    items: list[UsageEventOut]
+    next_before: str | None  # pass as `before` for the next (older) page
+
+
+class RequestDetail(msgspec.Struct):
+    request: UsageEventOut
+    decisions: list[DecisionOut]
+
+
+class FalsePositiveIn(msgspec.Struct, forbid_unknown_fields=True):
+    allowlist: bool = False
+
+
+class FalsePositiveOut(msgspec.Struct):
+    decision: DecisionOut
+    policy_version: int | None
+
+
+class AssignIn(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: uuid.UUID | None
+
+
+class InvestigationOut(msgspec.Struct):
+    id: str
+    title: str
+    status: str
+    assignee_id: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CaseOut(msgspec.Struct):
+    investigation: InvestigationOut
+    request_ids: list[str]
+    timeline: list[dict[str, Any]]
+    views: list[dict[str, Any]]
+
+
+def investigation_out(i: Investigation) -> InvestigationOut:
+    return InvestigationOut(
+        str(i.id),
+        i.title,
+        i.status,
+        str(i.assignee_id) if i.assignee_id else None,
+        i.created_by,
+        i.created_at,
+        i.updated_at,
+    )
+
+
+def case_out(case: cases.Case) -> CaseOut:
+    return CaseOut(
+        investigation_out(case.investigation),
+        [link.request_id for link in case.links],
+        [
+            {"kind": n.kind, "author": n.author, "body": n.body, "at": n.created_at}
+            for n in case.notes
+        ],
+        [{"id": str(v.id), "name": v.name, "filters": v.filters} for v in case.views],
+    )
+
+
+class CasesApi(Controller):
+    path = "/api"
+    tags = ["review"]
+    dependencies = {"principal": Provide(provide_api_principal), "db": Provide(provide_tenant_db)}
+    security = [{"apiKey": []}]
+
+    @get("/requests", summary="The request log, newest first, filtered; keyset pages")
+    async def requests(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        before: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    ) -> RequestPage:
+        f = RequestFilter.parse(dict(request.query_params))
+        rows, next_before = await request_log.search(db, principal, f, before=before, limit=limit)
+        return RequestPage([event_out(e) for e in rows], next_before)
+
+    @get("/requests/{request_id:str}", summary="One request with its policy decisions")
+    async def request_detail(
+        self, db: Db, principal: Caller, request_id: FromPath[str]
+    ) -> RequestDetail:
+        event, decisions = await request_log.detail(db, principal, request_id)
+        return RequestDetail(event_out(event), [decision_out(d) for d in decisions])
+
+    @get("/review-queue", summary="Open blocked and flagged items, oldest first")
+    async def queue(self, db: Db, principal: Caller, mine: bool = False) -> list[DecisionOut]:
+        return [decision_out(d) for d in await review.queue(db, principal, mine=mine)]
+
+    @post("/decisions/{decision_id:str}/false-positive", status_code=200)
+    async def false_positive(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        decision_id: FromPath[str],
+        data: JSONBody[FalsePositiveIn],
+    ) -> FalsePositiveOut:
+        row, version = await review.false_positive(
+            db, principal, decision_id, allowlist=data.allowlist
+        )
+        if version is not None:
+            policy_changed(request, db, principal.tenant_id)
+        return FalsePositiveOut(decision_out(row), version.version if version else None)
+
+    @post("/decisions/{decision_id:str}/assign", status_code=200)
+    async def assign(
+        self, db: Db, principal: Caller, decision_id: FromPath[str], data: JSONBody[AssignIn]
+    ) -> DecisionOut:
+        return decision_out(await review.assign(db, principal, decision_id, data.user_id))
+
+    @get("/investigations", summary="Investigations, most recently active first")
+    async def list_cases(
+        self, db: Db, principal: Caller, status: FromQuery[str | None] = None
+    ) -> list[InvestigationOut]:
+        return [investigation_out(i) for i in await cases.listing(db, principal, status)]
+
+    @post("/investigations", summary="Open an investigation, optionally with requests")
+    async def create_case(
+        self, db: Db, principal: Caller, data: JSONBody[cases.InvestigationIn]
+    ) -> CaseOut:
+        case = await cases.create(db, principal, data)
+        return case_out(await cases.get(db, principal, str(case.id)))
+
+    @get("/investigations/{case_id:str}", summary="One investigation with its timeline")
+    async def get_case(self, db: Db, principal: Caller, case_id: FromPath[str]) -> CaseOut:
+        return case_out(await cases.get(db, principal, case_id))
+
+    @patch("/investigations/{case_id:str}", summary="Status, assignee or title")
+    async def update_case(
+        self, db: Db, principal: Caller, case_id: FromPath[str], data: JSONBody[cases.UpdateIn]
+    ) -> CaseOut:
+        await cases.update(db, principal, case_id, data)
+        return case_out(await cases.get(db, principal, case_id))
+
+    @post("/investigations/{case_id:str}/requests", summary="Link requests")
+    async def link(
+        self,
+        db: Db,
+        principal: Caller,
+        case_id: FromPath[str],
+        data: JSONBody[list[cases.RequestId]],
+    ) -> CaseOut:
+        await cases.link(db, principal, case_id, data)
+        return case_out(await cases.get(db, principal, case_id))
+
+    @post("/investigations/{case_id:str}/notes", summary="Add a note to the timeline")
+    async def note(
+        self, db: Db, principal: Caller, case_id: FromPath[str], data: JSONBody[cases.NoteIn]
+    ) -> CaseOut:
+        await cases.add_note(db, principal, case_id, data.body)
+        return case_out(await cases.get(db, principal, case_id))
+
+    @post("/investigations/{case_id:str}/views", summary="Save a view of the request log")
+    async def save_view(
+        self, db: Db, principal: Caller, case_id: FromPath[str], data: JSONBody[cases.ViewIn]
+    ) -> CaseOut:
+        await cases.save_view(db, principal, case_id, data)
+        return case_out(await cases.get(db, principal, case_id))
