@@ -20,7 +20,13 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TABLES = ("investigations", "investigation_links", "investigation_notes", "saved_views")
+TABLES = (
+    "investigations",
+    "investigation_links",
+    "investigation_notes",
+    "saved_views",
+    "usage_findings_daily",
+)
 DECISION_COUNTS = ("blocked", "redacted", "rerouted", "flagged")
 
 
@@ -35,6 +41,23 @@ def _tenant(table: str) -> list[sa.Column[object] | sa.ForeignKeyConstraint]:
 
 def upgrade() -> None:
     op.add_column("usage_events", sa.Column("attempt_log", pg.JSONB()))
+    # Finding categories of each request: the log filters on them (GIN), and a daily rollup
+    # per category feeds the overview without touching the request rows.
+    op.add_column("usage_events", sa.Column("finding_types", pg.ARRAY(sa.String(40))))
+    op.create_index(
+        "ix_usage_events_finding_types",
+        "usage_events",
+        ["finding_types"],
+        postgresql_using="gin",
+    )
+    op.create_table(
+        "usage_findings_daily",
+        *_tenant("usage_findings_daily"),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("category", sa.String(40), nullable=False),
+        sa.Column("findings", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "day", "category", name="pk_usage_findings_daily"),
+    )
     for column in DECISION_COUNTS:
         op.add_column(
             "usage_daily", sa.Column(column, sa.BigInteger(), nullable=False, server_default="0")
@@ -129,6 +152,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in reversed(TABLES):
         op.drop_table(table)
+    op.drop_index("ix_usage_events_finding_types", "usage_events")
+    op.drop_column("usage_events", "finding_types")
     op.drop_column("policy_decisions", "assignee_id")
     op.drop_index("ix_usage_events_tenant_decision_time", "usage_events")
     op.drop_index("ix_usage_events_tenant_time_id", "usage_events")

@@ -113,7 +113,9 @@ class CasesApi(Controller):
         return RequestDetail(event_out(event), [decision_out(d) for d in decisions])
 
     @get("/review-queue", summary="Open blocked and flagged items, oldest first")
-    async def queue(self, db: Db, principal: Caller, mine: bool = False) -> list[DecisionOut]:
+    async def queue(
+        self, db: Db, principal: Caller, mine: FromQuery[bool] = False
+    ) -> list[DecisionOut]:
         return [decision_out(d) for d in await review.queue(db, principal, mine=mine)]
 
     @post("/decisions/{decision_id:str}/false-positive", status_code=200)

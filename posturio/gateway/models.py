@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posturio.platform.db import Base, utcnow
@@ -115,6 +115,7 @@ class UsageEvent(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     overhead_ms: Mapped[float] = mapped_column(Float)
     attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    finding_types: Mapped[list[str] | None] = mapped_column(ARRAY(String(40)))
 
 
 class UsageDaily(Base):
@@ -241,3 +242,16 @@ class SavedView(Base):
     filters: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UsageFindingsDaily(Base):
+    """Findings per category per day (the overview's top finding types)."""
+
+    __tablename__ = "usage_findings_daily"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    findings: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -653,6 +653,7 @@ class Gateway:
                 overhead_ms=round(call.overhead(), 3),
                 origin=call.origin,
                 attempt_log=call.attempt_log or None,
+                finding_types=[h["category"] for h in call.hits] if call.hits else None,
                 decisions=call.decisions,
             )
         )

@@ -1,6 +1,6 @@
 """The request log: filtered, keyset-paginated reads of usage events (fast at millions of
-rows: every filter is on an indexed column or an EXISTS on one), and one request's detail
-with its policy decisions."""
+rows: every filter is on an indexed column, finding types on a GIN index), and one
+request's detail with its policy decisions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.gateway.models import PolicyDecision, UsageEvent
@@ -102,15 +102,7 @@ async def search(
     if f.until:
         stmt = stmt.where(UsageEvent.occurred_at < f.until)
     if f.finding:
-        stmt = stmt.where(
-            exists(
-                select(PolicyDecision.id).where(
-                    PolicyDecision.tenant_id == t,
-                    PolicyDecision.request_id == UsageEvent.request_id,
-                    PolicyDecision.findings.contains([{"category": f.finding}]),
-                )
-            )
-        )
+        stmt = stmt.where(UsageEvent.finding_types.contains([f.finding]))
     if before:
         at, ident = _parse_cursor(before)
         stmt = stmt.where(

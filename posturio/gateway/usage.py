@@ -73,6 +73,7 @@ class UsageRecord(msgspec.Struct, omit_defaults=True):
     latency_ms: float = 0.0
     overhead_ms: float = 0.0
     attempt_log: list[dict[str, Any]] | None = None  # per attempt: deployment, outcome, ms
+    finding_types: list[str] | None = None  # a category per finding (repeats count)
     decisions: list[DecisionRecord] | None = None
 
 
@@ -164,15 +165,27 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS usage_stage (
     status int, key_id uuid, alias varchar(200), deployment varchar(300), origin varchar(20),
     decision varchar(20), error_code varchar(60), attempts int, stream boolean,
     prompt_tokens int, completion_tokens int, tokens_estimated boolean, cost_usd numeric(16,8),
-    latency_ms float8, overhead_ms float8, attempt_log jsonb
+    latency_ms float8, overhead_ms float8, attempt_log jsonb, finding_types varchar(40)[]
 ) ON COMMIT DELETE ROWS"""
 
-_MERGE = f"""WITH inserted AS (
+_EVENT_COLUMNS = ", ".join(
+    f"ARRAY(SELECT DISTINCT unnest({c}))" if c == "finding_types" else c for c in COLUMNS
+)
+_MERGE = f"""WITH staged AS (
+    SELECT request_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, tenant_id, finding_types
+    FROM usage_stage
+), inserted AS (
     INSERT INTO usage_events ({", ".join(COLUMNS)})
-    SELECT {", ".join(COLUMNS)} FROM usage_stage
+    SELECT {_EVENT_COLUMNS} FROM usage_stage
     ON CONFLICT (request_id) DO NOTHING
     RETURNING tenant_id, occurred_at, key_id, alias, status, decision, prompt_tokens,
-              completion_tokens, cost_usd
+              completion_tokens, cost_usd, request_id
+), findings AS (
+    INSERT INTO usage_findings_daily AS f (tenant_id, day, category, findings)
+    SELECT s.tenant_id, s.day, category, count(*)
+    FROM inserted i JOIN staged s USING (request_id), unnest(s.finding_types) AS category
+    GROUP BY 1, 2, 3
+    ON CONFLICT (tenant_id, day, category) DO UPDATE SET findings = f.findings + excluded.findings
 )
 INSERT INTO usage_daily AS d (tenant_id, day, key_id, alias, requests, errors, prompt_tokens,
                               completion_tokens, cost_usd, blocked, redacted, rerouted, flagged)

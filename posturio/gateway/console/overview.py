@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from litestar import Request, get
 from litestar.params import QueryParameter
 from litestar.response import Template
-from sqlalchemy import text
+from sqlalchemy import func
 
-from posturio.gateway.models import UsageDaily
+from posturio.gateway.models import UsageDaily, UsageFindingsDaily
 from posturio.platform.console import ConsoleController, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.models import ApiKey, Role
@@ -65,18 +65,16 @@ async def overview_data(db: Db, principal: Caller, days: int) -> dict[str, Any]:
     }
     findings: list[tuple[str, int]] = []
     if keys is None:
+        total = func.sum(UsageFindingsDaily.findings)
         findings = [
-            (row.category, row.n)
+            (row.category, int(row.n))
             for row in await db.execute(
-                text(
-                    "SELECT f->>'category' AS category, count(*) AS n FROM policy_decisions d, "
-                    "jsonb_array_elements(d.findings) f WHERE d.tenant_id = :t "
-                    "AND d.occurred_at >= :since GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
-                ),
-                {
-                    "t": principal.tenant_id,
-                    "since": datetime.combine(since, datetime.min.time(), UTC),
-                },
+                scoped(UsageFindingsDaily, principal.tenant_id)
+                .where(UsageFindingsDaily.day >= since)
+                .with_only_columns(UsageFindingsDaily.category, total.label("n"))
+                .group_by(UsageFindingsDaily.category)
+                .order_by(total.desc())
+                .limit(10)
             )
         ]
     top = lambda d: sorted(d.items(), key=lambda kv: -kv[1])[:10]  # noqa: E731

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
@@ -36,7 +36,11 @@ class ReviewPage(ConsoleController):
 
     @get("/")
     async def queue(
-        self, request: Request[Any, Any, Any], db: Db, principal: Caller, mine: bool = False
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        mine: FromQuery[bool] = False,
     ) -> Template:
         items = await review.queue(db, principal, mine=mine)
         return await page(
