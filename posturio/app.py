@@ -25,11 +25,15 @@ from posturio.config import Settings, get_settings
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
 from posturio.gateway.console.overview import OverviewPage
+from posturio.gateway.console.routes_page import RoutesPage
 from posturio.gateway.playground import PlaygroundPage, playground_chat
 from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
 from posturio.platform.api import AdminApi
 from posturio.platform.console import ConsoleAuth, ConsoleHome
+from posturio.platform.console_audit import AuditPage
+from posturio.platform.console_keys import KeysPage
+from posturio.platform.console_members import MembersPage
 from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker
 from posturio.platform.errors import EXCEPTION_HANDLERS
@@ -162,6 +166,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ConsoleAuth,
             ConsoleHome,
             OverviewPage,
+            KeysPage,
+            MembersPage,
+            AuditPage,
+            RoutesPage,
             create_static_files_router(
                 path="/static", directories=[STATIC], send_as_attachment=False
             ),

@@ -171,14 +171,20 @@ async def add_member(
     return MemberView(membership, user.email)
 
 
-async def list_members(session: AsyncSession, principal: Principal) -> list[MemberView]:
+async def list_members(
+    session: AsyncSession, principal: Principal, *, limit: int | None = None, offset: int = 0
+) -> list[MemberView]:
     principal.require(Role.admin)
-    rows = await session.execute(
+    stmt = (
         scoped(Membership, principal.tenant_id)
         .add_columns(User.email)
         .join(User, User.id == Membership.user_id)
-        .order_by(Membership.created_at)
+        .order_by(Membership.created_at, Membership.id)
+        .offset(offset)
     )
+    if limit is not None:
+        stmt = stmt.limit(limit)  # a page, for the console
+    rows = await session.execute(stmt)
     return [MemberView(m, email) for m, email in rows.all()]
 
 

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts
-from posturio.platform.db import bind_tenant
+from posturio.platform.db import bind_tenant, switch_tenant
 from posturio.platform.errors import Forbidden, Unauthorized
 from posturio.platform.keyauth import KeyAuthenticator, token_from_headers
 from posturio.platform.models import Role, Scope
@@ -82,6 +82,9 @@ async def provide_console_principal(request: Request, db: Db) -> Principal:
     if current is None:
         request.clear_session()
         raise Unauthorized("your membership has ended; sign in again", code="login_required")
+    # The page's session now works in this tenant (row-level security), this transaction
+    # and any after a rollback.
+    await switch_tenant(db, current.tenant_id)
     return Principal(
         tenant_id=current.tenant_id,
         role=current.role,

@@ -107,15 +107,43 @@ def _visible(principal: Principal, key: ApiKey) -> bool:
     return principal.at_least(Role.admin) or key.created_by == principal.user_id
 
 
+KEY_STATUSES = ("active", "expired", "revoked")
+
+
 async def list_keys(
-    session: AsyncSession, principal: Principal, *, include_revoked: bool = True
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    include_revoked: bool = True,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[ApiKey]:
+    """Newest first; optionally one status (as `key_status` computes it), a name or prefix
+    substring, and a page (`limit`/`offset`) so the console never loads every key."""
     stmt = scoped(ApiKey, principal.tenant_id)
     if not include_revoked:
         stmt = stmt.where(ApiKey.revoked_at.is_(None))
     if not principal.at_least(Role.admin):
         stmt = stmt.where(ApiKey.created_by == principal.user_id)
-    return list((await session.scalars(stmt.order_by(ApiKey.created_at.desc()))).all())
+    now = utcnow()
+    lapsed = ApiKey.expires_at.is_not(None) & (ApiKey.expires_at <= now)
+    if status == "revoked":
+        stmt = stmt.where(ApiKey.revoked_at.is_not(None))
+    elif status == "expired":
+        stmt = stmt.where(ApiKey.revoked_at.is_(None), lapsed)
+    elif status == "active":
+        stmt = stmt.where(ApiKey.revoked_at.is_(None), ~lapsed)
+    if search:
+        stmt = stmt.where(
+            ApiKey.name.icontains(search, autoescape=True)
+            | ApiKey.prefix.icontains(search, autoescape=True)
+        )
+    stmt = stmt.order_by(ApiKey.created_at.desc(), ApiKey.id).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list((await session.scalars(stmt)).all())
 
 
 async def get_key(session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:

@@ -1,0 +1,128 @@
+"""Console: the tenant's members. Admins and owners only; granting or taking away the
+owner role needs an owner, and a tenant always keeps one owner (the accounts service
+enforces both; refusals come back as a message on the page)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from posturio.platform import accounts
+from posturio.platform.console import ConsoleController, Form, flash, page
+from posturio.platform.dependencies import Caller, Db
+from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
+from posturio.platform.models import Role, User
+
+PAGE_SIZE = 50
+BACK = "/console/members"
+
+
+class InviteForm(msgspec.Struct):
+    email: str = ""
+    role: str = Role.member.value
+
+
+class RoleForm(msgspec.Struct):
+    role: str = ""
+
+
+def _role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise PosturioError(f"unknown role {value[:40]!r}") from None
+
+
+async def _refused(request: Request, db: AsyncSession, exc: PosturioError) -> Redirect:
+    """Undo the attempt and say why on the list; a role refusal is the 403 page."""
+    if isinstance(exc, Forbidden | Unauthorized):
+        raise exc
+    await db.rollback()
+    flash(request, exc.message)
+    return Redirect(BACK, status_code=303)
+
+
+class MembersPage(ConsoleController):
+    path = "/console/members"
+
+    @get("/")
+    async def list_members(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        page_no: Annotated[int, QueryParameter(name="page", ge=1, le=100_000)] = 1,
+    ) -> Template:
+        principal.require(Role.admin)
+        views = await accounts.list_members(
+            db, principal, limit=PAGE_SIZE + 1, offset=(page_no - 1) * PAGE_SIZE
+        )
+        more = len(views) > PAGE_SIZE
+        # Owners may hand out every role; admins every role below owner.
+        roles = [r.value for r in Role if r != Role.owner or principal.at_least(Role.owner)]
+        return await page(
+            request,
+            db,
+            principal,
+            "console/members.html",
+            active="Members",
+            members=views[:PAGE_SIZE],
+            roles=roles,
+            is_owner=principal.at_least(Role.owner),
+            me=principal.user_id,
+            next_url=f"{BACK}?page={page_no + 1}" if more else None,
+            prev_url=f"{BACK}?page={page_no - 1}" if page_no > 1 else None,
+        )
+
+    @post("/", status_code=303)
+    async def invite(
+        self, request: Request, db: Db, principal: Caller, data: Annotated[InviteForm, Form]
+    ) -> Redirect:
+        principal.require(Role.admin)
+        try:
+            view = await accounts.add_member(db, principal, data.email, _role(data.role))
+        except PosturioError as exc:
+            return await _refused(request, db, exc)
+        user = await db.get(User, view.membership.user_id)
+        note = (
+            ""
+            if user is not None and user.password_hash
+            else " They have no password yet: the operator sets one with "
+            "posturio users set-password."
+        )
+        flash(request, f"Added {view.email} as {view.membership.role}.{note}")
+        return Redirect(BACK, status_code=303)
+
+    @post("/{member_id:str}/role", status_code=303)
+    async def change_role(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        member_id: FromPath[str],
+        data: Annotated[RoleForm, Form],
+    ) -> Redirect:
+        principal.require(Role.admin)
+        try:
+            view = await accounts.change_role(db, principal, member_id, _role(data.role))
+        except PosturioError as exc:
+            return await _refused(request, db, exc)
+        flash(request, f"{view.email} is now {view.membership.role}.")
+        return Redirect(BACK, status_code=303)
+
+    @post("/{member_id:str}/remove", status_code=303)
+    async def remove(
+        self, request: Request, db: Db, principal: Caller, member_id: FromPath[str]
+    ) -> Redirect:
+        principal.require(Role.admin)
+        try:
+            await accounts.remove_member(db, principal, member_id)
+        except PosturioError as exc:
+            return await _refused(request, db, exc)
+        flash(request, "Member removed.")
+        return Redirect(BACK, status_code=303)
