@@ -4,8 +4,7 @@ finding types. Reviewers and up see the tenant; a member sees their own keys' us
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Request, get
@@ -35,32 +34,64 @@ async def own_key_ids(db: Db, principal: Caller) -> list[uuid.UUID] | None:
 
 
 async def overview_data(db: Db, principal: Caller, days: int) -> dict[str, Any]:
+    """Aggregated in SQL over the daily rollups: a handful of rows whatever the traffic."""
     since = datetime.now(UTC).date() - timedelta(days=days - 1)
     keys = await own_key_ids(db, principal)
-    stmt = scoped(UsageDaily, principal.tenant_id).where(UsageDaily.day >= since)
-    if keys is not None:
-        stmt = stmt.where(UsageDaily.key_id.in_(keys))
-    rows = (await db.scalars(stmt)).all()
-    per_day: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    models: dict[str, int] = defaultdict(int)
-    by_key: dict[uuid.UUID, int] = defaultdict(int)
-    totals: dict[str, float] = defaultdict(float)
-    for r in rows:
-        d = per_day[r.day]
-        d["requests"] += r.requests
-        d["actions"] += r.blocked + r.redacted + r.rerouted + r.flagged
-        d["tokens"] += r.prompt_tokens + r.completion_tokens
-        models[r.alias or "-"] += r.requests
-        by_key[r.key_id] += r.requests
-        for field in ("requests", "errors", "blocked", "redacted", "rerouted", "flagged"):
-            totals[field] += getattr(r, field)
-        totals["tokens"] += r.prompt_tokens + r.completion_tokens
-        totals["cost"] += float(r.cost_usd)
-    span = [since + timedelta(days=i) for i in range(days)]
+    d = UsageDaily
+
+    def rollup() -> Any:
+        stmt = scoped(d, principal.tenant_id).where(d.day >= since)
+        return stmt if keys is None else stmt.where(d.key_id.in_(keys))
+
+    tokens = func.sum(d.prompt_tokens + d.completion_tokens)
+    actions = func.sum(d.blocked + d.redacted + d.rerouted + d.flagged)
+    requests = func.sum(d.requests)
+    per_day = {
+        r.day: r
+        for r in await db.execute(
+            rollup()
+            .with_only_columns(d.day, requests.label("requests"), actions.label("actions"))
+            .group_by(d.day)
+        )
+    }
+    totals_row = (
+        await db.execute(
+            rollup().with_only_columns(
+                *(
+                    func.coalesce(func.sum(getattr(d, f)), 0).label(f)
+                    for f in ("requests", "errors", "blocked", "redacted", "rerouted", "flagged")
+                ),
+                func.coalesce(tokens, 0).label("tokens"),
+                func.coalesce(func.sum(d.cost_usd), 0).label("cost"),
+            )
+        )
+    ).one()
+    top_models = [
+        (r.alias or "-", int(r.n))
+        for r in await db.execute(
+            rollup()
+            .with_only_columns(d.alias, requests.label("n"))
+            .group_by(d.alias)
+            .order_by(requests.desc())
+            .limit(10)
+        )
+    ]
+    by_key = [
+        (r.key_id, int(r.n))
+        for r in await db.execute(
+            rollup()
+            .with_only_columns(d.key_id, requests.label("n"))
+            .group_by(d.key_id)
+            .order_by(requests.desc())
+            .limit(10)
+        )
+    ]
     names = {
         k.id: f"{k.name} ({k.prefix})"
         for k in (
-            await db.scalars(scoped(ApiKey, principal.tenant_id).where(ApiKey.id.in_(by_key)))
+            await db.scalars(
+                scoped(ApiKey, principal.tenant_id).where(ApiKey.id.in_([k for k, _ in by_key]))
+            )
         ).all()
     }
     findings: list[tuple[str, int]] = []
@@ -77,16 +108,22 @@ async def overview_data(db: Db, principal: Caller, days: int) -> dict[str, Any]:
                 .limit(10)
             )
         ]
-    top = lambda d: sorted(d.items(), key=lambda kv: -kv[1])[:10]  # noqa: E731
+    span = [since + timedelta(days=i) for i in range(days)]
+
+    def series(field: str) -> list[tuple[str, int]]:
+        return [
+            (day.isoformat(), int(getattr(per_day[day], field)) if day in per_day else 0)
+            for day in span
+        ]
+
     return {
         "days": days,
         "ranges": RANGES,
-        "totals": totals,
-        "requests_series": [(d.isoformat(), per_day[d]["requests"]) for d in span],
-        "actions_series": [(d.isoformat(), per_day[d]["actions"]) for d in span],
-        "tokens_series": [(d.isoformat(), per_day[d]["tokens"]) for d in span],
-        "top_models": top(models),
-        "top_keys": [(names.get(k, "(deleted or none)"), n) for k, n in top(by_key)],
+        "totals": {k: float(v) for k, v in totals_row._mapping.items()},
+        "requests_series": series("requests"),
+        "actions_series": series("actions"),
+        "top_models": top_models,
+        "top_keys": [(names.get(k, "(deleted or none)"), n) for k, n in by_key],
         "top_findings": findings,
         "scope": "your keys" if keys is not None else "the whole tenant",
     }
