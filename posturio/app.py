@@ -24,7 +24,12 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from posturio.config import Settings, get_settings
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
+from posturio.gateway.cases_api import CasesApi
+from posturio.gateway.console.investigations_page import InvestigationsPage
 from posturio.gateway.console.overview import OverviewPage
+from posturio.gateway.console.policies_page import PoliciesPage
+from posturio.gateway.console.requests_page import RequestsPage
+from posturio.gateway.console.review_page import ReviewPage
 from posturio.gateway.console.routes_page import RoutesPage
 from posturio.gateway.playground import PlaygroundPage, playground_chat
 from posturio.gateway.policy.api import PolicyApi
@@ -160,12 +165,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminApi,
             GatewayAdminApi,
             PolicyApi,
+            CasesApi,
             PublicPages,
             PlaygroundPage,
             playground_chat,
             ConsoleAuth,
             ConsoleHome,
             OverviewPage,
+            RequestsPage,
+            ReviewPage,
+            InvestigationsPage,
+            PoliciesPage,
             KeysPage,
             MembersPage,
             AuditPage,
