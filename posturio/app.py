@@ -34,6 +34,8 @@ from posturio.gateway.console.routes_page import RoutesPage
 from posturio.gateway.playground import PlaygroundPage, playground_chat
 from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
+from posturio.navigator.api import NavigatorApi
+from posturio.navigator.console_page import SourcesPage
 from posturio.platform.api import AdminApi
 from posturio.platform.console import ConsoleAuth, ConsoleHome
 from posturio.platform.console_audit import AuditPage
@@ -55,6 +57,7 @@ from posturio.workers.broker import setup_broker
 TEMPLATES = Path(__file__).parent / "platform" / "templates"
 STATIC = Path(__file__).parent / "platform" / "static"
 GATEWAY_TEMPLATES = Path(__file__).parent / "gateway" / "templates"
+NAVIGATOR_TEMPLATES = Path(__file__).parent / "navigator" / "templates"
 # Paths authenticated by API keys (no cookies), so CSRF does not apply to them.
 NO_CSRF = ["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
 
@@ -166,6 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GatewayAdminApi,
             PolicyApi,
             CasesApi,
+            NavigatorApi,
             PublicPages,
             PlaygroundPage,
             playground_chat,
@@ -176,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReviewPage,
             InvestigationsPage,
             PoliciesPage,
+            SourcesPage,
             KeysPage,
             MembersPage,
             AuditPage,
@@ -214,7 +219,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         stores={"sessions": ConsoleSessionStore(redis, namespace="posturio:sessions")},
         template_config=TemplateConfig(
-            directory=[TEMPLATES, GATEWAY_TEMPLATES], engine=JinjaTemplateEngine
+            directory=[TEMPLATES, GATEWAY_TEMPLATES, NAVIGATOR_TEMPLATES],
+            engine=JinjaTemplateEngine,
         ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     demo_max_prompt_tokens: int = Field(8_000, ge=1)
     demo_key_days: int = Field(14, ge=1, le=365)
     demo_per_minute: float = Field(30, gt=0)  # per key, per IP and 4x per tenant
+    # Navigator: directory sources only under these roots (the operator's allowlist).
+    navigator_roots: list[Path] = []
+    navigator_max_file_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    navigator_model: str = "all-MiniLM-L6-v2"
 
     @field_validator("database_url")
     @classmethod

@@ -27,6 +27,13 @@ from posturio.platform.embedded import EmbeddedPostgres, EmbeddedRedis
 from posturio.platform.migrate import upgrade
 from posturio.platform.models import Role, Scope
 from posturio.platform.principal import Principal
+from tests.stack_fixtures import (  # noqa: F401 - fixtures for every package
+    fake,
+    gateway_env,
+    navigator_root,
+    server,
+    worker,
+)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ NAMESPACE = "posturio-jobs"
 def import_task_modules() -> None:
     """Every module that declares actors; importing registers them."""
     import posturio.gateway.tasks
+    import posturio.navigator.tasks
     import posturio.platform.tasks  # noqa: F401
 
 

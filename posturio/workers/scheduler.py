@@ -24,11 +24,13 @@ class Periodic:
 
 def schedule(settings: Settings) -> list[Periodic]:
     from posturio.gateway.tasks import drain_usage
+    from posturio.navigator.tasks import sync_due_sources
     from posturio.platform.tasks import verify_all_audit_chains
 
     return [
         Periodic(verify_all_audit_chains, settings.audit_verify_interval_s),
         Periodic(drain_usage, settings.usage_drain_interval_s),
+        Periodic(sync_due_sources, 60),
     ]
 
 

@@ -1,13 +1,16 @@
-"""A running Posturio (`posturio serve`) and usage worker against the test Postgres and
-Redis, in front of a fake upstream that can fail on demand."""
+"""A running Posturio (`posturio serve`) and worker against the test Postgres and Redis, in
+front of a fake upstream that can fail on demand; shared by every test package (imported
+into the root conftest). Navigator's directory sources live under one allowlisted root."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,10 +55,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway_env(services: dict[str, str], settings: Any) -> dict[str, str]:
+def navigator_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("navigator-root")
+
+
+@pytest.fixture(scope="session")
+def gateway_env(services: dict[str, str], settings: Any, navigator_root: Path) -> dict[str, str]:
     return {
         **os.environ,
         **TUNING,
+        "POSTURIO_NAVIGATOR_ROOTS": json.dumps([str(navigator_root)]),
         "POSTURIO_PORT": str(free_port()),
         "POSTURIO_LOG_LEVEL": "warning",
     }

@@ -1,0 +1,122 @@
+"""Console page for Navigator's sources: propose (any member), approve / pause / resume /
+revoke with a reason (admins), upload files to an upload source, sync now, and each
+source's progress and failed documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from posturio.navigator import sources
+from posturio.navigator.models import Document
+from posturio.navigator.tasks import purge_source, sync_source
+from posturio.platform.console import ConsoleController, flash, page
+from posturio.platform.dependencies import Caller, Db
+from posturio.platform.errors import Conflict, PosturioError
+from posturio.platform.models import Role
+from posturio.platform.repository import scoped
+from posturio.workers.outbox import defer
+
+
+class SourcesPage(ConsoleController):
+    path = "/console/sources"
+
+    @get("/")
+    async def listing(self, request: Request[Any, Any, Any], db: Db, principal: Caller) -> Template:
+        rows = await sources.listing(db, principal)
+        failed = {
+            s.id: (
+                await db.scalars(
+                    scoped(Document, principal.tenant_id)
+                    .where(Document.source_id == s.id, Document.status == "failed")
+                    .order_by(Document.uri)
+                    .limit(20)
+                )
+            ).all()
+            for s in rows
+        }
+        return await page(
+            request,
+            db,
+            principal,
+            "console/sources.html",
+            active="Sources",
+            sources=rows,
+            failed=failed,
+            can_approve=principal.at_least(Role.admin),
+        )
+
+    @post("/", status_code=303)
+    async def propose(self, request: Request[Any, Any, Any], db: Db, principal: Caller) -> Redirect:
+        form = await request.form()
+        kind = str(form.get("kind") or "directory")
+        config = {"path": str(form.get("path") or "")} if kind == "directory" else {}
+        try:
+            data = sources.SourceIn(
+                name=str(form.get("name") or "").strip(), kind=kind, config=config
+            )  # type: ignore[arg-type]
+            await sources.propose(db, principal, request.app.state.settings, data)
+            await db.commit()
+            flash(request, f"Source {data.name!r} proposed; an admin approves it.")
+        except PosturioError as exc:
+            await db.rollback()
+            flash(request, f"Not proposed: {exc.message}")
+        return Redirect("/console/sources", status_code=303)
+
+    @post("/{source_id:str}", status_code=303)
+    async def act(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller, source_id: FromPath[str]
+    ) -> Redirect:
+        form = await request.form()
+        action = str(form.get("action") or "")
+        try:
+            if action in sources.TRANSITIONS:
+                source = await sources.transition(
+                    db,
+                    principal,
+                    source_id,
+                    sources.TransitionIn(action, str(form.get("reason") or "")),  # type: ignore[arg-type]
+                )
+                if source.status == "approved":
+                    defer(db, sync_source, str(principal.tenant_id), str(source.id))
+                elif source.status == "revoked":
+                    defer(db, purge_source, str(principal.tenant_id), str(source.id))
+                message = f"Source {source.name!r} is now {source.status}."
+            elif action == "sync":
+                source = await sources.get(db, principal, source_id)
+                if source.status != "approved":
+                    raise Conflict(
+                        f"only an approved source is synced (this one is {source.status})"
+                    )
+                defer(db, sync_source, str(principal.tenant_id), str(source.id))
+                message = "Sync queued."
+            elif action == "upload":
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise PosturioError("choose a file")
+                content = await upload.read()
+                await sources.add_upload(
+                    db,
+                    principal,
+                    request.app.state.settings,
+                    source_id,
+                    upload.filename,
+                    content,
+                    upload.content_type,
+                )
+                source = await sources.get(db, principal, source_id)
+                if source.status == "approved":
+                    defer(db, sync_source, str(principal.tenant_id), str(source.id))
+                message = f"{upload.filename} uploaded."
+            else:
+                raise PosturioError("unknown action")
+            await db.commit()
+        except PosturioError as exc:
+            await db.rollback()
+            message = f"Not done: {exc.message}"
+        flash(request, message)
+        return Redirect("/console/sources", status_code=303)

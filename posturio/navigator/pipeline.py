@@ -1,0 +1,302 @@
+"""The indexing pipeline of one source: discover → fetch → parse → chunk → embed → store.
+
+Incremental: a content hash per document; unchanged documents are skipped, changed ones
+replaced, vanished ones deleted. Embedding is batched across documents. Each batch is
+stored in one transaction that re-checks, under a row lock, that the source is still
+approved: a worker killed mid-source leaves whole documents or nothing, and the next run
+picks up exactly what is missing (no duplicate chunks); a source revoked mid-sync gets
+no new chunks after the revocation commits."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from posturio.config import Settings
+from posturio.navigator.chunking import Chunk as TextChunk
+from posturio.navigator.chunking import chunk_document
+from posturio.navigator.connectors import Item, connector_for
+from posturio.navigator.embedding import Embedder
+from posturio.navigator.models import Chunk, Document, Source
+from posturio.navigator.parsing import ParseError, parse
+from posturio.platform.db import tenant_session, utcnow
+from posturio.platform.repository import scoped
+
+log = structlog.get_logger("posturio.navigator")
+BATCH_CHUNKS = 256  # chunks embedded together (and stored in one transaction)
+MAX_FAILURES_SHOWN = 50
+
+_embedders: dict[str, Embedder] = {}
+
+
+def embedder(model: str) -> Embedder:
+    if model not in _embedders:
+        _embedders[model] = Embedder(model)
+    return _embedders[model]
+
+
+@dataclass(slots=True)
+class Pending:
+    item: Item
+    digest: str
+    size: int
+    title: str
+    chunks: list[TextChunk]
+
+
+@dataclass(slots=True)
+class Progress:
+    discovered: int = 0
+    indexed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def fail(self, uri: str, reason: str) -> None:
+        self.failed += 1
+        if len(self.failures) < MAX_FAILURES_SHOWN:
+            self.failures.append({"uri": uri, "reason": reason})
+
+    def as_dict(self, state: str) -> dict[str, Any]:
+        return {
+            "state": state,
+            "discovered": self.discovered,
+            "indexed": self.indexed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "deleted": self.deleted,
+            "chunks": self.chunks,
+            "failures": self.failures,
+            "duration_s": round(time.monotonic() - self.started, 2),
+        }
+
+
+class SourceSync:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenant_id: uuid.UUID,
+        source_id: uuid.UUID,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.tenant_id = tenant_id
+        self.source_id = source_id
+        self.progress = Progress()
+        self.model = settings.navigator_model
+
+    def session(self) -> Any:
+        return tenant_session(self.sessionmaker, self.tenant_id)
+
+    async def _source(self, session: AsyncSession, *, lock: bool = False) -> Source | None:
+        stmt = scoped(Source, self.tenant_id).where(Source.id == self.source_id)
+        return (await session.scalars(stmt.with_for_update(read=True) if lock else stmt)).first()
+
+    async def _report(self, state: str, **extra: Any) -> None:
+        async with self.session() as session:
+            source = await self._source(session)
+            if source is not None:
+                source.progress = self.progress.as_dict(state)
+                for name, value in extra.items():
+                    setattr(source, name, value)
+
+    async def run(self) -> dict[str, Any]:
+        try:
+            return await self._run()
+        except Exception as exc:
+            # Visible in the source's progress; the job is retried by the worker.
+            log.exception("source_sync_failed", source_id=str(self.source_id))
+            async with self.session() as session:
+                source = await self._source(session)
+                if source is not None:
+                    source.progress = {
+                        **self.progress.as_dict("error"),
+                        "error": f"{type(exc).__name__}: {exc}"[:500],
+                    }
+            raise
+
+    async def _run(self) -> dict[str, Any]:
+        async with self.session() as session:
+            source = await self._source(session)
+            if source is None or source.status != "approved":
+                return {"state": "skipped", "reason": "not approved"}
+            connector = connector_for(self.settings, self.sessionmaker, source)
+            known = {
+                d.uri: d
+                for d in (
+                    await session.scalars(
+                        scoped(Document, self.tenant_id).where(Document.source_id == self.source_id)
+                    )
+                ).all()
+            }
+        await self._report("running")
+        items = await connector.discover()
+        self.progress.discovered = len(items)
+        pending: list[Pending] = []
+        for item in items:
+            prepared = await self._prepare(connector, item, known.get(item.uri))
+            if prepared is None:
+                continue
+            pending.append(prepared)
+            if sum(len(p.chunks) for p in pending) >= BATCH_CHUNKS:
+                if not await self._store(pending):
+                    return await self._stopped()
+                pending = []
+        if pending and not await self._store(pending):
+            return await self._stopped()
+        vanished = [d.id for uri, d in known.items() if uri not in {i.uri for i in items}]
+        if vanished:
+            async with self.session() as session:
+                await session.execute(
+                    delete(Document).where(
+                        Document.tenant_id == self.tenant_id, Document.id.in_(vanished)
+                    )
+                )
+            self.progress.deleted = len(vanished)
+        await self._report("idle", last_sync_at=utcnow(), embedding_model=self.model)
+        log.info("source_synced", source_id=str(self.source_id), **self.progress.as_dict("idle"))
+        return self.progress.as_dict("idle")
+
+    async def _stopped(self) -> dict[str, Any]:
+        await self._report("stopped")
+        return {"state": "stopped", "reason": "the source is no longer approved"}
+
+    async def _prepare(self, connector: Any, item: Item, known: Document | None) -> Pending | None:
+        if item.refused:
+            await self._failed(item, known, item.refused)
+            return None
+        if item.size > self.settings.navigator_max_file_bytes:
+            await self._failed(item, known, f"file too large: {item.size:,} bytes over the limit")
+            return None
+        try:
+            data = await connector.fetch(item)
+        except (OSError, PermissionError) as exc:
+            await self._failed(item, known, f"cannot read: {exc}")
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if known is not None and known.content_hash == digest and known.status == "indexed":
+            self.progress.skipped += 1
+            return None
+        try:
+            parsed = await asyncio.to_thread(
+                parse,
+                data,
+                filename=item.uri,
+                media_type=item.media_type,
+                max_bytes=self.settings.navigator_max_file_bytes,
+            )
+            chunks = await asyncio.to_thread(chunk_document, parsed, model_name=self.model)
+        except ParseError as exc:
+            await self._failed(item, known, exc.reason, digest)
+            return None
+        return Pending(item, digest, len(data), parsed.title, chunks)
+
+    async def _failed(
+        self, item: Item, known: Document | None, reason: str, digest: str | None = None
+    ) -> None:
+        """The document's failure is recorded (and its old chunks, if any, removed)."""
+        self.progress.fail(item.uri, reason)
+        async with self.session() as session:
+            if known is not None:
+                await session.execute(delete(Chunk).where(Chunk.document_id == known.id))
+                document = await session.get(Document, known.id)
+                if document is not None:
+                    document.status, document.error, document.chunks = "failed", reason, 0
+                    document.content_hash, document.updated_at = digest, utcnow()
+            else:
+                session.add(
+                    Document(
+                        tenant_id=self.tenant_id,
+                        source_id=self.source_id,
+                        uri=item.uri,
+                        status="failed",
+                        error=reason,
+                        content_hash=digest,
+                        bytes=item.size,
+                    )
+                )
+
+    async def _store(self, pending: list[Pending]) -> bool:
+        texts = [c.embedding_text for p in pending for c in p.chunks]
+        vectors = await asyncio.to_thread(embedder(self.model).encode, texts)
+        async with self.session() as session:
+            source = await self._source(session, lock=True)
+            if source is None or source.status != "approved":
+                return False
+            at = 0
+            for p in pending:
+                document = (
+                    await session.scalars(
+                        select(Document).where(
+                            Document.source_id == self.source_id, Document.uri == p.item.uri
+                        )
+                    )
+                ).first()
+                if document is None:
+                    document = Document(
+                        tenant_id=self.tenant_id,
+                        source_id=self.source_id,
+                        uri=p.item.uri,
+                        status="indexed",
+                    )
+                    session.add(document)
+                    await session.flush()
+                else:
+                    await session.execute(delete(Chunk).where(Chunk.document_id == document.id))
+                document.title, document.content_hash = p.title, p.digest
+                document.status, document.error = "indexed", None
+                document.bytes, document.chunks, document.updated_at = (
+                    p.size,
+                    len(p.chunks),
+                    utcnow(),
+                )
+                rows = [
+                    {
+                        "tenant_id": self.tenant_id,
+                        "source_id": self.source_id,
+                        "document_id": document.id,
+                        "ordinal": c.index,
+                        "heading_path": " > ".join(c.heading_path),
+                        "page": c.page,
+                        "content": c.text,
+                        "content_hash": c.content_hash,
+                        "model": self.model,
+                        "embedding": vectors[at + i],
+                    }
+                    for i, c in enumerate(p.chunks)
+                ]
+                at += len(p.chunks)
+                if rows:
+                    await session.execute(insert(Chunk), rows)
+                self.progress.indexed += 1
+                self.progress.chunks += len(rows)
+        return True
+
+
+async def purge(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, source_id: uuid.UUID
+) -> int:
+    """Delete a revoked source's index (documents, chunks, uploads stay for the record)."""
+    async with tenant_session(sessionmaker, tenant_id) as session:
+        source = (
+            await session.scalars(scoped(Source, tenant_id).where(Source.id == source_id))
+        ).first()
+        if source is None or source.status != "revoked":
+            return 0
+        result = await session.execute(
+            delete(Document).where(Document.tenant_id == tenant_id, Document.source_id == source_id)
+        )
+        source.progress = {**(source.progress or {}), "state": "purged"}
+        return int(result.rowcount or 0)

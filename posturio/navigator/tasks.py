@@ -1,0 +1,36 @@
+"""Navigator jobs: sync a source (on approval, on demand, on its schedule), purge a revoked
+one, and the scheduler's sweep for sources whose sync interval has passed."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from sqlalchemy import text
+
+from posturio.navigator.pipeline import SourceSync, purge
+from posturio.workers.actors import system_actor, tenant_actor
+from posturio.workers.runtime import resources
+
+log = structlog.get_logger("posturio.navigator")
+
+
+@tenant_actor(max_retries=3, time_limit=3_600_000)
+async def sync_source(tenant_id: str, source_id: str) -> None:
+    r = resources()
+    await SourceSync(r.settings, r.sessionmaker, uuid.UUID(tenant_id), uuid.UUID(source_id)).run()
+
+
+@tenant_actor(max_retries=5)
+async def purge_source(tenant_id: str, source_id: str) -> None:
+    removed = await purge(resources().sessionmaker, uuid.UUID(tenant_id), uuid.UUID(source_id))
+    log.info("source_purged", source_id=source_id, documents=removed)
+
+
+@system_actor(max_retries=0)
+async def sync_due_sources() -> None:
+    """Every approved source whose interval has passed since its last sync."""
+    async with resources().sessionmaker() as session:
+        due = (await session.execute(text("SELECT * FROM posturio_due_sources()"))).all()
+    for tenant_id, source_id in due:
+        sync_source.send(str(tenant_id), str(source_id))

@@ -1,0 +1,174 @@
+"""Sources end to end with a real worker: a directory source proposed, approved and
+indexed; an edited file re-indexed alone; a deleted file gone; failures recorded per
+document; a revoked source invisible at once and purged; tenants never see each other's
+chunks; paths outside the operator's roots refused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+async def wait_sync(
+    http: httpx.AsyncClient, source_id: str, after: str | None, within_s: float = 120
+) -> dict[str, Any]:
+    """Until the source's last sync is newer than `after` and idle."""
+    deadline = time.monotonic() + within_s
+    source: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        source = (await http.get(f"/api/navigator/sources/{source_id}")).json()
+        if source["progress"].get("state") == "idle" and source["last_sync_at"] != after:
+            return source
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no sync finished: {source}")
+
+
+async def search(http: httpx.AsyncClient, q: str) -> list[dict[str, Any]]:
+    r = await http.get("/api/navigator/search", params={"q": q})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture
+def folder(navigator_root: Path) -> Path:
+    root = navigator_root / f"handbook-{uuid.uuid4().hex[:6]}"
+    root.mkdir()
+    (root / "vacation.md").write_text(
+        "# Handbook\n\n## Vacation\n\nEmployees get thirty days of zanzibarite leave a year.\n"
+    )
+    (root / "expenses.txt").write_text("Expense reports are due by the fifth quokkaday.\n")
+    (root / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf \x00\x01")
+    (root / "blob.bin").write_bytes(os.urandom(4096))
+    outside = navigator_root.parent / f"secret-{uuid.uuid4().hex[:6]}.txt"
+    outside.write_text("outside the root")
+    (root / "link.txt").symlink_to(outside)
+    return root
+
+
+@pytest.mark.timeout(300)
+async def test_directory_source_lifecycle(server, worker, make_tenant, folder):
+    t = await make_tenant()
+    http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
+    r = await http.post(
+        "/api/navigator/sources",
+        json={"name": "Handbook", "kind": "directory", "config": {"path": str(folder)}},
+    )
+    assert r.status_code == 201, r.text
+    source = r.json()
+    assert source["status"] == "proposed"
+    assert await search(http, "zanzibarite") == []  # proposed: nothing indexed
+
+    r = await http.post(
+        f"/api/navigator/sources/{source['id']}/transition",
+        json={"action": "approve", "reason": "HR owns it"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    synced = await wait_sync(http, source["id"], None)
+    progress = synced["progress"]
+    assert progress["indexed"] == 2 and progress["failed"] == 3, progress
+    reasons = {f["uri"]: f["reason"] for f in progress["failures"]}
+    assert "outside" in reasons["link.txt"]
+    assert set(reasons) == {"broken.pdf", "blob.bin", "link.txt"}
+    [hit] = await search(http, "zanzibarite")
+    assert hit["uri"] == "vacation.md" and "Vacation" in hit["heading_path"]
+    documents = (await http.get(f"/api/navigator/sources/{source['id']}/documents")).json()
+    by_uri = {d["uri"]: d for d in documents}
+    assert by_uri["vacation.md"]["status"] == "indexed" and by_uri["broken.pdf"]["error"]
+
+    # Edit one file, delete another: only the edited one is re-indexed, the deleted one goes.
+    (folder / "expenses.txt").write_text("Expense reports are now due by the tenth wombatday.\n")
+    (folder / "vacation.md").unlink()
+    r = await http.post(f"/api/navigator/sources/{source['id']}/sync")
+    assert r.status_code == 202
+    synced = await wait_sync(http, source["id"], synced["last_sync_at"])
+    assert synced["progress"]["indexed"] == 1 and synced["progress"]["deleted"] == 1
+    assert await search(http, "zanzibarite") == []
+    assert await search(http, "quokkaday") == []
+    assert [h["uri"] for h in await search(http, "wombatday")] == ["expenses.txt"]
+
+    # Another tenant sees nothing of it.
+    other = await make_tenant()
+    async with httpx.AsyncClient(base_url=server, headers=other.admin_headers) as foreign:
+        assert await search(foreign, "wombatday") == []
+        assert (await foreign.get(f"/api/navigator/sources/{source['id']}")).status_code == 404
+
+    # Revoked: invisible at once, then purged in the background.
+    r = await http.post(
+        f"/api/navigator/sources/{source['id']}/transition",
+        json={"action": "revoke", "reason": "moved to the wiki"},
+    )
+    assert r.json()["status"] == "revoked"
+    assert await search(http, "wombatday") == []
+    deadline = time.monotonic() + 60
+    while (await http.get(f"/api/navigator/sources/{source['id']}/documents")).json():
+        assert time.monotonic() < deadline, "the purge never ran"
+        await asyncio.sleep(0.5)
+    again = await http.post(
+        f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"}
+    )
+    assert again.status_code == 409
+    audit = (await http.get("/api/audit?action=source.revoke")).json()["items"]
+    assert audit[0]["data"]["reason"] == "moved to the wiki"
+    await http.aclose()
+
+
+async def test_sources_outside_the_roots_are_refused(server, make_tenant, navigator_root):
+    t = await make_tenant()
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers) as http:
+        for path in ("/etc", str(navigator_root / ".."), str(navigator_root / "missing")):
+            r = await http.post(
+                "/api/navigator/sources",
+                json={
+                    "name": f"x-{uuid.uuid4().hex[:4]}",
+                    "kind": "directory",
+                    "config": {"path": path},
+                },
+            )
+            assert r.status_code == 400, (path, r.text)
+        r = await http.post("/api/navigator/sources", json={"name": "x", "kind": "ftp"})
+        assert r.status_code == 400
+        assert (await http.get("/api/navigator/sources/not-an-id")).status_code == 404
+
+
+@pytest.mark.timeout(300)
+async def test_upload_source(server, worker, make_tenant):
+    t = await make_tenant()
+    http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
+    source = (
+        await http.post("/api/navigator/sources", json={"name": "Uploads", "kind": "upload"})
+    ).json()
+    base = f"/api/navigator/sources/{source['id']}/files"
+    r = await http.put(
+        f"{base}/guide.md",
+        content=b"# Guide\n\nThe flumpet ships on Tuesdays.\n",
+        headers={"content-type": "text/markdown"},
+    )
+    assert r.status_code == 200, r.text
+    r = await http.put(f"{base}/photo.jpg", content=b"\xff\xd8\xff\xe0" + os.urandom(2000))
+    assert r.status_code == 200
+    await http.post(f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"})
+    synced = await wait_sync(http, source["id"], None)
+    assert synced["progress"]["indexed"] == 1 and synced["progress"]["failed"] == 1
+    assert [h["uri"] for h in await search(http, "flumpet")] == ["guide.md"]
+
+    # A 200 MB upload is refused from its declared length, before the body is read.
+    host, port = server.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        (
+            f"PUT {base}/huge.pdf HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {t.admin_key}\r\nContent-Length: {200 * 1024 * 1024}\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+    assert head.startswith(b"HTTP/1.1 413"), head
+    writer.close()
+    await http.aclose()
