@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,11 +170,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
 
-    with ExitStack() as stack, embedded_services() as settings:
+    # Services last out: the servers and workers stop while Postgres and Redis still run.
+    with embedded_services() as settings, ExitStack() as stack:
         procs: list[subprocess.Popen[bytes]] = []
 
         logs = Path(tempfile.mkdtemp(prefix="posturio-bench-logs-"))
@@ -187,7 +190,16 @@ def main() -> None:
             procs.append(p)
             return p
 
-        stack.callback(lambda: [p.terminate() for p in procs])
+        def stop_all() -> None:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+        stack.callback(stop_all)
         up_port, gw_port, pt_port, ll_port = (free_port() for _ in range(4))
         upstream = f"http://127.0.0.1:{up_port}"
         spawn([sys.executable, "-m", "bench.fake_upstream", str(up_port)])
@@ -295,10 +307,30 @@ def main() -> None:
                 results[(mode, name)] = wrk(
                     url, body, seconds=args.duration, connections=args.connections, key=k
                 )
-        for name in ("Posturio", "Posturio, no policy"):
-            url, k = targets[name]
-            results[("2 KB prompt", name)] = wrk(
-                url, BODY_2KB, seconds=args.duration, connections=args.connections, key=k
+        # Inspection's cost: the same server, the default policy against a tenant with no
+        # rules, in alternating rounds (a single pair of runs on 2 shared cores is noise).
+        cost: dict[str, tuple[float, float]] = {}
+        for mode, body in (
+            ("short prompt", BODY),
+            ("streaming", STREAM_BODY),
+            ("2 KB prompt", BODY_2KB),
+        ):
+            rounds: dict[str, list[float]] = {"Posturio": [], "Posturio, no policy": []}
+            for _ in range(args.rounds):
+                for name in rounds:
+                    url, k = targets[name]
+                    rounds[name].append(
+                        wrk(
+                            url,
+                            body,
+                            seconds=args.duration / 2,
+                            connections=args.connections,
+                            key=k,
+                        )["rps"]
+                    )
+            cost[mode] = (
+                statistics.median(rounds["Posturio"]),
+                statistics.median(rounds["Posturio, no policy"]),
             )
 
         # Overhead: what the gateway itself adds.
@@ -334,17 +366,15 @@ def main() -> None:
             )
         p = results[(mode, "Posturio")]["rps"]
         print(f"Posturio / passthrough = {p / results[(mode, 'aiohttp passthrough')]['rps']:.2f}")
-        print(f"default policy / none  = {p / results[(mode, 'Posturio, no policy')]['rps']:.2f}")
         if (mode, "LiteLLM proxy") in results:
             print(f"Posturio / LiteLLM     = {p / results[(mode, 'LiteLLM proxy')]['rps']:.1f}x")
-    print(f"\n{'2 KB prompt':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
-    for name in ("Posturio", "Posturio, no policy"):
-        r = results[("2 KB prompt", name)]
-        print(f"{name:<22}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>10.0f}")
-    inspected, bare = (
-        results[("2 KB prompt", n)]["rps"] for n in ("Posturio", "Posturio, no policy")
+    print(
+        f"\nInspection cost: default policy vs. no rules, median req/s of {args.rounds} "
+        f"alternating rounds of {args.duration / 2:.0f}s"
     )
-    print(f"default policy / none  = {inspected / bare:.2f}")
+    print(f"{'prompt':<22}{'default':>10}{'none':>10}{'ratio':>10}")
+    for mode, (inspected, bare) in cost.items():
+        print(f"{mode:<22}{inspected:>10.0f}{bare:>10.0f}{inspected / bare:>10.2f}")
     print(
         f"\nPosturio overhead, server-side (x-posturio-overhead-ms over {recorded} recorded "
         f"requests at c={args.connections}): p50 {srv_p50:.3f} ms, p99 {srv_p99:.3f} ms"
