@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     navigator_roots: list[Path] = []
     navigator_max_file_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     navigator_model: str = "all-MiniLM-L6-v2"
+    # Hosts or networks URL and git sources may reach although private (e.g. "wiki.corp").
+    navigator_url_allowlist: list[str] = []
 
     @field_validator("database_url")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posturio.config import Settings
 from posturio.navigator.models import Source, Upload
-from posturio.navigator.sources import directory_root
+from posturio.navigator.sources import check_git_url, directory_root
 from posturio.platform.db import tenant_session
 from posturio.platform.repository import scoped
 
@@ -33,6 +34,48 @@ class Connector(Protocol):
     async def fetch(self, item: Item) -> bytes: ...
 
 
+class SourceUnavailable(Exception):
+    """The whole source cannot be read now (a repository that does not exist, …): the
+    sync records the reason and stops, without retrying."""
+
+
+def walk(root: Path, include: list[str], exclude: list[str]) -> list[Item]:
+    """Files under `root` (hidden ones skipped) matching the globs; a symlink that leads
+    outside the root is an item refused with its reason, never read."""
+
+    def wanted(relative: str) -> bool:
+        return any(fnmatch.fnmatch(relative, p) for p in include) and not any(
+            fnmatch.fnmatch(relative, p) for p in exclude
+        )
+
+    items = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            relative = path.relative_to(root).as_posix()
+            if not wanted(relative):
+                continue
+            resolved = path.resolve()
+            if root not in resolved.parents:
+                items.append(Item(relative, 0, refused="a symlink leading outside the root"))
+                continue
+            try:
+                items.append(Item(relative, resolved.stat().st_size))
+            except OSError as exc:
+                items.append(Item(relative, 0, refused=f"unreadable: {exc.strerror}"))
+    return items
+
+
+def read_under(root: Path, item: Item) -> bytes:
+    path = (root / item.uri).resolve()
+    if root not in path.parents:  # replaced by a link since discovery
+        raise PermissionError("a symlink leading outside the root")
+    return path.read_bytes()
+
+
 class DirectoryConnector:
     def __init__(self, settings: Settings, source: Source) -> None:
         # Checked again at every sync: the operator may have narrowed the roots since.
@@ -40,40 +83,63 @@ class DirectoryConnector:
         self.include = list(source.config.get("include") or ["*"])
         self.exclude = list(source.config.get("exclude") or [])
 
-    def _wanted(self, relative: str) -> bool:
-        return any(fnmatch.fnmatch(relative, p) for p in self.include) and not any(
-            fnmatch.fnmatch(relative, p) for p in self.exclude
-        )
-
-    def _walk(self) -> list[Item]:
-        items = []
-        for folder, dirs, files in os.walk(self.root, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue
-                path = Path(folder) / name
-                relative = path.relative_to(self.root).as_posix()
-                if not self._wanted(relative):
-                    continue
-                resolved = path.resolve()
-                if self.root not in resolved.parents:
-                    items.append(Item(relative, 0, refused="a symlink leading outside the root"))
-                    continue
-                try:
-                    items.append(Item(relative, resolved.stat().st_size))
-                except OSError as exc:
-                    items.append(Item(relative, 0, refused=f"unreadable: {exc.strerror}"))
-        return items
-
     async def discover(self) -> list[Item]:
-        return await asyncio.to_thread(self._walk)
+        return await asyncio.to_thread(walk, self.root, self.include, self.exclude)
 
     async def fetch(self, item: Item) -> bytes:
-        path = (self.root / item.uri).resolve()
-        if self.root not in path.parents:  # replaced by a link since discovery
-            raise PermissionError("a symlink leading outside the root")
-        return await asyncio.to_thread(path.read_bytes)
+        return await asyncio.to_thread(read_under, self.root, item)
+
+
+class GitConnector:
+    """A repository (https URL or a local path under the allowed roots) at one branch,
+    kept as a shallow working copy in the state directory and refreshed at each sync."""
+
+    def __init__(self, settings: Settings, source: Source) -> None:
+        self.url = check_git_url(settings, str(source.config.get("url", "")))
+        self.branch = source.config.get("branch") or None
+        self.include = list(source.config.get("include") or ["*"])
+        self.exclude = list(source.config.get("exclude") or [])
+        self.root = (settings.state_dir / "navigator" / "git" / str(source.id)).resolve()
+
+    def _git(self, *args: str, cwd: Path | None = None) -> None:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"}
+        # No redirects: a redirect could lead to an address the guard refused.
+        command = ["git", "-c", "http.followRedirects=false"]
+        try:
+            subprocess.run(  # noqa: S603 - fixed program, arguments are not a shell line
+                [*command, *args], cwd=cwd, env=env, check=True, capture_output=True, timeout=300
+            )
+        except subprocess.CalledProcessError as exc:
+            reason = exc.stderr.decode(errors="replace").strip().splitlines()
+            raise SourceUnavailable(
+                f"git {args[0]} failed: {reason[-1] if reason else exc}"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise SourceUnavailable(f"git {args[0]} timed out") from None
+
+    def _checkout(self) -> list[Item]:
+        branch = ["--branch", self.branch] if self.branch else []
+        if not (self.root / ".git").is_dir():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            self._git("clone", "--depth", "1", "--single-branch", *branch, self.url, str(self.root))
+        else:
+            self._git(
+                "fetch",
+                "--depth",
+                "1",
+                "origin",
+                *([self.branch] if self.branch else []),
+                cwd=self.root,
+            )
+            self._git("reset", "--hard", "FETCH_HEAD", cwd=self.root)
+            self._git("clean", "-fdx", cwd=self.root)
+        return walk(self.root, self.include, self.exclude)
+
+    async def discover(self) -> list[Item]:
+        return await asyncio.to_thread(self._checkout)
+
+    async def fetch(self, item: Item) -> bytes:
+        return await asyncio.to_thread(read_under, self.root, item)
 
 
 class UploadConnector:
@@ -113,4 +179,6 @@ def connector_for(
         return DirectoryConnector(settings, source)
     if source.kind == "upload":
         return UploadConnector(sessionmaker, source)
+    if source.kind == "git":
+        return GitConnector(settings, source)
     raise NotImplementedError(f"{source.kind} sources are not available yet")

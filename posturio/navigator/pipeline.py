@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posturio.config import Settings
 from posturio.navigator.chunking import Chunk as TextChunk
 from posturio.navigator.chunking import chunk_document
-from posturio.navigator.connectors import Item, connector_for
+from posturio.navigator.connectors import Item, SourceUnavailable, connector_for
 from posturio.navigator.embedding import Embedder
 from posturio.navigator.models import Chunk, Document, Source
 from posturio.navigator.parsing import ParseError, parse
@@ -115,6 +115,13 @@ class SourceSync:
     async def run(self) -> dict[str, Any]:
         try:
             return await self._run()
+        except SourceUnavailable as exc:
+            log.warning("source_unavailable", source_id=str(self.source_id), reason=str(exc))
+            async with self.session() as session:
+                source = await self._source(session)
+                if source is not None:
+                    source.progress = {**self.progress.as_dict("error"), "error": str(exc)[:500]}
+            return {"state": "error", "reason": str(exc)}
         except Exception as exc:
             # Visible in the source's progress; the job is retried by the worker.
             log.exception("source_sync_failed", source_id=str(self.source_id))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.config import Settings
 from posturio.navigator.models import Source, Upload
+from posturio.navigator.netguard import Allowlist, FetchError, check_url
 from posturio.platform import audit
 from posturio.platform.db import utcnow
 from posturio.platform.errors import Conflict, PosturioError
@@ -63,14 +64,30 @@ def directory_root(settings: Settings, path: str) -> Path:
     return resolved
 
 
+def check_git_url(settings: Settings, url: str) -> str:
+    """An https repository on an address the SSRF guard accepts, or a local repository
+    under an allowed root. Other transports (ssh, git://, file://) are refused."""
+    if not url:
+        raise PosturioError("a git source needs config.url", code="invalid_source")
+    if url.startswith(("https://", "http://")):
+        try:
+            check_url(url, Allowlist.parse(settings.navigator_url_allowlist))
+        except FetchError as exc:
+            raise PosturioError(f"refused: {exc}", code="url_not_allowed") from None
+        return url
+    if "://" in url or url.startswith(("git@", "-")):
+        raise PosturioError("use an https URL or a local path", code="invalid_source")
+    return str(directory_root(settings, url))
+
+
 def check_config(settings: Settings, data: SourceIn) -> dict[str, Any]:
     config = dict(data.config)
     if data.kind == "directory":
         config["path"] = str(directory_root(settings, str(config.get("path", ""))))
-    elif data.kind in ("git", "web"):
-        raise PosturioError(
-            f"{data.kind} sources are not available yet", code="source_kind_unavailable"
-        )
+    elif data.kind == "git":
+        config["url"] = check_git_url(settings, str(config.get("url", "")))
+    elif data.kind == "web":
+        raise PosturioError("web sources are not available yet", code="source_kind_unavailable")
     return config
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -171,4 +172,80 @@ async def test_upload_source(server, worker, make_tenant):
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
     assert head.startswith(b"HTTP/1.1 413"), head
     writer.close()
+    await http.aclose()
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.mark.timeout(300)
+async def test_git_source(server, worker, make_tenant, navigator_root):
+    repo = navigator_root / f"repo-{uuid.uuid4().hex[:6]}"
+    (repo / "docs").mkdir(parents=True)
+    (repo / "docs" / "deploy.md").write_text("# Deploy\n\nRun the blorptastic script to ship.\n")
+    (repo / "src.py").write_text("print('not a doc')\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "first")
+    t = await make_tenant()
+    http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
+    r = await http.post(
+        "/api/navigator/sources",
+        json={
+            "name": "Repo",
+            "kind": "git",
+            "config": {"url": str(repo), "branch": "main", "include": ["docs/*"]},
+        },
+    )
+    assert r.status_code == 201, r.text
+    source = r.json()
+    await http.post(f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"})
+    synced = await wait_sync(http, source["id"], None)
+    assert synced["progress"]["indexed"] == 1, synced  # src.py is not under docs/
+    assert [h["uri"] for h in await search(http, "blorptastic")] == ["docs/deploy.md"]
+
+    (repo / "docs" / "deploy.md").write_text("# Deploy\n\nRun the zorbulent script to ship.\n")
+    git(repo, "commit", "-q", "-am", "second")
+    await http.post(f"/api/navigator/sources/{source['id']}/sync")
+    synced = await wait_sync(http, source["id"], synced["last_sync_at"])
+    assert await search(http, "blorptastic") == []
+    assert [h["uri"] for h in await search(http, "zorbulent")] == ["docs/deploy.md"]
+
+    # Refused at once: loopback and private addresses, other transports, paths outside.
+    for url in (
+        "https://127.0.0.1/repo.git",
+        "http://169.254.169.254/latest",
+        "https://10.1.2.3/x.git",
+        "ssh://git@example.com/x.git",
+        "git@example.com:x.git",
+        "/etc",
+    ):
+        r = await http.post(
+            "/api/navigator/sources",
+            json={"name": f"bad-{uuid.uuid4().hex[:4]}", "kind": "git", "config": {"url": url}},
+        )
+        assert r.status_code == 400, (url, r.text)
+
+    # A directory that is not a repository: the sync records why, and stops.
+    not_repo = navigator_root / f"plain-{uuid.uuid4().hex[:6]}"
+    not_repo.mkdir()
+    r = await http.post(
+        "/api/navigator/sources",
+        json={"name": "Not a repo", "kind": "git", "config": {"url": str(not_repo)}},
+    )
+    bad = r.json()
+    await http.post(f"/api/navigator/sources/{bad['id']}/transition", json={"action": "approve"})
+    deadline = time.monotonic() + 60
+    while (state := (await http.get(f"/api/navigator/sources/{bad['id']}")).json())["progress"].get(
+        "state"
+    ) != "error":
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.5)
+    assert "git clone failed" in state["progress"]["error"]
     await http.aclose()
