@@ -181,4 +181,8 @@ def connector_for(
         return UploadConnector(sessionmaker, source)
     if source.kind == "git":
         return GitConnector(settings, source)
+    if source.kind == "web":
+        from posturio.navigator.crawl import WebConnector  # it imports this module
+
+        return WebConnector(settings, source)
     raise NotImplementedError(f"{source.kind} sources are not available yet")

@@ -87,7 +87,25 @@ def check_config(settings: Settings, data: SourceIn) -> dict[str, Any]:
     elif data.kind == "git":
         config["url"] = check_git_url(settings, str(config.get("url", "")))
     elif data.kind == "web":
-        raise PosturioError("web sources are not available yet", code="source_kind_unavailable")
+        urls = [str(u) for u in config.get("start_urls") or []]
+        if config.get("sitemap"):
+            urls.append(str(config["sitemap"]))
+        if not urls:
+            raise PosturioError("a web source needs start_urls or a sitemap", code="invalid_source")
+        allow = Allowlist.parse(settings.navigator_url_allowlist)
+        for url in urls:
+            if not url.startswith(("https://", "http://")):
+                raise PosturioError(f"{url!r} is not an http(s) URL", code="invalid_source")
+            try:
+                check_url(url, allow)
+            except FetchError as exc:
+                raise PosturioError(f"refused: {exc}", code="url_not_allowed") from None
+        for name, bound in (("max_depth", 10), ("max_pages", 10_000)):
+            value = config.get(name)
+            if value is not None and not (isinstance(value, int) and 0 <= value <= bound):
+                raise PosturioError(
+                    f"{name} must be an integer from 0 to {bound}", code="invalid_source"
+                )
     return config
 
 

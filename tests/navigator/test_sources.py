@@ -6,8 +6,10 @@ chunks; paths outside the operator's roots refused."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -219,7 +221,7 @@ async def test_git_source(server, worker, make_tenant, navigator_root):
 
     # Refused at once: loopback and private addresses, other transports, paths outside.
     for url in (
-        "https://127.0.0.1/repo.git",
+        "https://127.0.0.2/repo.git",
         "http://169.254.169.254/latest",
         "https://10.1.2.3/x.git",
         "ssh://git@example.com/x.git",
@@ -249,3 +251,87 @@ async def test_git_source(server, worker, make_tenant, navigator_root):
         await asyncio.sleep(0.5)
     assert "git clone failed" in state["progress"]["error"]
     await http.aclose()
+
+
+class Site(http.server.BaseHTTPRequestHandler):
+    """A small intranet: pages linking each other, a robots.txt, a redirect to an address
+    the guard refuses, and a page too deep to reach."""
+
+    pages = {
+        "/robots.txt": ("text/plain", "User-agent: *\nDisallow: /private/\n"),
+        "/": (
+            "text/html",
+            '<h1>Intranet</h1><p>Welcome.</p><a href="/a.html">A</a> '
+            '<a href="/private/pay.html">Pay</a> <a href="/jump">Jump</a>',
+        ),
+        "/a.html": (
+            "text/html",
+            "<main><h1>Canteen</h1><p>The canteen serves glimmerbread "
+            'on Fridays.</p><a href="/b.html">B</a></main>',
+        ),
+        "/b.html": ("text/html", "<p>Too deep for the crawl: snorkelwhip.</p>"),
+        "/private/pay.html": ("text/html", "<p>Salaries: quibblefish.</p>"),
+    }
+
+    def do_GET(self) -> None:
+        if self.path == "/jump":
+            self.send_response(302)
+            self.send_header("location", f"http://127.0.0.2:{self.server.server_port}/a.html")
+            self.end_headers()
+            return
+        page = self.pages.get(self.path)
+        if page is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = page[1].encode()
+        self.send_response(200)
+        self.send_header("content-type", page[0])
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.timeout(300)
+async def test_web_source_crawls_within_limits(server, worker, make_tenant):
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{site.server_port}"
+    t = await make_tenant()
+    client = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
+    r = await client.post(
+        "/api/navigator/sources",
+        json={
+            "name": "Intranet",
+            "kind": "web",
+            "config": {"start_urls": [f"{base}/"], "max_depth": 1},
+        },
+    )
+    assert r.status_code == 201, r.text
+    source = r.json()
+    await client.post(
+        f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"}
+    )
+    synced = await wait_sync(client, source["id"], None)
+    progress = synced["progress"]
+    assert progress["indexed"] == 2, progress  # / and /a.html
+    [refused] = progress["failures"]
+    assert refused["uri"].endswith("/jump") and "127.0.0.2" in refused["reason"]
+    assert [h["uri"] for h in await search(client, "glimmerbread")] == [f"{base}/a.html"]
+    assert await search(client, "snorkelwhip") == []  # beyond max_depth
+    assert await search(client, "quibblefish") == []  # disallowed by robots.txt
+    for bad in ("http://10.0.0.1/", "http://[::1]/", "ftp://example.com/", "http://2130706434/"):
+        r = await client.post(
+            "/api/navigator/sources",
+            json={
+                "name": f"bad-{uuid.uuid4().hex[:4]}",
+                "kind": "web",
+                "config": {"start_urls": [bad]},
+            },
+        )
+        assert r.status_code == 400, (bad, r.text)
+    site.shutdown()
+    await client.aclose()
