@@ -4,6 +4,7 @@ into the root conftest). Navigator's directory sources live under one allowliste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from posturio.platform.embedded import free_port
@@ -91,7 +93,7 @@ def server(gateway_env: dict[str, str]) -> Iterator[str]:
 
 
 class Worker:
-    """The usage drain (a real `posturio worker` with its scheduler); restartable."""
+    """A real `posturio worker` with its scheduler; restartable, and killable."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = {**env, "POSTURIO_USAGE_DRAIN_INTERVAL_S": "1"}
@@ -103,6 +105,16 @@ class Worker:
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, mid-job, with its dramatiq processes: a crash, not a shutdown."""
+        if self.proc is not None:
+            family = [*psutil.Process(self.proc.pid).children(recursive=True)]
+            for p in [psutil.Process(self.proc.pid), *family]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.kill()
+            self.proc.wait(timeout=10)
             self.proc = None
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 
 async def wait_sync(
@@ -335,3 +336,50 @@ async def test_web_source_crawls_within_limits(server, worker, make_tenant):
         assert r.status_code == 400, (bad, r.text)
     site.shutdown()
     await client.aclose()
+
+
+@pytest.mark.timeout(400)
+async def test_a_killed_worker_resumes_without_duplicate_chunks(
+    server, worker, make_tenant, navigator_root, owner_engine
+):
+    folder = navigator_root / f"big-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    paragraph = "The quarterly planning cycle covers budgets, hiring and roadmaps in detail. " * 12
+    for n in range(40):
+        (folder / f"doc{n:02}.md").write_text(
+            f"# Document {n}\n\n" + "\n\n".join(f"## Part {i}\n\n{paragraph}" for i in range(8))
+        )
+    t = await make_tenant()
+    http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
+    source = (
+        await http.post(
+            "/api/navigator/sources",
+            json={"name": "Big", "kind": "directory", "config": {"path": str(folder)}},
+        )
+    ).json()
+    await http.post(f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"})
+    documents = f"/api/navigator/sources/{source['id']}/documents"
+    deadline = time.monotonic() + 200
+    while not (await http.get(documents)).json():  # the first batch is stored
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    worker.kill()
+    stored = len((await http.get(documents)).json())
+    assert 0 < stored < 40
+    worker.start()
+    before = (await http.get(f"/api/navigator/sources/{source['id']}")).json()["last_sync_at"]
+    await http.post(f"/api/navigator/sources/{source['id']}/sync")
+    synced = await wait_sync(http, source["id"], before, within_s=300)
+    assert synced["progress"]["skipped"] >= stored  # the stored documents were not redone
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT count(*), count(DISTINCT (document_id, ordinal)), "
+                    "count(DISTINCT document_id) FROM navigator_chunks WHERE source_id = :s"
+                ),
+                {"s": source["id"]},
+            )
+        ).one()
+    assert rows[0] == rows[1] and rows[2] == 40  # every document once, no chunk twice
+    await http.aclose()
