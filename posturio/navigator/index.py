@@ -30,7 +30,12 @@ def live(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
         select(Chunk, Document.uri, Source.name)
         .join(Source, Source.id == Chunk.source_id)
         .join(Document, Document.id == Chunk.document_id)
-        .where(Chunk.tenant_id == tenant_id, Source.status == "approved")
+        .where(
+            Chunk.tenant_id == tenant_id,
+            Source.status == "approved",
+            # During a model change only the model in service answers (then it is swapped).
+            Chunk.model == func.coalesce(Source.embedding_model, Chunk.model),
+        )
     )
 
 

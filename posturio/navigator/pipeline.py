@@ -96,6 +96,8 @@ class SourceSync:
         self.source_id = source_id
         self.progress = Progress()
         self.model = settings.navigator_model
+        self.reembed = False
+        self.done_in_new_model: set[uuid.UUID] = set()
 
     def session(self) -> Any:
         return tenant_session(self.sessionmaker, self.tenant_id)
@@ -140,6 +142,20 @@ class SourceSync:
             if source is None or source.status != "approved":
                 return {"state": "skipped", "reason": "not approved"}
             connector = connector_for(self.settings, self.sessionmaker, source)
+            # A new embedding model: every document is embedded again beside the old
+            # vectors, which keep answering until the new index is complete (then swapped).
+            self.reembed = source.embedding_model not in (None, self.model)
+            self.done_in_new_model = set()
+            if self.reembed:
+                self.done_in_new_model = set(
+                    (
+                        await session.scalars(
+                            select(Chunk.document_id)
+                            .where(Chunk.source_id == self.source_id, Chunk.model == self.model)
+                            .distinct()
+                        )
+                    ).all()
+                )
             known = {
                 d.uri: d
                 for d in (
@@ -172,6 +188,13 @@ class SourceSync:
                     )
                 )
             self.progress.deleted = len(vanished)
+        if self.reembed:
+            async with self.session() as session:
+                await session.execute(
+                    delete(Chunk).where(
+                        Chunk.source_id == self.source_id, Chunk.model != self.model
+                    )
+                )
         await self._report("idle", last_sync_at=utcnow(), embedding_model=self.model)
         log.info("source_synced", source_id=str(self.source_id), **self.progress.as_dict("idle"))
         return self.progress.as_dict("idle")
@@ -193,7 +216,8 @@ class SourceSync:
             await self._failed(item, known, f"cannot read: {exc}")
             return None
         digest = hashlib.sha256(data).hexdigest()
-        if known is not None and known.content_hash == digest and known.status == "indexed":
+        unchanged = known is not None and known.content_hash == digest and known.status == "indexed"
+        if unchanged and (not self.reembed or known.id in self.done_in_new_model):
             self.progress.skipped += 1
             return None
         try:
@@ -261,7 +285,10 @@ class SourceSync:
                     session.add(document)
                     await session.flush()
                 else:
-                    await session.execute(delete(Chunk).where(Chunk.document_id == document.id))
+                    stale = Chunk.document_id == document.id
+                    if self.reembed:  # the old model's vectors answer until the swap
+                        stale = stale & (Chunk.model == self.model)
+                    await session.execute(delete(Chunk).where(stale))
                 document.title, document.content_hash = p.title, p.digest
                 document.status, document.error = "indexed", None
                 document.bytes, document.chunks, document.updated_at = (

