@@ -50,6 +50,8 @@ def folder(navigator_root: Path) -> Path:
     (root / "expenses.txt").write_text("Expense reports are due by the fifth quokkaday.\n")
     (root / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf \x00\x01")
     (root / "blob.bin").write_bytes(os.urandom(4096))
+    with (root / "huge.pdf").open("wb") as huge:  # 200 MB, sparse: refused by its size
+        huge.truncate(200 * 1024 * 1024)
     outside = navigator_root.parent / f"secret-{uuid.uuid4().hex[:6]}.txt"
     outside.write_text("outside the root")
     (root / "link.txt").symlink_to(outside)
@@ -76,10 +78,11 @@ async def test_directory_source_lifecycle(server, worker, make_tenant, folder):
     assert r.status_code == 200 and r.json()["status"] == "approved"
     synced = await wait_sync(http, source["id"], None)
     progress = synced["progress"]
-    assert progress["indexed"] == 2 and progress["failed"] == 3, progress
+    assert progress["indexed"] == 2 and progress["failed"] == 4, progress
     reasons = {f["uri"]: f["reason"] for f in progress["failures"]}
     assert "outside" in reasons["link.txt"]
-    assert set(reasons) == {"broken.pdf", "blob.bin", "link.txt"}
+    assert set(reasons) == {"broken.pdf", "blob.bin", "link.txt", "huge.pdf"}
+    assert "too large" in reasons["huge.pdf"]
     [hit] = await search(http, "zanzibarite")
     assert hit["uri"] == "vacation.md" and "Vacation" in hit["heading_path"]
     documents = (await http.get(f"/api/navigator/sources/{source['id']}/documents")).json()
