@@ -4,8 +4,10 @@ full-text search over what is live."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post, put
@@ -14,6 +16,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from posturio.navigator import index, sources
 from posturio.navigator.models import Document, Source
+from posturio.navigator.pipeline import embedder
+from posturio.navigator.search import Filters, hybrid_search
 from posturio.navigator.tasks import purge_source, sync_source
 from posturio.platform.dependencies import Caller, Db, provide_api_principal, provide_tenant_db
 from posturio.platform.errors import Conflict, PosturioError
@@ -45,6 +49,28 @@ class DocumentOut(msgspec.Struct):
     bytes: int
     chunks: int
     updated_at: datetime
+
+
+class SearchIn(msgspec.Struct, forbid_unknown_fields=True):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
+    source_ids: list[uuid.UUID] | None = None
+    kinds: list[Annotated[str, msgspec.Meta(max_length=10)]] | None = None
+    since: datetime | None = None
+    mode: Literal["hybrid", "vector", "text"] = "hybrid"
+
+
+class SearchHitOut(msgspec.Struct):
+    source: str
+    uri: str
+    title: str | None
+    heading_path: str
+    page: int | None
+    snippet: str  # matched terms between [[ and ]]
+    content: str
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
 
 
 class HitOut(msgspec.Struct):
@@ -182,6 +208,41 @@ class NavigatorApi(Controller):
         return [
             DocumentOut(d.uri, d.title, d.status, d.error, d.bytes, d.chunks, d.updated_at)
             for d in rows
+        ]
+
+    @post("/search", status_code=200, summary="Hybrid search (vectors + full text, fused)")
+    async def hybrid(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller, data: JSONBody[SearchIn]
+    ) -> list[SearchHitOut]:
+        model = request.app.state.settings.navigator_model
+        encoder = await asyncio.to_thread(embedder, model)  # loaded once per process
+        hits = await hybrid_search(
+            db,
+            principal.tenant_id,
+            data.query,
+            encoder,
+            k=data.k,
+            filters=Filters(
+                tuple(data.source_ids) if data.source_ids else None,
+                tuple(data.kinds) if data.kinds else None,
+                data.since,
+            ),
+            mode=data.mode,
+        )
+        return [
+            SearchHitOut(
+                h.source,
+                h.uri,
+                h.title,
+                h.heading_path,
+                h.page,
+                h.snippet,
+                h.content,
+                h.score,
+                h.vector_rank,
+                h.text_rank,
+            )
+            for h in hits
         ]
 
     @get("/search", summary="Full-text search over approved sources")
