@@ -45,22 +45,38 @@ class SearchHit:
     text_rank: int | None
 
 
+# The live sources (approved now) and their documents narrowed by the filters, computed
+# first as arrays so each index scan sees plain conditions on the chunks table: a join in
+# the ordered query would make Postgres sort an exact scan instead of walking HNSW.
 _LIVE = """
-    FROM navigator_chunks c
-    JOIN navigator_sources s ON s.id = c.source_id
-    JOIN navigator_documents d ON d.id = c.document_id
-    WHERE c.tenant_id = :tenant AND s.status = 'approved'
-      AND c.model = coalesce(s.embedding_model, c.model)
-      AND (CAST(:sources AS uuid[]) IS NULL OR c.source_id = ANY(CAST(:sources AS uuid[])))
-      AND (CAST(:kinds AS text[]) IS NULL
-           OR lower(substring(d.uri from '\\.([A-Za-z0-9]+)$')) = ANY(CAST(:kinds AS text[])))
-      AND (CAST(:since AS timestamptz) IS NULL OR d.updated_at >= CAST(:since AS timestamptz))
+    WITH live AS MATERIALIZED (
+        SELECT id, embedding_model FROM navigator_sources
+        WHERE tenant_id = :tenant AND status = 'approved'
+          AND (CAST(:sources AS uuid[]) IS NULL OR id = ANY(CAST(:sources AS uuid[])))
+    ), docs AS MATERIALIZED (
+        SELECT d.id FROM navigator_documents d
+        WHERE (CAST(:kinds AS text[]) IS NOT NULL OR CAST(:since AS timestamptz) IS NOT NULL)
+          AND d.tenant_id = :tenant AND d.source_id IN (SELECT id FROM live)
+          AND (CAST(:kinds AS text[]) IS NULL
+               OR lower(substring(d.uri from '\\.([A-Za-z0-9]+)$')) = ANY(CAST(:kinds AS text[])))
+          AND (CAST(:since AS timestamptz) IS NULL OR d.updated_at >= CAST(:since AS timestamptz))
+    )
+"""
+
+_CHUNK_FILTER = """
+    c.tenant_id = :tenant
+    AND c.source_id = ANY(ARRAY(SELECT id FROM live))
+    AND (c.model = ANY(ARRAY(SELECT embedding_model FROM live WHERE embedding_model IS NOT NULL))
+         OR c.source_id = ANY(ARRAY(SELECT id FROM live WHERE embedding_model IS NULL)))
+    AND ((CAST(:kinds AS text[]) IS NULL AND CAST(:since AS timestamptz) IS NULL)
+         OR c.document_id = ANY(ARRAY(SELECT id FROM docs)))
 """
 
 _VECTOR = f"""
-WITH nearest AS MATERIALIZED (
+{_LIVE}, nearest AS MATERIALIZED (
     SELECT c.id, c.embedding <=> CAST(:vector AS vector) AS distance
-    {_LIVE}
+    FROM navigator_chunks c
+    WHERE {_CHUNK_FILTER}
     ORDER BY distance
     LIMIT :candidates
 )
@@ -68,12 +84,14 @@ SELECT id FROM nearest ORDER BY distance
 """  # noqa: S608 - constant fragments; values are bound parameters
 
 _TEXT = f"""
-SELECT c.id
 {_LIVE}
+SELECT c.id
+FROM navigator_chunks c
+WHERE {_CHUNK_FILTER}
   AND c.tsv @@ websearch_to_tsquery('english', :query)
 ORDER BY ts_rank_cd(c.tsv, websearch_to_tsquery('english', :query)) DESC
 LIMIT :candidates
-"""
+"""  # noqa: S608
 
 _DETAILS = f"""
 SELECT c.id, s.name AS source, d.uri, d.title, c.heading_path, c.page, c.content,
