@@ -10,12 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,11 +21,10 @@ from typing import Any
 
 import httpx
 
-from bench.services import embedded_services
+from bench.services import embedded_services, running_server
 from posturio.config import Settings
 from posturio.platform import accounts, keys
 from posturio.platform.db import create_engine, create_sessionmaker
-from posturio.platform.embedded import free_port
 from posturio.platform.models import Role, Scope
 from posturio.platform.principal import Principal
 
@@ -254,22 +250,7 @@ def main() -> None:
     args = parser.parse_args()
     with embedded_services() as settings:
         email, prefix = asyncio.run(seed(settings, args.rows))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "posturio.cli", "serve"],
-            env={**os.environ, "POSTURIO_PORT": str(port), "POSTURIO_LOG_LEVEL": "warning"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+        with running_server() as base:
             with httpx.Client(base_url=base, timeout=60) as http:
                 sign_in(http, email)
                 first = http.get("/console/requests")
@@ -296,9 +277,6 @@ def main() -> None:
                         times.append((time.perf_counter() - t) * 1000)
                         assert r.status_code == 200, (path, r.status_code)
                     results[name] = times
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     print(f"\nConsole pages, {args.rows:,} request rows in the tenant, {args.runs} fetches each")
     print(f"{'page':<32}{'p50 ms':>10}{'p95 ms':>10}")
     for name, times in results.items():

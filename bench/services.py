@@ -31,3 +31,40 @@ def embedded_services() -> Iterator[Settings]:
         finally:
             redis.stop()
             pg.stop()
+
+
+@contextmanager
+def running_server() -> Iterator[str]:
+    """`posturio serve` on a free port against the services above; yields its base URL
+    once /readyz answers, and stops it on the way out (before the services stop)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from posturio.platform.embedded import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "posturio.cli", "serve"],
+        env={**os.environ, "POSTURIO_PORT": str(port), "POSTURIO_LOG_LEVEL": "warning"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("posturio serve did not become ready")
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 
 import httpx
 
-from bench.services import embedded_services
+from bench.services import embedded_services, running_server
 from posturio.config import Settings
 from posturio.platform import signup
 from posturio.platform.db import create_engine, create_sessionmaker
-from posturio.platform.embedded import free_port
 
 BODY = {"model": "echo", "messages": [{"role": "user", "content": "hello"}]}
 
@@ -89,27 +85,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     with embedded_services() as settings:
-        port = free_port()
-        env = {**os.environ, "POSTURIO_PORT": str(port), "POSTURIO_LOG_LEVEL": "warning"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "posturio.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+        with running_server() as base:
             results = asyncio.run(run(base, settings, args.seconds))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     rate = settings.demo_per_minute
     print(
         f"\nThrottles on loopback, {args.seconds:g} s, 4 concurrent clients per address. "

@@ -29,16 +29,16 @@ from posturio.gateway.schemas import (
 from posturio.platform.dependencies import (
     Caller,
     Db,
-    after_commit,
     provide_api_principal,
     provide_tenant_db,
 )
 from posturio.platform.errors import NotFound, PosturioError
-from posturio.platform.invalidation import ROUTES, publish
+from posturio.platform.invalidation import ROUTES
 from posturio.platform.keys import get_key
 from posturio.platform.models import Role
 from posturio.platform.principal import Principal
 from posturio.platform.repository import scoped
+from posturio.platform.tenant_cache import invalidate_after_commit
 
 Alias = Annotated[str, QueryParameter(max_length=200)]
 
@@ -126,11 +126,8 @@ def event_out(e: UsageEvent) -> UsageEventOut:
 
 
 def routes_changed(request: Request, db: Db, tenant_id: uuid.UUID) -> None:
-    async def _publish() -> None:
-        request.app.state.gateway.routes.invalidate(str(tenant_id))
-        await publish(request.app.state.redis, ROUTES, str(tenant_id))
-
-    after_commit(db, _publish)
+    state = request.app.state
+    invalidate_after_commit(db, state.redis, state.gateway.routes, ROUTES, tenant_id)
 
 
 def _window(days: int) -> tuple[date, date]:

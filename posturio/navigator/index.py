@@ -11,6 +11,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator.models import Chunk, Document, Source
+from posturio.platform.repository import scoped
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +28,11 @@ class Hit:
 def live(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
     """Chunks of the tenant's approved sources, with their document and source."""
     return (
-        select(Chunk, Document.uri, Source.name)
+        scoped(Chunk, tenant_id)
+        .add_columns(Document.uri, Source.name)
         .join(Source, Source.id == Chunk.source_id)
         .join(Document, Document.id == Chunk.document_id)
         .where(
-            Chunk.tenant_id == tenant_id,
             Source.status == "approved",
             # During a model change only the model in service answers (then it is swapped).
             Chunk.model == func.coalesce(Source.embedding_model, Chunk.model),

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posturio.config import Settings
@@ -28,7 +28,7 @@ from posturio.navigator.embedding import Embedder
 from posturio.navigator.models import Chunk, Document, Source
 from posturio.navigator.parsing import ParseError, parse
 from posturio.platform.db import tenant_session, utcnow
-from posturio.platform.repository import scoped
+from posturio.platform.repository import scoped, scoped_delete
 
 log = structlog.get_logger("posturio.navigator")
 BATCH_CHUNKS = 256  # chunks embedded together (and stored in one transaction)
@@ -150,8 +150,9 @@ class SourceSync:
                 self.done_in_new_model = set(
                     (
                         await session.scalars(
-                            select(Chunk.document_id)
+                            scoped(Chunk, self.tenant_id)
                             .where(Chunk.source_id == self.source_id, Chunk.model == self.model)
+                            .with_only_columns(Chunk.document_id)
                             .distinct()
                         )
                     ).all()
@@ -183,15 +184,13 @@ class SourceSync:
         if vanished:
             async with self.session() as session:
                 await session.execute(
-                    delete(Document).where(
-                        Document.tenant_id == self.tenant_id, Document.id.in_(vanished)
-                    )
+                    scoped_delete(Document, self.tenant_id).where(Document.id.in_(vanished))
                 )
             self.progress.deleted = len(vanished)
         if self.reembed:
             async with self.session() as session:
                 await session.execute(
-                    delete(Chunk).where(
+                    scoped_delete(Chunk, self.tenant_id).where(
                         Chunk.source_id == self.source_id, Chunk.model != self.model
                     )
                 )
@@ -241,8 +240,14 @@ class SourceSync:
         self.progress.fail(item.uri, reason)
         async with self.session() as session:
             if known is not None:
-                await session.execute(delete(Chunk).where(Chunk.document_id == known.id))
-                document = await session.get(Document, known.id)
+                await session.execute(
+                    scoped_delete(Chunk, self.tenant_id).where(Chunk.document_id == known.id)
+                )
+                document = (
+                    await session.scalars(
+                        scoped(Document, self.tenant_id).where(Document.id == known.id)
+                    )
+                ).first()
                 if document is not None:
                     document.status, document.error, document.chunks = "failed", reason, 0
                     document.content_hash, document.updated_at = digest, utcnow()
@@ -270,7 +275,7 @@ class SourceSync:
             for p in pending:
                 document = (
                     await session.scalars(
-                        select(Document).where(
+                        scoped(Document, self.tenant_id).where(
                             Document.source_id == self.source_id, Document.uri == p.item.uri
                         )
                     )
@@ -288,7 +293,7 @@ class SourceSync:
                     stale = Chunk.document_id == document.id
                     if self.reembed:  # the old model's vectors answer until the swap
                         stale = stale & (Chunk.model == self.model)
-                    await session.execute(delete(Chunk).where(stale))
+                    await session.execute(scoped_delete(Chunk, self.tenant_id).where(stale))
                 document.title, document.content_hash = p.title, p.digest
                 document.status, document.error = "indexed", None
                 document.bytes, document.chunks, document.updated_at = (
@@ -330,7 +335,7 @@ async def purge(
         if source is None or source.status != "revoked":
             return 0
         result = await session.execute(
-            delete(Document).where(Document.tenant_id == tenant_id, Document.source_id == source_id)
+            scoped_delete(Document, tenant_id).where(Document.source_id == source_id)
         )
         source.progress = {**(source.progress or {}), "state": "purged"}
         return int(result.rowcount or 0)

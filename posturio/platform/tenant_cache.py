@@ -8,11 +8,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posturio.platform.db import tenant_session
+from posturio.platform.dependencies import after_commit
+from posturio.platform.invalidation import publish
 
 T = TypeVar("T")
 Loader = Callable[[AsyncSession, uuid.UUID], Awaitable[T]]
@@ -59,3 +62,15 @@ class TenantCache(Generic[T]):
             self._entries.clear()
         else:
             self._entries.pop(uuid.UUID(tenant_id), None)
+
+
+def invalidate_after_commit(
+    db: AsyncSession, redis: Redis, cache: TenantCache[Any], channel: str, tenant_id: uuid.UUID
+) -> None:
+    """Once the change is committed: drop this process's copy and tell every other one."""
+
+    async def publish_change() -> None:
+        cache.invalidate(str(tenant_id))
+        await publish(redis, channel, str(tenant_id))
+
+    after_commit(db, publish_change)

@@ -10,7 +10,6 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 
 from posturio.gateway import investigations as cases
 from posturio.gateway import review
@@ -20,13 +19,15 @@ from posturio.gateway.policy.api import policy_changed
 from posturio.platform.console import ConsoleController, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.models import Membership, Role, User
+from posturio.platform.repository import scoped
 
 
 async def reviewers(db: Db, principal: Caller) -> dict[uuid.UUID, str]:
     rows = await db.execute(
-        select(Membership.user_id, User.email)
+        scoped(Membership, principal.tenant_id)
+        .with_only_columns(Membership.user_id, User.email)
         .join(User, User.id == Membership.user_id)
-        .where(Membership.tenant_id == principal.tenant_id, Membership.role != Role.member.value)
+        .where(Membership.role != Role.member.value)
     )
     return {r.user_id: r.email for r in rows}
 

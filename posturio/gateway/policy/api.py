@@ -19,12 +19,12 @@ from posturio.gateway.policy.schema import DEFAULT_POLICY, PolicyDoc, to_builtin
 from posturio.platform.dependencies import (
     Caller,
     Db,
-    after_commit,
     provide_api_principal,
     provide_tenant_db,
 )
-from posturio.platform.invalidation import POLICIES, publish
+from posturio.platform.invalidation import POLICIES
 from posturio.platform.models import Role
+from posturio.platform.tenant_cache import invalidate_after_commit
 
 
 class PolicyOut(msgspec.Struct):
@@ -96,11 +96,8 @@ def decision_out(d: PolicyDecision) -> DecisionOut:
 
 
 def policy_changed(request: Request, db: Db, tenant_id: uuid.UUID) -> None:
-    async def _publish() -> None:
-        request.app.state.gateway.policies.invalidate(str(tenant_id))
-        await publish(request.app.state.redis, POLICIES, str(tenant_id))
-
-    after_commit(db, _publish)
+    state = request.app.state
+    invalidate_after_commit(db, state.redis, state.gateway.policies, POLICIES, tenant_id)
 
 
 class PolicyApi(Controller):

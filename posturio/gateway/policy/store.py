@@ -10,7 +10,7 @@ from datetime import datetime
 import hyperscan
 import re2
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,7 +68,7 @@ async def save(
     compile_detectors(doc)
     current = (
         await session.scalar(
-            select(func.max(Policy.version)).where(Policy.tenant_id == principal.tenant_id)
+            scoped(Policy, principal.tenant_id).with_only_columns(func.max(Policy.version))
         )
     ) or 0
     row = Policy(
