@@ -40,11 +40,13 @@ def fake() -> Iterator[FakeUpstream]:
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # POSTURIO_TEST_LOGS=<dir> keeps the server's and worker's output for debugging.
+    logs = os.environ.get("POSTURIO_TEST_LOGS")
+    out: Any = subprocess.DEVNULL
+    if logs:
+        out = open(Path(logs) / f"{args[0]}-{os.getpid()}.log", "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "posturio.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "posturio.cli", *args], env=env, stdout=out, stderr=out
     )
 
 

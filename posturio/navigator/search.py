@@ -28,6 +28,9 @@ class Filters:
     source_ids: tuple[uuid.UUID, ...] | None = None
     kinds: tuple[str, ...] | None = None  # document types by extension, e.g. ("md", "pdf")
     since: datetime | None = None  # documents updated since
+    # The caller's groups: a source limited to groups answers only members of one of
+    # them. None means every source (admins, who approve them).
+    groups: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class SearchHit:
     content: str
     snippet: str
     score: float
+    similarity: float | None  # cosine similarity to the query (None in text mode)
     vector_rank: int | None
     text_rank: int | None
 
@@ -53,6 +57,8 @@ _LIVE = """
         SELECT id, embedding_model FROM navigator_sources
         WHERE tenant_id = :tenant AND status = 'approved'
           AND (CAST(:sources AS uuid[]) IS NULL OR id = ANY(CAST(:sources AS uuid[])))
+          AND (CAST(:groups AS text[]) IS NULL OR groups IS NULL OR cardinality(groups) = 0
+               OR CAST(groups AS text[]) && CAST(:groups AS text[]))
     ), docs AS MATERIALIZED (
         SELECT d.id FROM navigator_documents d
         WHERE (CAST(:kinds AS text[]) IS NOT NULL OR CAST(:since AS timestamptz) IS NOT NULL)
@@ -98,7 +104,9 @@ SELECT c.id, s.name AS source, d.uri, d.title, c.heading_path, c.page, c.content
        ts_headline('english', c.content, websearch_to_tsquery('english', :query),
                    'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords=35, MinWords=15,
                     MaxFragments=2')
-       AS snippet
+       AS snippet,
+       CASE WHEN CAST(:vector AS vector) IS NULL THEN NULL
+            ELSE 1 - (c.embedding <=> CAST(:vector AS vector)) END AS similarity
 FROM navigator_chunks c
 JOIN navigator_sources s ON s.id = c.source_id
 JOIN navigator_documents d ON d.id = c.document_id
@@ -112,6 +120,7 @@ def _params(tenant_id: uuid.UUID, filters: Filters) -> dict[str, Any]:
         "sources": list(filters.source_ids) if filters.source_ids else None,
         "kinds": [k.lower().lstrip(".") for k in filters.kinds] if filters.kinds else None,
         "since": filters.since,
+        "groups": list(filters.groups) if filters.groups is not None else None,
     }
 
 
@@ -129,11 +138,15 @@ async def vector_ids(
         text(_VECTOR),
         {
             **_params(tenant_id, filters),
-            "vector": str(list(map(float, vector))),
+            "vector": _literal(vector),
             "candidates": candidates,
         },
     )
     return [r.id for r in rows]
+
+
+def _literal(vector: Any) -> str:
+    return str(list(map(float, vector)))
 
 
 async def text_ids(
@@ -167,6 +180,7 @@ async def hybrid_search(
     filters = filters or Filters()
     by_vector: list[int] = []
     by_text: list[int] = []
+    vector = None
     if mode in ("hybrid", "vector"):
         vector = (await asyncio.to_thread(embedder.encode, [query]))[0]
         by_vector = await vector_ids(session, tenant_id, vector, filters, candidates)
@@ -179,7 +193,13 @@ async def hybrid_search(
     rows = {
         r.id: r
         for r in await session.execute(
-            text(_DETAILS), {"tenant": tenant_id, "ids": top, "query": query}
+            text(_DETAILS),
+            {
+                "tenant": tenant_id,
+                "ids": top,
+                "query": query,
+                "vector": _literal(vector) if vector is not None else None,
+            },
         )
     }
     vector_rank = {i: n for n, i in enumerate(by_vector, start=1)}
@@ -195,6 +215,7 @@ async def hybrid_search(
             content=rows[i].content,
             snippet=rows[i].snippet,
             score=round(scores[i], 6),
+            similarity=round(rows[i].similarity, 4) if rows[i].similarity is not None else None,
             vector_rank=vector_rank.get(i),
             text_rank=text_rank.get(i),
         )
