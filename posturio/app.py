@@ -34,8 +34,10 @@ from posturio.gateway.console.routes_page import RoutesPage
 from posturio.gateway.playground import PlaygroundPage, playground_chat
 from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
+from posturio.navigator.answers import NAVIGATOR_ALIAS, Answerer, answer_endpoint
 from posturio.navigator.api import NavigatorApi
 from posturio.navigator.console_page import SourcesPage
+from posturio.navigator.reader_api import NavigatorReaderApi
 from posturio.platform.api import AdminApi
 from posturio.platform.console import ConsoleAuth, ConsoleHome
 from posturio.platform.console_audit import AuditPage
@@ -127,6 +129,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.secret_box,
         )
         app.state.gateway = gateway
+        # Navigator answers through the gateway; the gateway knows it only as a model.
+        app.state.answerer = Answerer(settings, app.state.sessionmaker)
+        gateway.virtual_models[NAVIGATOR_ALIAS] = app.state.answerer.v1_model
         hub = InvalidationHub()
         hub.on(KEYS, app.state.key_authenticator.invalidate)
         hub.on(ROUTES, gateway.routes.invalidate)
@@ -170,6 +175,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PolicyApi,
             CasesApi,
             NavigatorApi,
+            NavigatorReaderApi,
+            answer_endpoint,
             PublicPages,
             PlaygroundPage,
             playground_chat,

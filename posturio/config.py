@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     navigator_model: str = "all-MiniLM-L6-v2"
     # Hosts or networks URL and git sources may reach although private (e.g. "wiki.corp").
     navigator_url_allowlist: list[str] = []
+    # The tenant's chat alias that writes grounded answers; unset (or absent from the
+    # tenant's routes) means extractive answers: the best passages, cited, no model.
+    navigator_answer_model: str | None = None
+    navigator_answer_passages: int = Field(6, ge=1, le=20)
+    # Cosine similarity a passage needs to be answered from (with all-MiniLM-L6-v2,
+    # unrelated questions stay under ~0.15, answering passages score ~0.25 and up).
+    navigator_min_similarity: float = Field(0.25, ge=-1, le=1)
 
     @field_validator("database_url")
     @classmethod

@@ -71,6 +71,8 @@ def gateway_env(services: dict[str, str], settings: Any, navigator_root: Path) -
         "POSTURIO_NAVIGATOR_ROOTS": json.dumps([str(navigator_root)]),
         # Test web sites are served on 127.0.0.1; every other private address stays refused.
         "POSTURIO_NAVIGATOR_URL_ALLOWLIST": json.dumps(["127.0.0.1/32"]),
+        # Tenants with a route of this name get generative grounded answers.
+        "POSTURIO_NAVIGATOR_ANSWER_MODEL": "navigator-writer",
         "POSTURIO_PORT": str(free_port()),
         "POSTURIO_LOG_LEVEL": "warning",
     }

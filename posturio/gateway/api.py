@@ -122,6 +122,7 @@ def event_out(e: UsageEvent) -> UsageEventOut:
         latency_ms=e.latency_ms,
         overhead_ms=e.overhead_ms,
         attempt_log=e.attempt_log or [],
+        origin=e.origin,
     )
 
 

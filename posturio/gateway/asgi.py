@@ -20,7 +20,7 @@ from prometheus_client import Histogram
 
 from posturio.gateway.errors import GatewayError
 from posturio.gateway.inspection.segments import chat_segments, embeddings_segments
-from posturio.gateway.pipeline import Call, Gateway, estimate_chat, estimate_inputs
+from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, estimate_inputs
 from posturio.platform.keyauth import bearer_or_key
 from posturio.platform.logging import REQUEST_ID_HEADER, new_request_id
 
@@ -32,7 +32,6 @@ latency = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
 )
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 JSON = [(b"content-type", b"application/json")]
 SSE = [
@@ -62,7 +61,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _headers(
+def response_headers(
     call: Call, base: list[tuple[bytes, bytes]], extra: dict[str, str] | None = None
 ) -> list[tuple[bytes, bytes]]:
     pairs = [*base, (REQUEST_ID_HEADER, call.request_id.encode())]
@@ -72,11 +71,15 @@ def _headers(
     return pairs
 
 
-async def _json(
+async def send_json(
     send: Send, call: Call, status: int, body: bytes, extra: dict[str, str] | None = None
 ) -> None:
     await send(
-        {"type": "http.response.start", "status": status, "headers": _headers(call, JSON, extra)}
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": response_headers(call, JSON, extra),
+        }
     )
     await send({"type": "http.response.body", "body": body})
 
@@ -84,12 +87,16 @@ async def _json(
 async def _error(send: Send, call: Call, exc: GatewayError) -> None:
     call.status, call.error_code = exc.status, exc.code
     extra = {"retry-after": str(int(max(1, exc.retry_after)))} if exc.retry_after else None
-    await _json(send, call, exc.status, msgspec.json.encode(exc.body(call.request_id)), extra)
+    await send_json(send, call, exc.status, msgspec.json.encode(exc.body(call.request_id)), extra)
 
 
 async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
     payload, shape = gateway.chat_request(body)
     call.stream = shape.stream
+    virtual = gateway.virtual_models.get(shape.model)
+    if virtual is not None:  # a model served by a component, e.g. Navigator's answers
+        await virtual(gateway, call, payload, shape, send)
+        return
     route = await gateway.resolve(call, shape.model, "chat")
     call.prompt_estimate = estimate_chat(payload)
     asked = shape.max_completion_tokens or shape.max_tokens
@@ -100,14 +107,16 @@ async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send
     if shape.stream:
         include_usage = bool((shape.stream_options or {}).get("include_usage"))
         stream = await gateway.open_stream(call, route, payload, include_usage)
-        await send({"type": "http.response.start", "status": 200, "headers": _headers(call, SSE)})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": response_headers(call, SSE)}
+        )
         chunks: AsyncIterator[bytes] = gateway.relay(call, stream, gateway.stream_guard(call))
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
     result = await gateway.complete(call, route, payload)
-    await _json(send, call, 200, msgspec.json.encode(result.body))
+    await send_json(send, call, 200, msgspec.json.encode(result.body))
 
 
 async def embeddings(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
@@ -118,7 +127,7 @@ async def embeddings(gateway: Gateway, call: Call, body: bytes, send: Send) -> N
     route = await gateway.inspect_input(call, route, embeddings_segments(payload))
     await gateway.admit(call, route, call.prompt_estimate, 0)
     result = await gateway.embed(call, route, payload)
-    await _json(send, call, 200, msgspec.json.encode(result.body))
+    await send_json(send, call, 200, msgspec.json.encode(result.body))
 
 
 async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
@@ -139,8 +148,13 @@ async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
         if (allowed is None or r.alias in allowed)
         and (tier_models is None or r.alias in tier_models)
     ]
+    data += [
+        {"id": alias, "object": "model", "created": created, "owned_by": "posturio", "kind": "chat"}
+        for alias in gateway.virtual_models
+        if (allowed is None or alias in allowed) and (tier_models is None or alias in tier_models)
+    ]
     call.key = None  # a listing is not metered
-    await _json(send, call, 200, msgspec.json.encode({"object": "list", "data": data}))
+    await send_json(send, call, 200, msgspec.json.encode({"object": "list", "data": data}))
 
 
 Handler = Callable[[Gateway, Call, bytes, Send], Awaitable[None]]
@@ -151,7 +165,7 @@ ROUTES: dict[str, tuple[str, str, Handler]] = {
 }
 
 
-def _token(scope: dict[str, Any]) -> str | None:
+def scope_token(scope: dict[str, Any]) -> str | None:
     # Straight from the raw headers: no Headers object on the hot path.
     auth = api_key = None
     for name, value in scope["headers"]:
@@ -243,6 +257,6 @@ class GatewayASGI:
                 raise GatewayError(
                     405, f"use {method} for {scope['path']}", code="method_not_allowed"
                 )
-            await gateway.authenticate(call, _token(scope))
+            await gateway.authenticate(call, scope_token(scope))
 
         await serve(gateway, call, scope, receive, send, handler or models, authenticate)

@@ -183,6 +183,12 @@ def parse(body: bytes, shape: type[S]) -> tuple[dict[str, Any], S]:
         raise _validation_error(exc) from None
 
 
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+# A chat model served by a component rather than a route (Navigator's `navigator`): it
+# gets the authenticated call and the parsed request, and uses the gateway's steps.
+VirtualModel = Callable[["Gateway", Call, dict[str, Any], ChatShape, Send], Awaitable[None]]
+
+
 class Gateway:
     def __init__(
         self,
@@ -205,6 +211,7 @@ class Gateway:
         self.providers = providers
         self.policies = policies
         self.tiers = tiers
+        self.virtual_models: dict[str, VirtualModel] = {}
 
     # ------------------------------------------------------------ admission
 
@@ -224,7 +231,8 @@ class Gateway:
         call.key = key
         return key
 
-    async def resolve(self, call: Call, alias: str, kind: str) -> ResolvedRoute:
+    def allow(self, call: Call, alias: str) -> None:
+        """The key and its plan may use the model `alias` (403 otherwise)."""
         assert call.key is not None
         call.alias = alias
         tier_models = self.tier(call).models
@@ -237,6 +245,10 @@ class Gateway:
                 code="model_not_allowed",
                 param="model",
             )
+
+    async def resolve(self, call: Call, alias: str, kind: str) -> ResolvedRoute:
+        assert call.key is not None
+        self.allow(call, alias)
         route = (await self.routes.get(call.key.tenant_id)).get(alias)
         if route is None or not route.targets:
             raise GatewayError(

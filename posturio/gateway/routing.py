@@ -42,7 +42,8 @@ class ResolvedRoute:
         return max((t.output_price_per_1k for t in self.targets), default=Decimal(0))
 
 
-def _builtin(alias: str, kind: str, provider: str, model: str) -> ResolvedRoute:
+def builtin_route(alias: str, kind: str, provider: str, model: str) -> ResolvedRoute:
+    """A route served in-process, at no cost (no credentials, no retries)."""
     target = Target(
         id=f"builtin:{alias}",
         name=alias,
@@ -62,8 +63,8 @@ def _builtin(alias: str, kind: str, provider: str, model: str) -> ResolvedRoute:
 
 
 BUILTINS = {
-    ECHO_ALIAS: _builtin(ECHO_ALIAS, "chat", "echo", "echo"),
-    LOCAL_EMBEDDINGS_ALIAS: _builtin(
+    ECHO_ALIAS: builtin_route(ECHO_ALIAS, "chat", "echo", "echo"),
+    LOCAL_EMBEDDINGS_ALIAS: builtin_route(
         LOCAL_EMBEDDINGS_ALIAS, "embeddings", "local", "all-MiniLM-L6-v2"
     ),
 }

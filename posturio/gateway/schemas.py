@@ -157,3 +157,4 @@ class UsageEventOut(msgspec.Struct):
     latency_ms: float
     overhead_ms: float
     attempt_log: list[dict[str, Any]] = []
+    origin: str = "api"  # api | playground | navigator

@@ -1,23 +1,23 @@
 """Navigator's admin API: propose and list sources, approve / pause / resume / revoke
-(audited, with a reason), upload files, sync on demand, documents and progress, and a
-full-text search over what is live."""
+(audited, with a reason), upload files, sync on demand, documents and progress,
+and the feedback employees gave on answers (search and answers: reader_api.py,
+answers.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.navigator import index, sources
-from posturio.navigator.models import Document, Source
-from posturio.navigator.pipeline import embedder
-from posturio.navigator.search import Filters, hybrid_search
+from posturio.navigator import sources
+from posturio.navigator.models import Answer, Document, Feedback, Source
 from posturio.navigator.tasks import purge_source, sync_source
 from posturio.platform.dependencies import Caller, Db, provide_api_principal, provide_tenant_db
 from posturio.platform.errors import Conflict, PosturioError
@@ -51,35 +51,47 @@ class DocumentOut(msgspec.Struct):
     updated_at: datetime
 
 
-class SearchIn(msgspec.Struct, forbid_unknown_fields=True):
-    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-    k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
-    source_ids: list[uuid.UUID] | None = None
-    kinds: list[Annotated[str, msgspec.Meta(max_length=10)]] | None = None
-    since: datetime | None = None
-    mode: Literal["hybrid", "vector", "text"] = "hybrid"
+class FeedbackItem(msgspec.Struct):
+    answer_id: str
+    question: str
+    mode: str
+    citation: int  # 0: the answer as a whole
+    cited: dict[str, Any] | None  # the citation's source, when the vote is on one
+    helpful: bool
+    comment: str | None
+    actor: str
+    created_at: datetime
 
 
-class SearchHitOut(msgspec.Struct):
-    source: str
-    uri: str
-    title: str | None
-    heading_path: str
-    page: int | None
-    snippet: str  # matched terms between [[ and ]]
-    content: str
-    score: float
-    vector_rank: int | None
-    text_rank: int | None
-
-
-class HitOut(msgspec.Struct):
-    source: str
-    uri: str
-    heading_path: str
-    page: int | None
-    content: str
-    rank: float
+async def feedback_items(
+    db: AsyncSession, tenant_id: uuid.UUID, helpful: bool | None, limit: int
+) -> list[FeedbackItem]:
+    stmt = (
+        select(Feedback, Answer)
+        .join(Answer, Answer.id == Feedback.answer_id)
+        .where(Feedback.tenant_id == tenant_id)
+        .order_by(Feedback.created_at.desc())
+        .limit(limit)
+    )
+    if helpful is not None:
+        stmt = stmt.where(Feedback.helpful == helpful)
+    out = []
+    for fb, answer in (await db.execute(stmt)).all():
+        cited = next((c for c in answer.citations if c.get("n") == fb.citation), None)
+        out.append(
+            FeedbackItem(
+                str(answer.id),
+                answer.question,
+                answer.mode,
+                fb.citation,
+                cited,
+                fb.helpful,
+                fb.comment,
+                fb.actor,
+                fb.created_at,
+            )
+        )
+    return out
 
 
 def source_out(s: Source) -> SourceOut:
@@ -210,48 +222,12 @@ class NavigatorApi(Controller):
             for d in rows
         ]
 
-    @post("/search", status_code=200, summary="Hybrid search (vectors + full text, fused)")
-    async def hybrid(
-        self, request: Request[Any, Any, Any], db: Db, principal: Caller, data: JSONBody[SearchIn]
-    ) -> list[SearchHitOut]:
-        model = request.app.state.settings.navigator_model
-        encoder = await asyncio.to_thread(embedder, model)  # loaded once per process
-        hits = await hybrid_search(
-            db,
-            principal.tenant_id,
-            data.query,
-            encoder,
-            k=data.k,
-            filters=Filters(
-                tuple(data.source_ids) if data.source_ids else None,
-                tuple(data.kinds) if data.kinds else None,
-                data.since,
-            ),
-            mode=data.mode,
-        )
-        return [
-            SearchHitOut(
-                h.source,
-                h.uri,
-                h.title,
-                h.heading_path,
-                h.page,
-                h.snippet,
-                h.content,
-                h.score,
-                h.vector_rank,
-                h.text_rank,
-            )
-            for h in hits
-        ]
-
-    @get("/search", summary="Full-text search over approved sources")
-    async def search(
+    @get("/feedback", summary="Feedback on grounded answers and citations, newest first")
+    async def feedback(
         self,
         db: Db,
         principal: Caller,
-        q: Annotated[str, QueryParameter(min_length=1, max_length=500)],
-        limit: Annotated[int, QueryParameter(ge=1, le=50)] = 10,
-    ) -> list[HitOut]:
-        hits = await index.text_search(db, principal.tenant_id, q, limit)
-        return [HitOut(h.source, h.uri, h.heading_path, h.page, h.content, h.rank) for h in hits]
+        helpful: FromQuery[bool | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> list[FeedbackItem]:
+        return await feedback_items(db, principal.tenant_id, helpful, limit)

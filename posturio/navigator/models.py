@@ -10,6 +10,7 @@ from typing import Any
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Identity,
@@ -104,3 +105,36 @@ class Chunk(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(200))
     embedding: Mapped[Any] = mapped_column(Vector(DIMENSION))
+
+
+class Answer(Base):
+    """One grounded answer: who asked, what the model was shown (after the policy's
+    redactions) and which passages it could cite, so feedback can be read in context."""
+
+    __tablename__ = "navigator_answers"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=_uuid)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(64))
+    asked_by: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    question: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(20))  # generative | extractive | none
+    model: Mapped[str | None] = mapped_column(String(200))
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Feedback(Base):
+    __tablename__ = "navigator_feedback"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    answer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("navigator_answers.id", ondelete="CASCADE")
+    )
+    citation: Mapped[int] = mapped_column(Integer, default=0)  # 0: the whole answer
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -89,6 +89,8 @@ class Membership(Base):
     )
     role: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Navigator sources limited to groups answer only members of one of them.
+    groups: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
 
 
 class ApiKey(Base):

@@ -9,6 +9,8 @@ misbehave on demand. The upstream model name chooses the behaviour:
   reject                 HTTP 400 (the caller's fault)
   denied                 HTTP 401 (a bad upstream credential)
   cut                    streams two chunks, then drops the connection
+  cite                   answers CITED_ANSWER, which cites sources [1], [2] and some
+                         that a grounded prompt with fewer sources never provided
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 from aiohttp import web
 
 from posturio.platform.embedded import free_port
+
+CITED_ANSWER = "Thirty days of paid leave [1][9]. Book it in the portal [2, 12]. Or not [0]."
 
 
 def _reply_text(body: dict[str, Any]) -> str:
@@ -114,7 +118,7 @@ class FakeUpstream:
         failure = await self._misbehave(model)
         if failure is not None:
             return failure
-        text = _reply_text(body)
+        text = CITED_ANSWER if model == "cite" else _reply_text(body)
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         if not body.get("stream"):
             return web.json_response(

@@ -1,0 +1,463 @@
+"""Grounded answers through the gateway's own pipeline, as the asking employee.
+
+One flow serves both doors: `POST /api/navigator/answer` (Navigator's API) and the model
+alias `navigator` on `/v1/chat/completions` (any OpenAI client). The question is
+retrieved against the sources the caller may read; the prompt with the numbered passages
+is inspected under the tenant's policy (a secret in the question blocks it exactly as on
+/v1, an instruction planted in a retrieved document is flagged), admitted under the
+key's limits, answered by the tenant's answer model (or extractively, in-process, when
+there is none), inspected again on the way out and metered with origin `navigator`.
+Citations to numbers that were not provided are removed, never shown as dead links."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import asgi
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from posturio.config import Settings
+from posturio.gateway.asgi import SSE, Receive, response_headers, scope_token, send_json, serve
+from posturio.gateway.errors import GatewayError, invalid
+from posturio.gateway.inspection.segments import chat_segments
+from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, parse
+from posturio.gateway.providers.base import SSE_DONE, ChatStream, Usage, sse
+from posturio.gateway.routing import ResolvedRoute, builtin_route
+from posturio.gateway.schemas import ChatShape
+from posturio.gateway.tokens import estimate_prompt, message_text
+from posturio.navigator.grounding import (
+    NOTHING_FOUND,
+    CitationStream,
+    Passage,
+    clean_citations,
+    extractive_answer,
+    grounded_messages,
+    relevant,
+    sources_footer,
+)
+from posturio.navigator.models import Answer
+from posturio.navigator.pipeline import embedder
+from posturio.navigator.search import Filters, hybrid_search
+from posturio.platform.db import tenant_session
+from posturio.platform.logging import new_request_id
+from posturio.platform.models import Scope
+
+NAVIGATOR_ALIAS = "navigator"
+# Extractive answers and "nothing found" are written in-process, at no cost.
+LOCAL = builtin_route(NAVIGATOR_ALIAS, "chat", "navigator", "extractive")
+ANSWER_ID_HEADER = "x-posturio-answer-id"
+# Request fields not passed on to the answer model: the conversation is ours to build,
+# one answer, and a grounded answer calls no tools.
+_NOT_FORWARDED = {"model", "messages", "stream", "stream_options", "n", "tools", "tool_choice"}
+
+
+class AskIn(msgspec.Struct, forbid_unknown_fields=True):
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+    stream: bool = False
+    source_ids: list[uuid.UUID] | None = None
+    kinds: list[Annotated[str, msgspec.Meta(max_length=10)]] | None = None
+    since: datetime | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+@dataclass(slots=True)
+class Ask:
+    conversation: list[dict[str, Any]]  # what follows our instructions and sources
+    question: str  # what is searched for
+    filters: Filters
+    stream: bool
+    options: dict[str, Any]  # forwarded to the answer model (temperature, max_tokens, …)
+    max_out: int | None
+
+
+@dataclass(slots=True)
+class Grounded:
+    answer_id: uuid.UUID
+    passages: list[Passage]
+    payload: dict[str, Any]
+    route: ResolvedRoute
+
+    @property
+    def mode(self) -> str:
+        if not self.passages:
+            return "none"
+        return "extractive" if self.route is LOCAL else "generative"
+
+    def citations(self, cited: list[int]) -> list[dict[str, Any]]:
+        by_n = {p.n: p for p in self.passages}
+        return [by_n[n].citation() for n in cited if n in by_n]
+
+
+class StreamBroken(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+
+
+async def viewer_groups(
+    session: AsyncSession, key_id: uuid.UUID, scopes: frozenset[str]
+) -> tuple[str, ...] | None:
+    """The groups whose sources a key's holder may read: its creator's, in this tenant.
+    None (every source) for admins and admin keys; a key nobody in the tenant created
+    (made by the operator's CLI) reads only sources open to the whole tenant."""
+    if Scope.admin.value in scopes:
+        return None
+    row = (
+        await session.execute(
+            text(
+                "SELECT m.role, m.groups FROM api_keys k JOIN memberships m "
+                "ON m.user_id = k.created_by AND m.tenant_id = k.tenant_id WHERE k.id = :key"
+            ),
+            {"key": key_id},
+        )
+    ).first()
+    if row is None:
+        return ()
+    return None if row.role in ("owner", "admin") else tuple(row.groups)
+
+
+class Answerer:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+
+    # ------------------------------------------------------------ the governed flow
+
+    async def ground(self, gateway: Gateway, call: Call, ask: Ask) -> Grounded:
+        """Retrieve, build the prompt, inspect it and admit it; record the answer."""
+        key = call.key
+        assert key is not None
+        gateway.allow(call, NAVIGATOR_ALIAS)
+        call.origin = "navigator"
+        call.stream = ask.stream
+        gateway.check_size(
+            call, len(ask.conversation), estimate_prompt(ask.conversation), ask.max_out
+        )
+        model = await asyncio.to_thread(embedder, self.settings.navigator_model)
+        async with tenant_session(self.sessionmaker, key.tenant_id) as session:
+            groups = await viewer_groups(session, key.id, key.scopes)
+            filters = Filters(
+                ask.filters.source_ids, ask.filters.kinds, ask.filters.since, groups=groups
+            )
+            hits = await hybrid_search(
+                session,
+                key.tenant_id,
+                ask.question,
+                model,
+                k=self.settings.navigator_answer_passages * 2,
+                filters=filters,
+            )
+        passages = relevant(
+            hits, self.settings.navigator_min_similarity, self.settings.navigator_answer_passages
+        )
+        route = LOCAL
+        if passages and (alias := self.settings.navigator_answer_model):
+            found = (await gateway.routes.get(key.tenant_id)).get(alias)
+            if found is not None and found.kind == "chat" and found.targets:
+                route = found
+        messages = grounded_messages(ask.conversation, passages) if passages else ask.conversation
+        payload = {**ask.options, "model": route.alias, "messages": messages, "stream": ask.stream}
+        call.prompt_estimate = estimate_chat(payload)
+        route = await gateway.inspect_input(call, route, chat_segments(payload))
+        max_out = ask.max_out or gateway.tier(call).max_output_tokens or 1024
+        await gateway.admit(call, route, call.prompt_estimate, max_out)
+        grounded = Grounded(uuid.uuid4(), passages, payload, route)
+        await self._record(call, grounded)
+        return grounded
+
+    async def _record(self, call: Call, g: Grounded) -> None:
+        assert call.key is not None
+        users = [m for m in g.payload["messages"] if m.get("role") == "user"]
+        async with tenant_session(self.sessionmaker, call.key.tenant_id) as session:
+            session.add(
+                Answer(
+                    id=g.answer_id,
+                    tenant_id=call.key.tenant_id,
+                    request_id=call.request_id,
+                    asked_by=f"key:{call.key.prefix}",
+                    key_id=call.key.id,
+                    # After the policy's redactions: the question as the model saw it.
+                    question=message_text(users[-1].get("content"))[:4000] if users else "",
+                    mode=g.mode,
+                    model=g.route.alias if g.route is not LOCAL else None,
+                    citations=[p.citation() for p in g.passages],
+                )
+            )
+
+    async def _local_text(self, g: Grounded, question: str) -> str:
+        if not g.passages:
+            return NOTHING_FOUND
+        model = embedder(self.settings.navigator_model)
+        return await asyncio.to_thread(extractive_answer, question, g.passages, model)
+
+    async def complete(
+        self, gateway: Gateway, call: Call, g: Grounded, question: str
+    ) -> tuple[dict[str, Any], list[int]]:
+        """The whole answer: an OpenAI chat completion body with citations cleaned."""
+        if g.route is LOCAL:
+            body = _completion(await self._local_text(g, question))
+            call.target = LOCAL.targets[0]
+            call.usage = Usage(0, 0, estimated=False)  # no model was called
+            gateway.inspect_output(call, body)
+        else:
+            body = (await gateway.complete(call, g.route, g.payload)).body
+        cited: list[int] = []
+        for choice in body.get("choices") or ():
+            message = choice.get("message") or {}
+            if isinstance(message.get("content"), str):
+                message["content"], cited = clean_citations(message["content"], len(g.passages))
+        body["model"] = NAVIGATOR_ALIAS
+        return body, cited
+
+    async def open_stream(
+        self, gateway: Gateway, call: Call, g: Grounded, question: str
+    ) -> AsyncIterator[bytes]:
+        """The answer's event stream through the gateway's relay (the output guard, and
+        metering when it ends), opened before any byte is sent: an upstream that fails
+        first is still a plain error response."""
+        if g.route is LOCAL:
+            call.target = LOCAL.targets[0]
+            call.usage = Usage(0, 0, estimated=False)
+            opened = _local_stream(await self._local_text(g, question))
+        else:
+            opened = await gateway.open_stream(call, g.route, g.payload, False)
+        return gateway.relay(call, opened, gateway.stream_guard(call))
+
+    # ------------------------------------------------------------ the two doors
+
+    async def answer_api(self, gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
+        """POST /api/navigator/answer: `{answer_id, mode, answer, citations}` or a stream of
+        `sources`, `delta` … and `done` events."""
+        _, data = parse(body, AskIn)
+        question = data.question
+        ask = Ask(
+            conversation=[{"role": "user", "content": question}],
+            question=question,
+            filters=Filters(
+                tuple(data.source_ids) if data.source_ids else None,
+                tuple(data.kinds) if data.kinds else None,
+                data.since,
+            ),
+            stream=data.stream,
+            options={"max_tokens": data.max_tokens} if data.max_tokens else {},
+            max_out=data.max_tokens,
+        )
+        g = await self.ground(gateway, call, ask)
+        extra = {ANSWER_ID_HEADER: str(g.answer_id)}
+        if not data.stream:
+            completion, cited = await self.complete(gateway, call, g, question)
+            answer = completion["choices"][0]["message"].get("content") or ""
+            out = {
+                "answer_id": str(g.answer_id),
+                "mode": g.mode,
+                "answer": answer,
+                "citations": g.citations(cited),
+                "request_id": call.request_id,
+            }
+            await send_json(send, call, 200, msgspec.json.encode(out), extra)
+            return
+        relayed = await self.open_stream(gateway, call, g, question)
+        await _start_stream(send, call, extra)
+        await _event(
+            send,
+            "sources",
+            {
+                "answer_id": str(g.answer_id),
+                "mode": g.mode,
+                "sources": [p.citation() for p in g.passages],
+            },
+        )
+        cited = CitationStream(len(g.passages))
+        try:
+            async for delta in _texts(relayed, cited):
+                await _event(send, "delta", {"text": delta})
+        except StreamBroken as broken:
+            await _event(send, "error", broken.error)
+        else:
+            await _event(
+                send,
+                "done",
+                {
+                    "cited": cited.cited,
+                    "citations": g.citations(cited.cited),
+                    "decision": call.decision,
+                    "output_decision": call.output_decision,
+                    "request_id": call.request_id,
+                },
+            )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def v1_model(
+        self, gateway: Gateway, call: Call, payload: dict[str, Any], shape: ChatShape, send: Send
+    ) -> None:
+        """The `navigator` model on /v1/chat/completions: the last user message is the
+        question, the conversation is kept; the cited sources are listed at the end of the
+        answer and in a `citations` field."""
+        messages: list[dict[str, Any]] = payload["messages"]
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        question = message_text(users[-1].get("content")).strip() if users else ""
+        if not question:
+            raise invalid("the last user message must contain the question", "messages")
+        ask = Ask(
+            conversation=messages,
+            question=question,
+            filters=Filters(),
+            stream=shape.stream,
+            options={k: v for k, v in payload.items() if k not in _NOT_FORWARDED},
+            max_out=shape.max_completion_tokens or shape.max_tokens,
+        )
+        g = await self.ground(gateway, call, ask)
+        extra = {ANSWER_ID_HEADER: str(g.answer_id)}
+        if not shape.stream:
+            body, cited = await self.complete(gateway, call, g, question)
+            message = body["choices"][0]["message"]
+            message["content"] = (message.get("content") or "") + sources_footer(g.passages, cited)
+            body["citations"] = g.citations(cited)
+            await send_json(send, call, 200, msgspec.json.encode(body), extra)
+            return
+        relayed = await self.open_stream(gateway, call, g, question)
+        await _start_stream(send, call, extra)
+        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
+            return sse(
+                msgspec.json.encode(
+                    {
+                        "id": chunk_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": NAVIGATOR_ALIAS,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                        **more,
+                    }
+                )
+            )
+
+        await _body(send, chunk({"role": "assistant", "content": ""}))
+        cited = CitationStream(len(g.passages))
+        try:
+            async for delta in _texts(relayed, cited):
+                await _body(send, chunk({"content": delta}))
+        except StreamBroken as broken:
+            await _body(send, sse(msgspec.json.encode({"error": broken.error})))
+        else:
+            footer = sources_footer(g.passages, cited.cited)
+            await _body(
+                send,
+                chunk({"content": footer}, "stop", citations=g.citations(cited.cited)),
+            )
+            await _body(send, SSE_DONE)
+        await send({"type": "http.response.body", "body": b""})
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _completion(content: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": NAVIGATOR_ALIAS,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def _local_stream(content: str) -> ChatStream:
+    """An in-process answer shaped as an upstream stream, so it takes the same relay."""
+    words = content.split(" ")
+    pieces = [" ".join(words[i : i + 8]) + " " for i in range(0, len(words), 8)]
+    pieces[-1] = pieces[-1].rstrip(" ")
+    events = [
+        sse(msgspec.json.encode({"choices": [{"index": 0, "delta": {"content": p}}]}))
+        for p in pieces
+    ]
+
+    async def rest() -> AsyncIterator[bytes]:
+        for event in events[1:]:
+            yield event
+        yield SSE_DONE
+
+    return ChatStream(events[0], rest(), Usage(0, 0, estimated=False))
+
+
+async def _texts(relayed: AsyncIterator[bytes], cited: CitationStream) -> AsyncIterator[str]:
+    """The answer's text deltas with citations cleaned. Raises StreamBroken on a break."""
+    async with contextlib.aclosing(relayed):
+        async for delta in _deltas(relayed):
+            if out := cited.feed(delta):
+                yield out
+    if rest := cited.flush():
+        yield rest
+
+
+async def _deltas(relayed: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The text deltas in a relayed OpenAI event stream (events may span chunks)."""
+    buffer = b""
+    async for chunk in relayed:
+        buffer += chunk
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]" or not data:
+                    continue
+                obj = msgspec.json.decode(data)
+                if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+                    raise StreamBroken(obj["error"])
+                for choice in obj.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        yield content
+
+
+async def _start_stream(send: Send, call: Call, extra: dict[str, str]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": response_headers(call, SSE, extra),
+        }
+    )
+
+
+async def _body(send: Send, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _event(send: Send, name: str, data: dict[str, Any]) -> None:
+    await _body(send, f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n")
+
+
+@asgi("/api/navigator/answer", include_in_schema=False, copy_scope=False)
+async def answer_endpoint(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Grounded answers for a key with the gateway scope (see Answerer.answer_api)."""
+    app = scope["app"]
+    gateway: Gateway = app.state.gateway
+    answerer: Answerer = app.state.answerer
+    call = Call(request_id=new_request_id(), endpoint="navigator.answer")
+
+    async def authenticate(call: Call) -> None:
+        if scope["method"] != "POST":
+            raise GatewayError(405, "use POST", code="method_not_allowed")
+        await gateway.authenticate(call, scope_token(scope))
+
+    await serve(gateway, call, scope, receive, send, answerer.answer_api, authenticate)
