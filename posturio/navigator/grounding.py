@@ -32,8 +32,9 @@ INSTRUCTIONS = (
 
 # [3], [1, 2], [1,2,3]: one citation group.
 _CITATION = re.compile(r"\s?\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-# An opening bracket that could still become a citation when the next chunk arrives.
-_OPEN_TAIL = re.compile(r"\s?\[[\d,\s]{0,12}$")
+# An opening bracket that could still become a citation when the next chunk arrives, or
+# a space that would go with a citation that turns out dead.
+_OPEN_TAIL = re.compile(r"\s?\[[\d,\s]{0,12}$|\s$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 

@@ -21,6 +21,7 @@ from posturio.platform.errors import Conflict, PosturioError
 from posturio.platform.models import Role
 from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
+from posturio.platform.schemas import Group
 
 Kind = Literal["upload", "directory", "git", "web"]
 Action = Literal["approve", "pause", "resume", "revoke"]
@@ -31,7 +32,6 @@ TRANSITIONS: dict[str, tuple[set[str], str]] = {
     "resume": ({"paused"}, "approved"),
     "revoke": ({"proposed", "approved", "paused"}, "revoked"),
 }
-Group = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class SourceIn(msgspec.Struct, forbid_unknown_fields=True):

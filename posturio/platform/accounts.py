@@ -188,7 +188,7 @@ async def list_members(
     return [MemberView(m, email) for m, email in rows.all()]
 
 
-async def _member(session: AsyncSession, principal: Principal, membership_id: str) -> MemberView:
+async def member(session: AsyncSession, principal: Principal, membership_id: str) -> MemberView:
     membership = await get_scoped(session, Membership, principal.tenant_id, membership_id, "member")
     user = await session.get(User, membership.user_id)
     assert user is not None
@@ -204,7 +204,7 @@ async def change_role(
     session: AsyncSession, principal: Principal, membership_id: str, role: Role
 ) -> MemberView:
     principal.require(Role.admin)
-    view = await _member(session, principal, membership_id)
+    view = await member(session, principal, membership_id)
     old = Role(view.membership.role)
     if Role.owner in (old, role):
         principal.require(Role.owner)
@@ -227,9 +227,28 @@ async def change_role(
     return view
 
 
+async def set_groups(
+    session: AsyncSession, principal: Principal, membership_id: str, groups: list[str]
+) -> MemberView:
+    principal.require(Role.admin)
+    view = await member(session, principal, membership_id)
+    old, new = list(view.membership.groups or []), sorted(set(groups))
+    view.membership.groups = new
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action="member.groups",
+        target_type="membership",
+        target_id=view.membership.id,
+        data={"email": view.email, "from": old, "to": new},
+    )
+    return view
+
+
 async def remove_member(session: AsyncSession, principal: Principal, membership_id: str) -> None:
     principal.require(Role.admin)
-    view = await _member(session, principal, membership_id)
+    view = await member(session, principal, membership_id)
     if view.membership.role == Role.owner.value:
         principal.require(Role.owner)
         if await _owners(session, principal.tenant_id) <= 1:

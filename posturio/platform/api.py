@@ -18,7 +18,7 @@ from posturio.platform.dependencies import (
     provide_api_principal,
     provide_tenant_db,
 )
-from posturio.platform.errors import NotFound
+from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.keyauth import ALL_KEYS, broadcast_key_change
 from posturio.platform.models import ApiKey, Role, Tenant
 from posturio.platform.schemas import (
@@ -46,7 +46,7 @@ def tenant_out(tenant: Tenant) -> TenantOut:
 
 def member_out(view: MemberView) -> MemberOut:
     m = view.membership
-    return MemberOut(str(m.id), str(m.user_id), view.email, m.role, m.created_at)
+    return MemberOut(str(m.id), str(m.user_id), view.email, m.role, m.created_at, list(m.groups))
 
 
 def key_out(key: ApiKey) -> KeyOut:
@@ -105,13 +105,21 @@ class AdminApi(Controller):
         self, db: Db, principal: Caller, data: JSONBody[MemberCreate]
     ) -> MemberOut:
         view = await accounts.add_member(db, principal, data.email, data.role, data.password)
+        if data.groups:
+            view = await accounts.set_groups(db, principal, str(view.membership.id), data.groups)
         return member_out(view)
 
-    @patch("/members/{member_id:str}", summary="Change a member's role")
+    @patch("/members/{member_id:str}", summary="Change a member's role and/or groups")
     async def update_member(
         self, db: Db, principal: Caller, member_id: FromPath[str], data: JSONBody[MemberUpdate]
     ) -> MemberOut:
-        return member_out(await accounts.change_role(db, principal, member_id, data.role))
+        if data.role is None and data.groups is None:
+            raise PosturioError("give a role, groups or both", code="nothing_to_change")
+        if data.role is not None:
+            await accounts.change_role(db, principal, member_id, data.role)
+        if data.groups is not None:
+            await accounts.set_groups(db, principal, member_id, data.groups)
+        return member_out(await accounts.member(db, principal, member_id))
 
     @delete("/members/{member_id:str}", summary="Remove a member", status_code=204)
     async def remove_member(self, db: Db, principal: Caller, member_id: FromPath[str]) -> None:

@@ -1,9 +1,11 @@
 """Console: the tenant's members. Admins and owners only; granting or taking away the
 owner role needs an owner, and a tenant always keeps one owner (the accounts service
-enforces both; refusals come back as a message on the page)."""
+enforces both; refusals come back as a message on the page). Groups decide which
+Navigator sources limited to groups a member may read."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import msgspec
@@ -17,6 +19,7 @@ from posturio.platform.console import ConsoleController, Form, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
 from posturio.platform.models import Role, User
+from posturio.platform.schemas import Groups
 
 PAGE_SIZE = 50
 BACK = "/console/members"
@@ -29,6 +32,20 @@ class InviteForm(msgspec.Struct):
 
 class RoleForm(msgspec.Struct):
     role: str = ""
+
+
+class GroupsForm(msgspec.Struct):
+    groups: str = ""  # comma or space separated
+
+
+def _groups(value: str) -> list[str]:
+    names = [g for g in re.split(r"[,\s]+", value.strip()) if g]
+    try:
+        return msgspec.convert(names, Groups)
+    except msgspec.ValidationError:
+        raise PosturioError(
+            "groups are up to 50 names of letters, digits and . _ : - (at most 64 each)"
+        ) from None
 
 
 def _role(value: str) -> Role:
@@ -113,6 +130,24 @@ class MembersPage(ConsoleController):
         except PosturioError as exc:
             return await _refused(request, db, exc)
         flash(request, f"{view.email} is now {view.membership.role}.")
+        return Redirect(BACK, status_code=303)
+
+    @post("/{member_id:str}/groups", status_code=303)
+    async def change_groups(
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        member_id: FromPath[str],
+        data: Annotated[GroupsForm, Form],
+    ) -> Redirect:
+        principal.require(Role.admin)
+        try:
+            view = await accounts.set_groups(db, principal, member_id, _groups(data.groups))
+        except PosturioError as exc:
+            return await _refused(request, db, exc)
+        groups = ", ".join(view.membership.groups) or "none"
+        flash(request, f"{view.email}'s groups: {groups}.")
         return Redirect(BACK, status_code=303)
 
     @post("/{member_id:str}/remove", status_code=303)

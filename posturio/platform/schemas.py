@@ -12,6 +12,9 @@ from posturio.platform.models import Role, Scope
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+# A group of members (e.g. "finance"): Navigator sources limited to groups answer only them.
+Group = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+Groups = Annotated[list[Group], msgspec.Meta(max_length=50)]
 
 
 class TenantOut(msgspec.Struct):
@@ -33,10 +36,12 @@ class MemberCreate(msgspec.Struct, forbid_unknown_fields=True):
     role: Role = Role.member
     # Optional initial password (min 10 chars); without one the member is invited.
     password: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    groups: Groups = []
 
 
 class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    role: Role
+    role: Role | None = None
+    groups: Groups | None = None
 
 
 class MemberOut(msgspec.Struct):
@@ -45,6 +50,7 @@ class MemberOut(msgspec.Struct):
     email: str
     role: str
     created_at: datetime
+    groups: list[str] = []
 
 
 Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

@@ -17,6 +17,10 @@ import httpx
 import openai
 import pytest
 
+from posturio.platform import accounts, keys
+from posturio.platform.db import tenant_session
+from posturio.platform.models import Role, Scope
+from posturio.platform.principal import Principal
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import deployment, put_route, sdk
 from tests.navigator.test_search import indexed
@@ -286,3 +290,75 @@ async def test_feedback_on_answers_and_citations(server, worker, make_tenant, na
             headers={**gw, "content-type": "application/json"},
         )
         assert r.status_code == 400
+
+
+async def member_key(sessionmaker: Any, tenant_id: uuid.UUID, groups: list[str]) -> tuple[str, str]:
+    """A member with `groups` and a gateway key of their own: (membership id, key)."""
+    async with tenant_session(sessionmaker, tenant_id) as session:
+        system = Principal(tenant_id, Role.owner, "test")
+        view = await accounts.add_member(
+            session, system, f"m-{uuid.uuid4().hex[:8]}@example.com", Role.member
+        )
+        await accounts.set_groups(session, system, str(view.membership.id), groups)
+        me = Principal(
+            tenant_id, Role.member, f"user:{view.membership.user_id}", view.membership.user_id
+        )
+        key = await keys.create_key(session, me, name="mine", scopes=[Scope.gateway.value])
+    return str(view.membership.id), key.plaintext
+
+
+@pytest.mark.timeout(300)
+async def test_sources_limited_to_groups_answer_only_their_members(
+    server, worker, make_tenant, navigator_root, sessionmaker
+):
+    t = await make_tenant()
+    folder = navigator_root / f"finance-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    (folder / "budget.md").write_text(
+        "# Budget\n\nThe travel budget of each team is 5000 euros per quarter.\n"
+    )
+    _, finance_key = await member_key(sessionmaker, t.id, ["finance"])
+    other_id, other_key = await member_key(sessionmaker, t.id, ["engineering"])
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60) as http:
+        source = (
+            await http.post(
+                "/api/navigator/sources",
+                json={
+                    "name": "Finance",
+                    "kind": "directory",
+                    "config": {"path": str(folder)},
+                    "groups": ["finance"],
+                },
+            )
+        ).json()
+        await http.post(
+            f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"}
+        )
+        deadline = time.monotonic() + 120
+        while (await http.get(f"/api/navigator/sources/{source['id']}")).json()["progress"].get(
+            "state"
+        ) != "idle":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.5)
+
+        async def uris(key: str) -> tuple[set[str], set[str]]:
+            auth = {"Authorization": f"Bearer {key}"}
+            hits = await http.post(
+                "/api/navigator/search", json={"query": "team travel budget"}, headers=auth
+            )
+            assert hits.status_code == 200, hits.text
+            answer = (await ask(http, key, question="what is our team's travel budget?")).json()
+            return {h["uri"] for h in hits.json()}, {c["uri"] for c in answer["citations"]}
+
+        assert await uris(finance_key) == ({"budget.md"}, {"budget.md"})
+        assert await uris(t.admin_key) == ({"budget.md"}, {"budget.md"})  # admins read all
+        assert await uris(other_key) == (set(), set())
+        # Joining the group takes effect on the next question.
+        r = await http.patch(
+            f"/api/members/{other_id}", json={"groups": ["engineering", "finance"]}
+        )
+        assert r.status_code == 200 and r.json()["groups"] == ["engineering", "finance"]
+        assert await uris(other_key) == ({"budget.md"}, {"budget.md"})
+        assert (await http.patch(f"/api/members/{other_id}", json={})).status_code == 400
+        bad = await http.patch(f"/api/members/{other_id}", json={"groups": ["no spaces please"]})
+        assert bad.status_code == 400
