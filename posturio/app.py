@@ -36,6 +36,7 @@ from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
 from posturio.navigator.answers import NAVIGATOR_ALIAS, Answerer, answer_endpoint
 from posturio.navigator.api import NavigatorApi
+from posturio.navigator.console_ask import AskPage, console_answer
 from posturio.navigator.console_page import SourcesPage
 from posturio.navigator.reader_api import NavigatorReaderApi
 from posturio.platform.api import AdminApi
@@ -188,6 +189,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InvestigationsPage,
             PoliciesPage,
             SourcesPage,
+            AskPage,
+            console_answer,
             KeysPage,
             MembersPage,
             AuditPage,

@@ -78,12 +78,12 @@ class PlaygroundPage(Controller):
         cached = await app.state.key_authenticator.for_session(key.prefix, principal.tenant_id)
         tier = gateway.tiers.get(cached.plan) or gateway.tiers["standard"]
         table = await gateway.routes.get(principal.tenant_id)
+        chat = [r.alias for r in table.aliases() if r.kind == "chat"]
         models = [
-            r.alias
-            for r in table.aliases()
-            if r.kind == "chat"
-            and (tier.models is None or r.alias in tier.models)
-            and (key.allowed_models is None or r.alias in key.allowed_models)
+            alias
+            for alias in [*chat, *gateway.virtual_models]
+            if (tier.models is None or alias in tier.models)
+            and (key.allowed_models is None or alias in key.allowed_models)
         ]
         user = await db.get(User, principal.user_id)
         return Template(
@@ -173,24 +173,32 @@ class _MetadataSend:
 async def playground_chat(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     app = scope["app"]
     gateway: Gateway = app.state.gateway
-    request: Request[Any, Any, Any] = Request(scope, receive)
     call = Call(request_id=new_request_id(), endpoint="chat.completions")
     wrapped = _MetadataSend(send, call)
 
     async def authenticate(call: Call) -> None:
-        if scope["method"] != "POST":
-            raise GatewayError(405, "use POST", code="method_not_allowed")
-        session = request.session if scope.get("session") is not None else {}
-        user_id, tenant_id, prefix = (session.get(k) for k in ("user_id", "tenant_id", SESSION_KEY))
-        if not (user_id and tenant_id and prefix):
-            raise GatewayError(401, "sign in and open the playground first", code="login_required")
-        async with app.state.sessionmaker() as db:
-            access = await accounts.memberships_of(db, uuid.UUID(user_id))
-        if not any(str(a.tenant_id) == tenant_id for a in access):
-            raise GatewayError(401, "your membership has ended", code="login_required")
-        try:
-            call.key = await app.state.key_authenticator.for_session(prefix, uuid.UUID(tenant_id))
-        except PosturioError as exc:
-            raise GatewayError(401, exc.message, code=exc.code) from None
+        await session_key(scope, receive, call)
 
     await serve(gateway, call, scope, receive, wrapped, chat_completions, authenticate)
+
+
+async def session_key(scope: dict[str, Any], receive: Receive, call: Call) -> None:
+    """Authenticate a browser's POST as its console session's playground key (the page
+    that made the key put its prefix in the session); the CSRF middleware has already
+    checked the token."""
+    app = scope["app"]
+    if scope["method"] != "POST":
+        raise GatewayError(405, "use POST", code="method_not_allowed")
+    request: Request[Any, Any, Any] = Request(scope, receive)
+    session = request.session if scope.get("session") is not None else {}
+    user_id, tenant_id, prefix = (session.get(k) for k in ("user_id", "tenant_id", SESSION_KEY))
+    if not (user_id and tenant_id and prefix):
+        raise GatewayError(401, "sign in and open the page again", code="login_required")
+    async with app.state.sessionmaker() as db:
+        access = await accounts.memberships_of(db, uuid.UUID(user_id))
+    if not any(str(a.tenant_id) == tenant_id for a in access):
+        raise GatewayError(401, "your membership has ended", code="login_required")
+    try:
+        call.key = await app.state.key_authenticator.for_session(prefix, uuid.UUID(tenant_id))
+    except PosturioError as exc:
+        raise GatewayError(401, exc.message, code=exc.code) from None

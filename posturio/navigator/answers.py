@@ -125,6 +125,21 @@ async def viewer_groups(
     return None if row.role in ("owner", "admin") else tuple(row.groups)
 
 
+async def member_groups(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[str, ...] | None:
+    """A signed-in member's groups (None, every source, for admins and owners)."""
+    row = (
+        await session.execute(
+            text("SELECT role, groups FROM memberships WHERE tenant_id = :t AND user_id = :u"),
+            {"t": tenant_id, "u": user_id},
+        )
+    ).first()
+    if row is None:
+        return ()
+    return None if row.role in ("owner", "admin") else tuple(row.groups)
+
+
 class Answerer:
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.settings = settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -14,6 +14,7 @@ from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator.answers import viewer_groups
 from posturio.navigator.models import Answer, Feedback
@@ -135,27 +136,33 @@ class NavigatorReaderApi(Controller):
     async def feedback(
         self, db: Db, principal: Caller, answer_id: FromPath[str], data: JSONBody[FeedbackIn]
     ) -> FeedbackOut:
-        answer = await get_scoped(db, Answer, principal.tenant_id, answer_id, "answer")
-        if data.citation and data.citation not in {c.get("n") for c in answer.citations}:
-            raise PosturioError(
-                f"this answer has no citation [{data.citation}]", code="invalid_citation"
-            )
-        values = {
-            "tenant_id": principal.tenant_id,
-            "answer_id": answer.id,
-            "citation": data.citation,
-            "helpful": data.helpful,
-            "comment": data.comment,
-            "actor": principal.actor,
-            "created_at": datetime.now().astimezone(),
-        }
-        # Voting again changes the vote.
-        await db.execute(
-            insert(Feedback)
-            .values(**values)
-            .on_conflict_do_update(
-                constraint="uq_navigator_feedback_vote",
-                set_={k: values[k] for k in ("helpful", "comment", "created_at")},
-            )
+        return await record_feedback(db, principal, answer_id, data)
+
+
+async def record_feedback(
+    db: AsyncSession, principal: Principal, answer_id: str, data: FeedbackIn
+) -> FeedbackOut:
+    """One person's vote on an answer or one of its citations; voting again changes it."""
+    answer = await get_scoped(db, Answer, principal.tenant_id, answer_id, "answer")
+    if data.citation and data.citation not in {c.get("n") for c in answer.citations}:
+        raise PosturioError(
+            f"this answer has no citation [{data.citation}]", code="invalid_citation"
         )
-        return FeedbackOut(str(answer.id), data.citation, data.helpful)
+    values = {
+        "tenant_id": principal.tenant_id,
+        "answer_id": answer.id,
+        "citation": data.citation,
+        "helpful": data.helpful,
+        "comment": data.comment,
+        "actor": principal.actor,
+        "created_at": datetime.now(UTC),
+    }
+    await db.execute(
+        insert(Feedback)
+        .values(**values)
+        .on_conflict_do_update(
+            constraint="uq_navigator_feedback_vote",
+            set_={k: values[k] for k in ("helpful", "comment", "created_at")},
+        )
+    )
+    return FeedbackOut(str(answer.id), data.citation, data.helpful)

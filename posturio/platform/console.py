@@ -109,6 +109,7 @@ NAV = (
     NavItem("Investigations", "/console/investigations", Role.reviewer),
     NavItem("Keys", "/console/keys", Role.member),
     NavItem("Policies", "/console/policies", Role.reviewer),
+    NavItem("Navigator", "/console/navigator", Role.member),
     NavItem("Sources", "/console/sources", Role.member),
     NavItem("Routes", "/console/routes", Role.admin),
     NavItem("Members", "/console/members", Role.admin),

@@ -1,0 +1,105 @@
+"""Console page where members search and ask Navigator: hybrid search over the sources
+they may read (server-rendered, highlighted), grounded answers streamed through the
+gateway as their playground key, helpful / not helpful on answers and citations — and,
+for admins, the feedback everyone gave."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, asgi, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Template
+from markupsafe import Markup, escape
+
+from posturio.gateway.asgi import Receive, serve
+from posturio.gateway.pipeline import Call, Gateway, Send
+from posturio.gateway.playground import SESSION_KEY, playground_key, session_key
+from posturio.navigator import sources
+from posturio.navigator.answers import Answerer, member_groups
+from posturio.navigator.api import feedback_items
+from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, record_feedback, search
+from posturio.navigator.search import MARK_END, MARK_START
+from posturio.platform.console import ConsoleController, page
+from posturio.platform.db import tenant_session
+from posturio.platform.dependencies import Caller, Db
+from posturio.platform.logging import new_request_id
+from posturio.platform.models import Role
+
+
+def highlighted(snippet: str) -> Markup:
+    """The snippet escaped, its matched terms in <mark>."""
+    html = str(escape(snippet)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return Markup(html)  # noqa: S704 - escaped above; only our own tags added
+
+
+class AskPage(ConsoleController):
+    path = "/console/navigator"
+
+    @get("/")
+    async def ask(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        q: Annotated[str, QueryParameter(max_length=2000)] = "",
+        source: Annotated[str, QueryParameter(max_length=40)] = "",
+        kind: Annotated[str, QueryParameter(max_length=10)] = "",
+    ) -> Template:
+        assert principal.user_id is not None
+        app = request.app
+        # Answers go through the gateway as the member's playground key.
+        async with tenant_session(app.state.sessionmaker, principal.tenant_id) as session:
+            key = await playground_key(session, principal)
+        request.set_session({**request.session, SESSION_KEY: key.prefix})
+        groups = await member_groups(db, principal.tenant_id, principal.user_id)
+        live = [
+            s
+            for s in await sources.listing(db, principal)
+            if s.status == "approved"
+            and (groups is None or not s.groups or set(s.groups) & set(groups))
+        ]
+        hits = []
+        if q.strip():
+            chosen = [s.id for s in live if str(s.id) == source]
+            query = SearchIn(
+                query=q.strip(),
+                k=10,
+                source_ids=chosen or None,
+                kinds=[kind] if kind else None,
+            )
+            hits = await search(request, db, principal.tenant_id, groups, query)
+        admin = principal.at_least(Role.admin)
+        return await page(
+            request,
+            db,
+            principal,
+            "console/navigator.html",
+            active="Navigator",
+            q=q,
+            source=source,
+            kind=kind,
+            sources=live,
+            hits=[(h, highlighted(h.snippet)) for h in hits],
+            feedback=await feedback_items(db, principal.tenant_id, None, 50) if admin else None,
+        )
+
+    @post("/answers/{answer_id:str}/feedback", status_code=200)
+    async def feedback(
+        self, db: Db, principal: Caller, answer_id: FromPath[str], data: JSONBody[FeedbackIn]
+    ) -> FeedbackOut:
+        return await record_feedback(db, principal, answer_id, data)
+
+
+@asgi("/console/navigator/answer", include_in_schema=False, copy_scope=False)
+async def console_answer(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """The page's answers: Navigator's answer API, as the member's playground key."""
+    app = scope["app"]
+    gateway: Gateway = app.state.gateway
+    answerer: Answerer = app.state.answerer
+    call = Call(request_id=new_request_id(), endpoint="navigator.answer")
+
+    async def authenticate(call: Call) -> None:
+        await session_key(scope, receive, call)
+
+    await serve(gateway, call, scope, receive, send, answerer.answer_api, authenticate)

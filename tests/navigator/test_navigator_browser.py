@@ -1,0 +1,73 @@
+"""In a real browser: an admin approves a folder, then searches it on the console's
+Navigator page (matched words highlighted), asks a question in other words and gets a
+streamed answer citing the document, and marks a citation helpful — which shows in the
+admins' feedback table."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.navigator.test_sources_browser import PASSWORD, SHOTS, cli
+
+
+@pytest.mark.timeout(240)
+def test_member_searches_asks_and_rates_an_answer(server, worker, chromium, navigator_root):
+    slug = f"ask-{uuid.uuid4().hex[:6]}"
+    owner = f"owner-{slug}@acme-corp.com"
+    cli("tenants", "create", slug, "--owner-email", owner, "--owner-password", PASSWORD)
+    folder = navigator_root / slug
+    folder.mkdir()
+    (folder / "leave.md").write_text(
+        "# Leave\n\n## Annual leave\n\nEvery employee is entitled to thirty days of paid "
+        "annual leave per calendar year. Leave is booked in the HR portal.\n"
+    )
+    (folder / "laptops.md").write_text(
+        "# Equipment\n\n## Laptops\n\nIT hands out a laptop on your first day.\n"
+    )
+
+    page = chromium.new_page()
+    page.goto(f"{server}/login")
+    page.fill("#email", owner)
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/console")
+    page.goto(f"{server}/console/sources")
+    page.fill("#propose input[name=name]", "Handbook")
+    page.fill("#propose input[name=path]", str(folder))
+    page.click("#propose button[type=submit]")
+    page.locator("tr[data-name=Handbook] button.approve").click()
+    deadline = time.monotonic() + 120
+    while "idle: 2 indexed" not in page.locator("tr[data-name=Handbook] .progress").inner_text():
+        assert time.monotonic() < deadline
+        time.sleep(1)
+        page.reload()
+
+    page.click("nav >> text=Navigator")
+    page.fill("#q", "annual leave portal")
+    page.click("#search button[type=submit]")
+    first = page.locator("#results li.hit").first
+    assert "leave.md" in first.inner_text()
+    assert first.locator("mark").first.inner_text().lower() in {"annual", "leave", "portal"}
+
+    page.fill("#q", "how much vacation time do I get?")
+    page.click("#ask")
+    page.wait_for_selector("#answer-citations li")
+    assert "thirty days" in page.inner_text("#answer-text")
+    citation = page.locator("#answer-citations li").first
+    assert "leave.md" in citation.inner_text()
+    assert "decision: allow" in page.inner_text("#answer-meta")
+    citation.locator("button.vote", has_text="Helpful").first.click()
+    expect(page.locator("#vote-status")).to_have_text("Thanks, noted.")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "console-navigator.png"), full_page=True)
+
+    page.reload()
+    row = page.locator("#feedback tr").nth(1)
+    assert "how much vacation time do I get?" in row.inner_text()
+    assert "leave.md" in row.inner_text() or "Leave" in row.inner_text()
+    assert "yes" in row.inner_text()
+    page.close()
