@@ -21,8 +21,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from litestar import asgi
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posturio.config import Settings
@@ -51,6 +53,7 @@ from posturio.platform.db import tenant_session
 from posturio.platform.logging import new_request_id
 from posturio.platform.models import Scope
 
+log = structlog.get_logger("posturio.navigator")
 NAVIGATOR_ALIAS = "navigator"
 # Extractive answers and "nothing found" are written in-process, at no cost.
 LOCAL = builtin_route(NAVIGATOR_ALIAS, "chat", "navigator", "extractive")
@@ -158,19 +161,29 @@ class Answerer:
             call, len(ask.conversation), estimate_prompt(ask.conversation), ask.max_out
         )
         model = await asyncio.to_thread(embedder, self.settings.navigator_model)
-        async with tenant_session(self.sessionmaker, key.tenant_id) as session:
-            groups = await viewer_groups(session, key.id, key.scopes)
-            filters = Filters(
-                ask.filters.source_ids, ask.filters.kinds, ask.filters.since, groups=groups
-            )
-            hits = await hybrid_search(
-                session,
-                key.tenant_id,
-                ask.question,
-                model,
-                k=self.settings.navigator_answer_passages * 2,
-                filters=filters,
-            )
+        try:
+            async with tenant_session(self.sessionmaker, key.tenant_id) as session:
+                groups = await viewer_groups(session, key.id, key.scopes)
+                filters = Filters(
+                    ask.filters.source_ids, ask.filters.kinds, ask.filters.since, groups=groups
+                )
+                hits = await hybrid_search(
+                    session,
+                    key.tenant_id,
+                    ask.question,
+                    model,
+                    k=self.settings.navigator_answer_passages * 2,
+                    filters=filters,
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            # No index, no grounded answer: say so at once rather than answer ungrounded.
+            log.warning("navigator_index_unavailable", error=str(exc)[:200])
+            raise GatewayError(
+                503,
+                "Navigator's index is unavailable right now; try again shortly",
+                code="index_unavailable",
+                retry_after=5,
+            ) from None
         passages = relevant(
             hits, self.settings.navigator_min_similarity, self.settings.navigator_answer_passages
         )

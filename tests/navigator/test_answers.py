@@ -52,8 +52,14 @@ async def ask(http: httpx.AsyncClient, key: str, **body: Any) -> httpx.Response:
 def events(text: str) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.split("\n"))
-        out.append((lines["event"], json.loads(lines["data"])))
+        name = data = ""
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data += line[6:]
+        assert name and data, f"not an event: {block[:300]!r}"
+        out.append((name, json.loads(data)))
     return out
 
 
@@ -362,3 +368,24 @@ async def test_sources_limited_to_groups_answer_only_their_members(
         assert (await http.patch(f"/api/members/{other_id}", json={})).status_code == 400
         bad = await http.patch(f"/api/members/{other_id}", json={"groups": ["no spaces please"]})
         assert bad.status_code == 400
+
+
+@pytest.mark.timeout(300)
+async def test_an_answer_model_that_fails_is_a_clear_error_not_an_ungrounded_answer(
+    server, worker, make_tenant, navigator_root, fake: FakeUpstream
+):
+    cut, down = await make_tenant(), await make_tenant()
+    for tenant, model in ((cut, "cut"), (down, "fail")):
+        async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
+            await indexed(http, "Handbook", handbook(navigator_root, model))
+        await put_route(server, tenant, "navigator-writer", [deployment("w", model, fake.base_url)])
+    async with httpx.AsyncClient(base_url=server, timeout=60) as http:
+        # Broken off mid-stream: what arrived, then an error event, never a clean end.
+        r = await ask(http, cut.gateway_key, question=QUESTION, stream=True)
+        names = [name for name, _ in events(r.text)]
+        assert names[0] == "sources" and names[-1] == "error" and "done" not in names
+        # Down before the first byte: a plain error response, like /v1's.
+        r = await ask(http, down.gateway_key, question=QUESTION, stream=True)
+        assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
+        r = await ask(http, down.gateway_key, question=QUESTION)
+        assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
