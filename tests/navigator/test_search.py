@@ -70,6 +70,11 @@ async def test_hybrid_search_finds_answers_in_other_words(
     hits = await search(query="parking permits")
     assert hits[0]["uri"] == "parking.txt" and hits[0]["text_rank"] == 1
     assert "[[Parking]]" in hits[0]["snippet"] and "[[permits]]" in hits[0]["snippet"]
+    # A question in natural language: full text matches the chunks with some of its words
+    # (OR semantics), not only those with all of them.
+    hits = await search(query="where can I get a permit for parking my car?", mode="text")
+    assert [h["uri"] for h in hits] == ["parking.txt"]
+    assert "[[permits]]" in hits[0]["snippet"]
     assert {h["uri"] for h in await search(query="laptop", kinds=["txt"])} <= {"parking.txt"}
     assert await search(query="laptop", source_ids=[str(uuid.uuid4())]) == []
     assert (await http.post("/api/navigator/search", json={"query": ""})).status_code == 400
