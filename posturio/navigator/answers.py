@@ -95,9 +95,15 @@ class Grounded:
             return "none"
         return "extractive" if self.route is LOCAL else "generative"
 
+    base_url: str
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return [p.citation(self.base_url) for p in self.passages]
+
     def citations(self, cited: list[int]) -> list[dict[str, Any]]:
         by_n = {p.n: p for p in self.passages}
-        return [by_n[n].citation() for n in cited if n in by_n]
+        return [by_n[n].citation(self.base_url) for n in cited if n in by_n]
 
 
 class StreamBroken(Exception):
@@ -198,7 +204,7 @@ class Answerer:
         route = await gateway.inspect_input(call, route, chat_segments(payload))
         max_out = ask.max_out or gateway.tier(call).max_output_tokens or 1024
         await gateway.admit(call, route, call.prompt_estimate, max_out)
-        grounded = Grounded(uuid.uuid4(), passages, payload, route)
+        grounded = Grounded(uuid.uuid4(), passages, payload, route, self.settings.base_url)
         await self._record(call, grounded)
         return grounded
 
@@ -217,7 +223,7 @@ class Answerer:
                     question=message_text(users[-1].get("content"))[:4000] if users else "",
                     mode=g.mode,
                     model=g.route.alias if g.route is not LOCAL else None,
-                    citations=[p.citation() for p in g.passages],
+                    citations=g.sources,
                 )
             )
 
@@ -301,7 +307,7 @@ class Answerer:
             {
                 "answer_id": str(g.answer_id),
                 "mode": g.mode,
-                "sources": [p.citation() for p in g.passages],
+                "sources": g.sources,
             },
         )
         cited = CitationStream(len(g.passages))

@@ -11,6 +11,7 @@ from litestar import Request, asgi, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 from markupsafe import Markup, escape
+from sqlalchemy import text
 
 from posturio.gateway.asgi import Receive, serve
 from posturio.gateway.pipeline import Call, Gateway, Send
@@ -23,6 +24,7 @@ from posturio.navigator.search import MARK_END, MARK_START
 from posturio.platform.console import ConsoleController, page
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
+from posturio.platform.errors import NotFound
 from posturio.platform.logging import new_request_id
 from posturio.platform.models import Role
 
@@ -31,6 +33,10 @@ def highlighted(snippet: str) -> Markup:
     """The snippet escaped, its matched terms in <mark>."""
     html = str(escape(snippet)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
     return Markup(html)  # noqa: S704 - escaped above; only our own tags added
+
+
+def _may_read(source_groups: list[str] | None, groups: tuple[str, ...] | None) -> bool:
+    return groups is None or not source_groups or bool(set(source_groups) & set(groups))
 
 
 class AskPage(ConsoleController):
@@ -56,8 +62,7 @@ class AskPage(ConsoleController):
         live = [
             s
             for s in await sources.listing(db, principal)
-            if s.status == "approved"
-            and (groups is None or not s.groups or set(s.groups) & set(groups))
+            if s.status == "approved" and _may_read(s.groups, groups)
         ]
         hits = []
         if q.strip():
@@ -82,6 +87,48 @@ class AskPage(ConsoleController):
             sources=live,
             hits=[(h, highlighted(h.snippet)) for h in hits],
             feedback=await feedback_items(db, principal.tenant_id, None, 50) if admin else None,
+        )
+
+    @get("/chunks/{chunk_id:int}")
+    async def passage(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller, chunk_id: FromPath[int]
+    ) -> Template:
+        """Where a citation leads: the cited passage in its document, if the member may
+        read it now (approved source, their groups); otherwise as if it did not exist."""
+        assert principal.user_id is not None
+        cited = (
+            await db.execute(
+                text(
+                    "SELECT c.document_id, c.model, d.uri, d.title, s.name, s.groups "
+                    "FROM navigator_chunks c "
+                    "JOIN navigator_sources s ON s.id = c.source_id AND s.status = 'approved' "
+                    "JOIN navigator_documents d ON d.id = c.document_id "
+                    "WHERE c.tenant_id = :t AND c.id = :id"
+                ),
+                {"t": principal.tenant_id, "id": chunk_id},
+            )
+        ).first()
+        groups = await member_groups(db, principal.tenant_id, principal.user_id)
+        if cited is None or not _may_read(cited.groups, groups):
+            raise NotFound("no such passage among the sources you may read")
+        chunks = (
+            await db.execute(
+                text(
+                    "SELECT id, heading_path, page, content FROM navigator_chunks "
+                    "WHERE tenant_id = :t AND document_id = :d AND model = :m ORDER BY ordinal"
+                ),
+                {"t": principal.tenant_id, "d": cited.document_id, "m": cited.model},
+            )
+        ).all()
+        return await page(
+            request,
+            db,
+            principal,
+            "console/navigator_passage.html",
+            active="Navigator",
+            document=cited,
+            chunks=chunks,
+            cited_id=chunk_id,
         )
 
     @post("/answers/{answer_id:str}/feedback", status_code=200)

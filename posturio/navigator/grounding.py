@@ -45,13 +45,17 @@ class Passage:
     n: int
     hit: SearchHit
 
-    def citation(self) -> dict[str, Any]:
+    def citation(self, base_url: str) -> dict[str, Any]:
+        """What a reader needs to follow citation [n]: a web page's own address, else
+        the passage in its document on the console (both need the reader's access)."""
         h = self.hit
+        url = h.uri if h.uri.startswith(("https://", "http://")) else None
         return {
             "n": self.n,
             "chunk_id": h.chunk_id,
             "source": h.source,
             "uri": h.uri,
+            "url": url or f"{base_url}/console/navigator/chunks/{h.chunk_id}",
             "title": h.title,
             "heading_path": h.heading_path,
             "page": h.page,

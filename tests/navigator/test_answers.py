@@ -94,6 +94,8 @@ async def test_extractive_answer_cites_only_the_tenants_approved_sources(
         }
         assert body["citations"][0]["uri"] == "leave.md"
         assert body["citations"][0]["source"] == "Handbook"
+        first = body["citations"][0]
+        assert first["url"] == f"{server}/console/navigator/chunks/{first['chunk_id']}"
         for c in body["citations"]:
             assert f"[{c['n']}]" in body["answer"]
         assert r.headers["x-posturio-answer-id"] == body["answer_id"]

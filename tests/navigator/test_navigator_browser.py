@@ -65,9 +65,17 @@ def test_member_searches_asks_and_rates_an_answer(server, worker, chromium, navi
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "console-navigator.png"), full_page=True)
 
-    page.reload()
+    # The citation leads to the passage in its document.
+    citation.locator("a").click()
+    page.wait_for_url("**/console/navigator/chunks/*")
+    assert "thirty days" in page.inner_text("section.passage.cited")
+
+    page.goto(f"{server}/console/navigator/")
     row = page.locator("#feedback tr").nth(1)
     assert "how much vacation time do I get?" in row.inner_text()
     assert "leave.md" in row.inner_text() or "Leave" in row.inner_text()
     assert "yes" in row.inner_text()
+    # A passage that does not exist, or is not the reader's, is a 404.
+    missing = page.goto(f"{server}/console/navigator/chunks/999999999")
+    assert missing is not None and missing.status == 404
     page.close()

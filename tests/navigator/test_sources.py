@@ -35,7 +35,9 @@ async def wait_sync(
 
 
 async def search(http: httpx.AsyncClient, q: str) -> list[dict[str, Any]]:
-    r = await http.get("/api/navigator/search", params={"q": q})
+    """Full-text matches over what is live (invented words: the vectors would match
+    something whatever the query)."""
+    r = await http.post("/api/navigator/search", json={"query": q, "mode": "text"})
     assert r.status_code == 200, r.text
     return r.json()
 

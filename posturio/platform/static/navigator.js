@@ -11,7 +11,9 @@ function citationItem(c) {
   const li = document.createElement("li");
   li.value = c.n;
   li.dataset.n = c.n;
-  const title = document.createElement("strong");
+  const title = document.createElement("a");
+  title.href = c.url;
+  if (!c.url.startsWith("/") && !c.url.startsWith(location.origin)) title.rel = "noopener noreferrer";
   title.textContent = c.title || c.uri;
   const where = document.createElement("span");
   where.className = "muted";
