@@ -266,15 +266,6 @@ async def text_ids(
     return [r.id for r in rows]
 
 
-def fuse(*rankings: list[int]) -> dict[int, float]:
-    """Reciprocal rank fusion (the search itself fuses in SQL, with the same formula)."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, chunk_id in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
-    return scores
-
-
 async def hybrid_search(
     session: AsyncSession,
     tenant_id: uuid.UUID,
