@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -97,6 +98,12 @@ def up(detach: bool, worker: bool) -> None:
     if sys.stderr.isatty():
         # A person is watching: readable log lines unless JSON was asked for explicitly.
         env.setdefault("POSTURIO_LOG_JSON", "false")
+    if not settings.navigator_roots:
+        # The embedded default lets folders under one documents directory become Navigator
+        # sources (an admin still approves each); a deployment names its own roots.
+        documents = state / "documents"
+        documents.mkdir(exist_ok=True)
+        env["POSTURIO_NAVIGATOR_ROOTS"] = json.dumps([str(documents)])
     stop = threading.Event()
 
     def shutdown(*_: object) -> None:
@@ -193,6 +200,10 @@ def _banner(settings: Settings, demo: Any, state: Path) -> None:
     console.print(f"API       {settings.base_url}/v1   (OpenAPI: {settings.base_url}/schema)")
     console.print(f"Console   {settings.base_url}/login")
     console.print(f"State     {state}   (scripts: {state / 'demo.env'})")
+    roots = json.loads(os.environ.get("POSTURIO_NAVIGATOR_ROOTS") or "[]") or [
+        str(state / "documents")
+    ]
+    console.print(f"Documents {', '.join(roots)}   (folders here can be Navigator sources)")
     if demo is not None:
         console.print(
             "\n[bold]First start: demo tenant created. Shown once (also in demo.env):[/bold]"

@@ -166,6 +166,43 @@ def test_owner_signs_in_to_the_console_in_a_real_browser(stack, chromium):
 
 
 @pytest.mark.timeout(300)
+def test_a_folder_in_the_documents_directory_answers_with_citations(stack):
+    """The newcomer's Navigator path on the embedded default: drop a folder under the
+    state's documents directory, approve it, ask the `navigator` model."""
+    from openai import OpenAI
+
+    state: Path = stack["state"]  # type: ignore[assignment]
+    demo = _read_env(state / "demo.env")
+    folder = state / "documents" / "handbook"
+    folder.mkdir(parents=True)
+    (folder / "leave.md").write_text(
+        "# Leave\n\nEvery employee is entitled to thirty days of paid annual leave.\n"
+    )
+    api = httpx.Client(
+        base_url=str(stack["base"]),
+        headers={"Authorization": f"Bearer {demo['POSTURIO_API_KEY']}"},
+        timeout=60,
+    )
+    source = api.post(
+        "/api/navigator/sources",
+        json={"name": "Handbook", "kind": "directory", "config": {"path": str(folder)}},
+    )
+    assert source.status_code == 201, source.text
+    source_id = source.json()["id"]
+    api.post(f"/api/navigator/sources/{source_id}/transition", json={"action": "approve"})
+    deadline = time.monotonic() + 180
+    while api.get(f"/api/navigator/sources/{source_id}").json()["progress"].get("indexed") != 1:
+        assert time.monotonic() < deadline, "the worker did not index the folder"
+        time.sleep(1)
+    client = OpenAI(base_url=demo["POSTURIO_BASE_URL"], api_key=demo["POSTURIO_API_KEY"])
+    reply = client.chat.completions.create(
+        model="navigator", messages=[{"role": "user", "content": "How much vacation do I get?"}]
+    )
+    content = reply.choices[0].message.content or ""
+    assert "thirty days" in content and "[1]" in content and "leave.md" in content
+
+
+@pytest.mark.timeout(300)
 def test_restart_reuses_state(stack):
     state: Path = stack["state"]  # type: ignore[assignment]
     env = stack["env"]

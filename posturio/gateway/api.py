@@ -32,7 +32,7 @@ from posturio.platform.dependencies import (
     provide_api_principal,
     provide_tenant_db,
 )
-from posturio.platform.errors import NotFound, PosturioError
+from posturio.platform.errors import Conflict, NotFound, PosturioError
 from posturio.platform.invalidation import ROUTES
 from posturio.platform.keys import get_key
 from posturio.platform.models import Role
@@ -205,6 +205,8 @@ class GatewayAdminApi(Controller):
     ) -> RouteOut:
         if not 1 <= len(alias) <= 200:
             raise PosturioError("alias must be 1-200 characters", code="invalid_route")
+        if alias in request.app.state.gateway.virtual_models:
+            raise Conflict(f"the model '{alias}' is served by Posturio itself; use another alias")
         route = await route_service.put_route(db, principal, alias, data)
         routes_changed(request, db, principal.tenant_id)
         rows = await route_service.list_routes(db, principal.tenant_id)

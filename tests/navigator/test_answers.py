@@ -229,6 +229,12 @@ async def test_generative_answers_drop_dead_citations_and_speak_openai(
         await client.chat.completions.create(
             model="navigator", messages=[{"role": "system", "content": "be brief"}]
         )
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers) as http:
+        taken = await http.put(
+            "/api/routes/navigator",
+            json={"kind": "chat", "deployments": [deployment("x", "ok", fake.base_url)]},
+        )
+        assert taken.status_code == 409 and "served by Posturio" in taken.text
     # A key limited to other models may not use it.
     async with httpx.AsyncClient(base_url=server, headers=t.admin_headers) as http:
         limited = (
