@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -481,17 +481,27 @@ async def _event(send: Send, name: str, data: dict[str, Any]) -> None:
     await _body(send, f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n")
 
 
+Authenticate = Callable[[Call], Awaitable[None]]
+
+
+async def serve_answer(
+    scope: dict[str, Any], receive: Receive, send: Send, authenticate: Authenticate
+) -> None:
+    """One answer request, however its caller is authenticated."""
+    app = scope["app"]
+    answerer: Answerer = app.state.answerer
+    call = Call(request_id=new_request_id(), endpoint="navigator.answer")
+    await serve(app.state.gateway, call, scope, receive, send, answerer.answer_api, authenticate)
+
+
 @asgi("/api/navigator/answer", include_in_schema=False, copy_scope=False)
 async def answer_endpoint(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """Grounded answers for a key with the gateway scope (see Answerer.answer_api)."""
-    app = scope["app"]
-    gateway: Gateway = app.state.gateway
-    answerer: Answerer = app.state.answerer
-    call = Call(request_id=new_request_id(), endpoint="navigator.answer")
+    gateway: Gateway = scope["app"].state.gateway
 
     async def authenticate(call: Call) -> None:
         if scope["method"] != "POST":
             raise GatewayError(405, "use POST", code="method_not_allowed")
         await gateway.authenticate(call, scope_token(scope))
 
-    await serve(gateway, call, scope, receive, send, answerer.answer_api, authenticate)
+    await serve_answer(scope, receive, send, authenticate)

@@ -13,11 +13,11 @@ from litestar.response import Template
 from markupsafe import Markup, escape
 from sqlalchemy import text
 
-from posturio.gateway.asgi import Receive, serve
-from posturio.gateway.pipeline import Call, Gateway, Send
+from posturio.gateway.asgi import Receive
+from posturio.gateway.pipeline import Call, Send
 from posturio.gateway.playground import SESSION_KEY, playground_key, session_key
 from posturio.navigator import sources
-from posturio.navigator.answers import Answerer, member_groups
+from posturio.navigator.answers import member_groups, serve_answer
 from posturio.navigator.api import feedback_items
 from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, record_feedback, search
 from posturio.navigator.search import MARK_END, MARK_START
@@ -25,7 +25,6 @@ from posturio.platform.console import ConsoleController, page
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import NotFound
-from posturio.platform.logging import new_request_id
 from posturio.platform.models import Role
 
 
@@ -141,12 +140,8 @@ class AskPage(ConsoleController):
 @asgi("/console/navigator/answer", include_in_schema=False, copy_scope=False)
 async def console_answer(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """The page's answers: Navigator's answer API, as the member's playground key."""
-    app = scope["app"]
-    gateway: Gateway = app.state.gateway
-    answerer: Answerer = app.state.answerer
-    call = Call(request_id=new_request_id(), endpoint="navigator.answer")
 
     async def authenticate(call: Call) -> None:
         await session_key(scope, receive, call)
 
-    await serve(gateway, call, scope, receive, send, answerer.answer_api, authenticate)
+    await serve_answer(scope, receive, send, authenticate)

@@ -5,13 +5,12 @@ admins' feedback table."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.navigator.test_sources_browser import PASSWORD, SHOTS, cli
+from tests.navigator.test_sources_browser import PASSWORD, SHOTS, approve_folder, cli
 
 
 @pytest.mark.timeout(240)
@@ -30,21 +29,7 @@ def test_member_searches_asks_and_rates_an_answer(server, worker, chromium, navi
     )
 
     page = chromium.new_page()
-    page.goto(f"{server}/login")
-    page.fill("#email", owner)
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/console")
-    page.goto(f"{server}/console/sources")
-    page.fill("#propose input[name=name]", "Handbook")
-    page.fill("#propose input[name=path]", str(folder))
-    page.click("#propose button[type=submit]")
-    page.locator("tr[data-name=Handbook] button.approve").click()
-    deadline = time.monotonic() + 120
-    while "idle: 2 indexed" not in page.locator("tr[data-name=Handbook] .progress").inner_text():
-        assert time.monotonic() < deadline
-        time.sleep(1)
-        page.reload()
+    approve_folder(page, server, owner, folder, indexed=2)
 
     page.click("nav >> text=Navigator")
     page.fill("#q", "annual leave portal")

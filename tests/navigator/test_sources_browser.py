@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,32 @@ def cli(*args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def approve_folder(page: Any, server: str, owner: str, folder: Path, *, indexed: int) -> None:
+    """Sign in as the owner, propose `folder` as "Handbook", approve it, wait until the
+    page shows `indexed` documents indexed."""
+    page.goto(f"{server}/login")
+    page.fill("#email", owner)
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/console")
+    page.goto(f"{server}/console/sources")
+    page.fill("#propose input[name=name]", "Handbook")
+    page.fill("#propose input[name=path]", str(folder))
+    page.click("#propose button[type=submit]")
+    page.wait_for_selector("#flash")
+    assert "proposed" in page.inner_text("#flash")
+    row = page.locator("tr[data-name=Handbook]")
+    row.locator("input[name=reason]").first.fill("HR owns it")
+    row.locator("button.approve").click()
+    page.wait_for_selector("#flash")
+    deadline = time.monotonic() + 120
+    progress = page.locator("tr[data-name=Handbook] .progress")
+    while f"idle: {indexed} indexed" not in progress.inner_text():
+        assert time.monotonic() < deadline, page.inner_text("#sources")
+        time.sleep(1)
+        page.reload()
 
 
 @pytest.mark.timeout(240)
@@ -46,26 +73,7 @@ def test_admin_approves_a_folder_in_the_console(server, worker, chromium, naviga
     (folder / "scan.pdf").write_bytes(b"%PDF-1.4 garbage")
 
     page = chromium.new_page()
-    page.goto(f"{server}/login")
-    page.fill("#email", owner)
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/console")
-    page.goto(f"{server}/console/sources")
-    page.fill("#propose input[name=name]", "Handbook")
-    page.fill("#propose input[name=path]", str(folder))
-    page.click("#propose button[type=submit]")
-    page.wait_for_selector("#flash")
-    assert "proposed" in page.inner_text("#flash")
-    row = page.locator("tr[data-name=Handbook]")
-    row.locator("input[name=reason]").first.fill("HR owns it")
-    row.locator("button.approve").click()
-    page.wait_for_selector("#flash")
-    deadline = time.monotonic() + 120
-    while "idle: 2 indexed" not in page.locator("tr[data-name=Handbook] .progress").inner_text():
-        assert time.monotonic() < deadline, page.inner_text("#sources")
-        time.sleep(1)
-        page.reload()
+    approve_folder(page, server, owner, folder, indexed=2)
     progress = page.locator("tr[data-name=Handbook] .progress").inner_text()
     assert "1 failed" in progress and "scan.pdf" in progress
     SHOTS.mkdir(parents=True, exist_ok=True)
