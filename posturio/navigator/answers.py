@@ -50,6 +50,8 @@ from posturio.navigator.models import Answer
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, hybrid_search
 from posturio.platform.db import tenant_session
+from posturio.platform.errors import PosturioError
+from posturio.platform.keyauth import CachedKey
 from posturio.platform.logging import new_request_id
 from posturio.platform.models import Scope
 
@@ -147,6 +149,23 @@ async def member_groups(
     if row is None:
         return ()
     return None if row.role in ("owner", "admin") else tuple(row.groups)
+
+
+async def admit_search(gateway: Gateway, key: CachedKey, client_ip: str | None) -> None:
+    """A search costs an embedding and two index walks: the key's plan, allowed models and
+    rate limits apply to it as to an answer (it reserves no tokens and is not metered)."""
+    call = Call(request_id=new_request_id(), endpoint="navigator.search", key=key)
+    call.client_ip = client_ip
+    try:
+        gateway.allow(call, NAVIGATOR_ALIAS)
+        await gateway.admit(call, LOCAL, 0, 0)
+    except GatewayError as exc:
+        raise PosturioError(
+            exc.message,
+            code=exc.code,
+            status_code=exc.status,
+            retry_after=int(exc.retry_after) if exc.retry_after else None,
+        ) from None
 
 
 class Answerer:

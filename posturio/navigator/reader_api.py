@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.navigator.answers import viewer_groups
+from posturio.navigator.answers import admit_search, viewer_groups
 from posturio.navigator.models import Answer, Feedback
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, hybrid_search
@@ -68,6 +68,7 @@ async def provide_reader(request: Request[Any, Any, Any]) -> Principal:
     key = await authenticator.authenticate(token_from_headers(request.headers))
     if not {Scope.gateway.value, Scope.admin.value} & key.scopes:
         raise Forbidden("this API key has neither the gateway nor the admin scope")
+    request.state.key = key
     return Principal(
         tenant_id=key.tenant_id,
         role=Role.admin if Scope.admin.value in key.scopes else Role.member,
@@ -125,6 +126,8 @@ class NavigatorReaderApi(Controller):
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, data: JSONBody[SearchIn]
     ) -> list[SearchHitOut]:
         assert principal.key_id is not None
+        client = request.client.host if request.client else None
+        await admit_search(request.app.state.gateway, request.state.key, client)
         groups = await viewer_groups(db, principal.key_id, principal.scopes)
         return await search(request, db, principal.tenant_id, groups, data)
 

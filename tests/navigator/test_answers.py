@@ -397,3 +397,27 @@ async def test_an_answer_model_that_fails_is_a_clear_error_not_an_ungrounded_ans
         assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
         r = await ask(http, down.gateway_key, question=QUESTION)
         assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
+
+
+@pytest.mark.timeout(120)
+async def test_search_and_answers_count_against_the_keys_limits(server, make_tenant):
+    t = await make_tenant()
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60) as http:
+
+        async def new_key(**limits: Any) -> dict[str, str]:
+            r = await http.post("/api/keys", json={"name": "k", "scopes": ["gateway"], **limits})
+            return {"Authorization": f"Bearer {r.json()['secret']}"}
+
+        slow = await new_key(rpm_limit=2)
+        search = {"query": "anything at all"}
+        for _ in range(2):
+            assert (
+                await http.post("/api/navigator/search", json=search, headers=slow)
+            ).status_code == 200
+        refused = await http.post("/api/navigator/search", json=search, headers=slow)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert (await ask(http, slow["Authorization"][7:], question="x")).status_code == 429
+
+        echo_only = await new_key(allowed_models=["echo"])
+        r = await http.post("/api/navigator/search", json=search, headers=echo_only)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed"
