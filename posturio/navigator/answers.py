@@ -49,6 +49,7 @@ from posturio.navigator.grounding import (
 from posturio.navigator.models import Answer
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, hybrid_search
+from posturio.navigator.settings import answer_model
 from posturio.platform.db import tenant_session
 from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import CachedKey
@@ -189,6 +190,7 @@ class Answerer:
         try:
             async with tenant_session(self.sessionmaker, key.tenant_id) as session:
                 groups = await viewer_groups(session, key.id, key.scopes)
+                alias = await answer_model(session, key.tenant_id, self.settings)
                 filters = Filters(
                     ask.filters.source_ids, ask.filters.kinds, ask.filters.since, groups=groups
                 )
@@ -213,7 +215,7 @@ class Answerer:
             hits, self.settings.navigator_min_similarity, self.settings.navigator_answer_passages
         )
         route = LOCAL
-        if passages and (alias := self.settings.navigator_answer_model):
+        if passages and alias:
             found = (await gateway.routes.get(key.tenant_id)).get(alias)
             if found is not None and found.kind == "chat" and found.targets:
                 route = found

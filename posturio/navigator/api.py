@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.navigator import sources
+from posturio.navigator import settings, sources
 from posturio.navigator.models import Answer, Document, Feedback, Source
 from posturio.navigator.tasks import purge_source, sync_source
 from posturio.platform.dependencies import Caller, Db, provide_api_principal, provide_tenant_db
@@ -92,6 +92,16 @@ async def feedback_items(
             )
         )
     return out
+
+
+async def _settings_out(
+    request: Request[Any, Any, Any], db: AsyncSession, tenant_id: uuid.UUID
+) -> settings.SettingsOut:
+    gateway = request.app.state.gateway
+    own = await settings.own_choice(db, tenant_id)
+    default = request.app.state.settings.navigator_answer_model
+    table = await gateway.routes.get(tenant_id)
+    return settings.describe(own, default, table, set(gateway.virtual_models))
 
 
 def source_out(s: Source) -> SourceOut:
@@ -221,6 +231,25 @@ class NavigatorApi(Controller):
             DocumentOut(d.uri, d.title, d.status, d.error, d.bytes, d.chunks, d.updated_at)
             for d in rows
         ]
+
+    @get("/settings", summary="Which chat model writes grounded answers")
+    async def get_settings(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller
+    ) -> settings.SettingsOut:
+        return await _settings_out(request, db, principal.tenant_id)
+
+    @put("/settings", summary="Choose the chat model that writes grounded answers")
+    async def put_settings(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        data: JSONBody[settings.SettingsIn],
+    ) -> settings.SettingsOut:
+        gateway = request.app.state.gateway
+        table = await gateway.routes.get(principal.tenant_id)
+        await settings.save(db, principal, data, table, set(gateway.virtual_models))
+        return await _settings_out(request, db, principal.tenant_id)
 
     @get("/feedback", summary="Feedback on grounded answers and citations, newest first")
     async def feedback(

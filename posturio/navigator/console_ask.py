@@ -7,24 +7,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, asgi, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 from sqlalchemy import text
 
 from posturio.gateway.asgi import Receive
 from posturio.gateway.pipeline import Call, Send
 from posturio.gateway.playground import SESSION_KEY, playground_key, session_key
-from posturio.navigator import sources
+from posturio.navigator import settings, sources
 from posturio.navigator.answers import member_groups, serve_answer
 from posturio.navigator.api import feedback_items
 from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, record_feedback, search
 from posturio.navigator.search import MARK_END, MARK_START
-from posturio.platform.console import ConsoleController, page
+from posturio.platform.console import ConsoleController, Form, flash, page
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
-from posturio.platform.errors import NotFound
+from posturio.platform.errors import Forbidden, NotFound, PosturioError
 from posturio.platform.models import Role
 
 
@@ -32,6 +33,13 @@ def highlighted(snippet: str) -> Markup:
     """The snippet escaped, its matched terms in <mark>."""
     html = str(escape(snippet)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
     return Markup(html)  # noqa: S704 - escaped above; only our own tags added
+
+
+BACK = "/console/navigator/"
+
+
+class SettingsForm(msgspec.Struct):
+    answer_model: str = ""  # empty: the operator's default
 
 
 def _may_read(source_groups: list[str] | None, groups: tuple[str, ...] | None) -> bool:
@@ -74,6 +82,15 @@ class AskPage(ConsoleController):
             )
             hits = await search(request, db, principal.tenant_id, groups, query)
         admin = principal.at_least(Role.admin)
+        answers = None
+        if admin:
+            gateway = app.state.gateway
+            answers = settings.describe(
+                await settings.own_choice(db, principal.tenant_id),
+                app.state.settings.navigator_answer_model,
+                await gateway.routes.get(principal.tenant_id),
+                set(gateway.virtual_models),
+            )
         return await page(
             request,
             db,
@@ -86,7 +103,30 @@ class AskPage(ConsoleController):
             sources=live,
             hits=[(h, highlighted(h.snippet)) for h in hits],
             feedback=await feedback_items(db, principal.tenant_id, None, 50) if admin else None,
+            answers=answers,
         )
+
+    @post("/settings", status_code=303)
+    async def save_settings(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        data: Annotated[SettingsForm, Form],
+    ) -> Redirect:
+        gateway = request.app.state.gateway
+        choice = settings.SettingsIn(data.answer_model or None)
+        try:
+            table = await gateway.routes.get(principal.tenant_id)
+            await settings.save(db, principal, choice, table, set(gateway.virtual_models))
+        except PosturioError as exc:
+            if isinstance(exc, Forbidden):
+                raise
+            await db.rollback()
+            flash(request, f"Not saved: {exc.message}")
+            return Redirect(BACK, status_code=303)
+        flash(request, f"Answers are now written by {choice.answer_model or 'the default'}.")
+        return Redirect(BACK, status_code=303)
 
     @get("/chunks/{chunk_id:int}")
     async def passage(

@@ -421,3 +421,39 @@ async def test_search_and_answers_count_against_the_keys_limits(server, make_ten
         echo_only = await new_key(allowed_models=["echo"])
         r = await http.post("/api/navigator/search", json=search, headers=echo_only)
         assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed"
+
+
+@pytest.mark.timeout(300)
+async def test_each_tenant_chooses_the_model_that_writes_its_answers(
+    server, worker, make_tenant, navigator_root, fake: FakeUpstream
+):
+    t = await make_tenant()
+    await put_route(server, t, "writer", [deployment("w", "cite", fake.base_url)])
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60) as http:
+        await indexed(http, "Handbook", handbook(navigator_root, "choice"))
+        current = (await http.get("/api/navigator/settings")).json()
+        # The operator's default (navigator-writer) is not among this tenant's routes.
+        assert current["answer_model"] is None and current["default_model"] == "navigator-writer"
+        assert current["answers"] == "extractive" and "writer" in current["chat_models"]
+        assert "navigator" not in current["chat_models"]
+        assert (await ask(http, t.gateway_key, question=QUESTION)).json()["mode"] == "extractive"
+
+        r = await http.put("/api/navigator/settings", json={"answer_model": "writer"})
+        assert r.status_code == 200 and r.json()["answers"] == "generative (writer)"
+        answer = (await ask(http, t.gateway_key, question=QUESTION)).json()
+        assert answer["mode"] == "generative" and answer["answer"].startswith("Thirty days")
+
+        for bad in ("no-such-model", "navigator", "text-embedding-local"):
+            r = await http.put("/api/navigator/settings", json={"answer_model": bad})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_answer_model"
+        assert (
+            await http.put("/api/navigator/settings", json={"answer_model": 3})
+        ).status_code == 400
+        gw = {"Authorization": f"Bearer {t.gateway_key}"}
+        assert (await http.get("/api/navigator/settings", headers=gw)).status_code == 403
+
+        r = await http.put("/api/navigator/settings", json={"answer_model": None})
+        assert r.json()["answers"] == "extractive"
+        assert (await ask(http, t.gateway_key, question=QUESTION)).json()["mode"] == "extractive"
+        events = (await http.get("/api/audit?action=navigator.settings")).json()["items"]
+        assert len([e for e in events if e["action"] == "navigator.settings"]) == 2

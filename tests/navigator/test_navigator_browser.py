@@ -60,6 +60,13 @@ def test_member_searches_asks_and_rates_an_answer(server, worker, chromium, navi
     assert "how much vacation time do I get?" in row.inner_text()
     assert "leave.md" in row.inner_text() or "Leave" in row.inner_text()
     assert "yes" in row.inner_text()
+    # The admin chooses which chat model writes answers (extractive by default).
+    assert page.inner_text("#answers-now") == "now: extractive"
+    page.select_option("#answer_model", "echo")
+    page.click("#answer-model button[type=submit]")
+    page.wait_for_selector("#flash")
+    assert page.inner_text("#answers-now") == "now: generative (echo)"
+
     # A passage that does not exist, or is not the reader's, is a 404.
     missing = page.goto(f"{server}/console/navigator/chunks/999999999")
     assert missing is not None and missing.status == 404
