@@ -47,6 +47,9 @@ def main() -> None:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
+        # As uvicorn binds: connections of a previous run still in TIME_WAIT (the server
+        # closed them) do not make the port busy; a process listening on it does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

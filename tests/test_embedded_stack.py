@@ -200,6 +200,8 @@ def test_a_folder_in_the_documents_directory_answers_with_citations(stack):
     )
     content = reply.choices[0].message.content or ""
     assert "thirty days" in content and "[1]" in content and "leave.md" in content
+    client.close()
+    api.close()
 
 
 @pytest.mark.timeout(300)
