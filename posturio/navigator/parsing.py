@@ -620,7 +620,8 @@ def _sections_from_xml(root: etree._Element) -> list[Section]:
             flush()
             rend = element.get("rend") or "h2"
             level = int(rend[1]) if len(rend) == 2 and rend[1].isdigit() else 2
-            heading = _collapse(_inline_text(element))
+            # Documentation generators (Sphinx, MkDocs) end headings with a "¶" permalink.
+            heading = _collapse(_inline_text(element)).rstrip("¶ ")
             while path and path[-1][0] >= level:
                 path.pop()
             if heading:

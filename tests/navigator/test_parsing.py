@@ -351,3 +351,22 @@ def test_empty_and_textless_inputs_are_refused() -> None:
     with pytest.raises(ParseError) as info:
         parse(b"# Only a heading\n", filename="h.md")
     assert info.value.code == "no_text"
+
+
+def test_sphinx_permalink_signs_are_not_part_of_headings() -> None:
+    paragraph = (
+        "<p>The built-in open function returns a file object, and is most commonly used "
+        "with two positional arguments and one keyword argument. The first argument is a "
+        "string containing the filename; the second describes the way the file is used.</p>"
+    )
+    page = (
+        "<html><head><title>Input and Output</title></head><body><main>"
+        '<section id="io"><h1>Input and Output<a class="headerlink" href="#io">¶</a></h1>'
+        f"{paragraph * 3}"
+        '<section id="rw"><h2>Reading and Writing Files<a class="headerlink" href="#rw">¶</a>'
+        f"</h2>{paragraph * 4}</section></section></main></body></html>"
+    )
+    doc = parse(page.encode(), filename="io.html")
+    paths = [s.heading_path for s in doc.sections]
+    assert ("Input and Output", "Reading and Writing Files") in paths
+    assert not any("¶" in h for p in paths for h in p)
