@@ -22,7 +22,7 @@ from posturio.gateway.errors import GatewayError
 from posturio.gateway.inspection.segments import chat_segments, embeddings_segments
 from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, estimate_inputs
 from posturio.platform.keyauth import bearer_or_key
-from posturio.platform.logging import REQUEST_ID_HEADER, new_request_id
+from posturio.platform.logging import REQUEST_ID_HEADER, current_request_id, new_request_id
 
 log = structlog.get_logger("posturio.access")
 latency = Histogram(
@@ -248,7 +248,8 @@ class GatewayASGI:
         gateway: Gateway = (self._app or scope["app"]).state.gateway
         path = scope["path"].removeprefix("/v1").rstrip("/") or "/"
         method, endpoint, handler = ROUTES.get(path, ("", "unknown", None))  # type: ignore[assignment]
-        call = Call(request_id=new_request_id(), endpoint=endpoint)
+        # Mounted in Litestar, its middleware has named the request already.
+        call = Call(request_id=current_request_id() or new_request_id(), endpoint=endpoint)
 
         async def authenticate(call: Call) -> None:
             if handler is None:

@@ -92,6 +92,7 @@ class Call:
     hits: list[dict[str, Any]] | None = None  # every finding, for the playground's panel
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[DecisionRecord] | None = None
+    finished: bool = False  # metered (a broken stream is seen by the relay and by serve)
 
     def overhead(self) -> float:
         if self.overhead_ms is None:
@@ -638,8 +639,9 @@ class Gateway:
 
     async def finish(self, call: Call) -> None:
         """After the response: the usage record (buffered) and the limits' true-up."""
-        if call.key is None:
+        if call.key is None or call.finished:
             return
+        call.finished = True
         if call.usage.estimated and not call.usage.prompt_tokens:
             call.usage.prompt_tokens = call.prompt_estimate
         cost = call.cost()

@@ -27,7 +27,7 @@ from posturio.platform import accounts, keys
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db, provide_console_principal, provide_db
 from posturio.platform.errors import PosturioError, Unauthorized
-from posturio.platform.logging import new_request_id
+from posturio.platform.logging import current_request_id, new_request_id
 from posturio.platform.models import ApiKey, Scope, User
 from posturio.platform.principal import Principal
 from posturio.platform.repository import scoped
@@ -173,7 +173,7 @@ class _MetadataSend:
 async def playground_chat(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     app = scope["app"]
     gateway: Gateway = app.state.gateway
-    call = Call(request_id=new_request_id(), endpoint="chat.completions")
+    call = Call(request_id=current_request_id() or new_request_id(), endpoint="chat.completions")
     wrapped = _MetadataSend(send, call)
 
     async def authenticate(call: Call) -> None:

@@ -53,7 +53,7 @@ from posturio.navigator.settings import answer_model
 from posturio.platform.db import tenant_session
 from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import CachedKey
-from posturio.platform.logging import new_request_id
+from posturio.platform.logging import current_request_id, new_request_id
 from posturio.platform.models import Scope
 
 log = structlog.get_logger("posturio.navigator")
@@ -61,6 +61,7 @@ NAVIGATOR_ALIAS = "navigator"
 # Extractive answers and "nothing found" are written in-process, at no cost.
 LOCAL = builtin_route(NAVIGATOR_ALIAS, "chat", "navigator", "extractive")
 ANSWER_ID_HEADER = "x-posturio-answer-id"
+PASSAGE_TOKENS = 300  # a chunk is at most 256 word pieces; with its label, about this
 # Request fields not passed on to the answer model: the conversation is ours to build,
 # one answer, and a grounded answer calls no tools.
 _NOT_FORWARDED = {"model", "messages", "stream", "stream_options", "n", "tools", "tool_choice"}
@@ -109,6 +110,17 @@ class Grounded:
         return [by_n[n].citation(self.base_url) for n in cited if n in by_n]
 
 
+def _unavailable(exc: Exception) -> GatewayError:
+    # No index, no grounded answer: say so at once rather than answer ungrounded.
+    log.warning("navigator_index_unavailable", error=str(exc)[:200])
+    return GatewayError(
+        503,
+        "Navigator's index is unavailable right now; try again shortly",
+        code="index_unavailable",
+        retry_after=5,
+    )
+
+
 class StreamBroken(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(error.get("message"))
@@ -119,11 +131,11 @@ async def viewer_groups(
     session: AsyncSession, key_id: uuid.UUID, scopes: frozenset[str]
 ) -> tuple[str, ...] | None:
     """The groups whose sources a key's holder may read: its creator's, in this tenant.
-    None (every source) for admins and admin keys; a key nobody in the tenant created
-    (made by the operator's CLI) reads only sources open to the whole tenant."""
+    A key nobody in the tenant created (made by the operator's CLI) reads only sources
+    open to the whole tenant; an admin key reads all."""
     if Scope.admin.value in scopes:
         return None
-    row = (
+    return _readable(
         await session.execute(
             text(
                 "SELECT m.role, m.groups FROM api_keys k JOIN memberships m "
@@ -131,22 +143,25 @@ async def viewer_groups(
             ),
             {"key": key_id},
         )
-    ).first()
-    if row is None:
-        return ()
-    return None if row.role in ("owner", "admin") else tuple(row.groups)
+    )
 
 
 async def member_groups(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> tuple[str, ...] | None:
-    """A signed-in member's groups (None, every source, for admins and owners)."""
-    row = (
+    """A signed-in member's groups."""
+    return _readable(
         await session.execute(
             text("SELECT role, groups FROM memberships WHERE tenant_id = :t AND user_id = :u"),
             {"t": tenant_id, "u": user_id},
         )
-    ).first()
+    )
+
+
+def _readable(rows: Any) -> tuple[str, ...] | None:
+    """None (every source) for admins and owners, else the member's groups; () for no
+    membership (sources open to the whole tenant only)."""
+    row = rows.first()
     if row is None:
         return ()
     return None if row.role in ("owner", "admin") else tuple(row.groups)
@@ -177,20 +192,29 @@ class Answerer:
     # ------------------------------------------------------------ the governed flow
 
     async def ground(self, gateway: Gateway, call: Call, ask: Ask) -> Grounded:
-        """Retrieve, build the prompt, inspect it and admit it; record the answer."""
+        """Admit, retrieve, build the prompt, inspect it; record the answer."""
         key = call.key
         assert key is not None
         gateway.allow(call, NAVIGATOR_ALIAS)
         call.origin = "navigator"
         call.stream = ask.stream
-        gateway.check_size(
-            call, len(ask.conversation), estimate_prompt(ask.conversation), ask.max_out
-        )
+        asked = estimate_prompt(ask.conversation)
+        gateway.check_size(call, len(ask.conversation), asked, ask.max_out)
+        try:
+            async with tenant_session(self.sessionmaker, key.tenant_id) as session:
+                writer = await self._writer(gateway, session, key.tenant_id)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _unavailable(exc) from None
+        # The key's limits before the retrieval (the embedding and the index walks are the
+        # costly part), reserved for the question and the passages it may be given.
+        passages_max = self.settings.navigator_answer_passages
+        max_out = ask.max_out or gateway.tier(call).max_output_tokens or 1024
+        await gateway.admit(call, writer, asked + PASSAGE_TOKENS * passages_max, max_out)
         model = await asyncio.to_thread(embedder, self.settings.navigator_model)
+        vector = (await asyncio.to_thread(model.encode, [ask.question]))[0]
         try:
             async with tenant_session(self.sessionmaker, key.tenant_id) as session:
                 groups = await viewer_groups(session, key.id, key.scopes)
-                alias = await answer_model(session, key.tenant_id, self.settings)
                 filters = Filters(
                     ask.filters.source_ids, ask.filters.kinds, ask.filters.since, groups=groups
                 )
@@ -199,35 +223,38 @@ class Answerer:
                     key.tenant_id,
                     ask.question,
                     model,
-                    k=self.settings.navigator_answer_passages * 2,
+                    k=passages_max * 2,
                     filters=filters,
+                    vector=vector,
                 )
         except (SQLAlchemyError, OSError) as exc:
-            # No index, no grounded answer: say so at once rather than answer ungrounded.
-            log.warning("navigator_index_unavailable", error=str(exc)[:200])
-            raise GatewayError(
-                503,
-                "Navigator's index is unavailable right now; try again shortly",
-                code="index_unavailable",
-                retry_after=5,
-            ) from None
-        passages = relevant(
-            hits, self.settings.navigator_min_similarity, self.settings.navigator_answer_passages
-        )
-        route = LOCAL
-        if passages and alias:
-            found = (await gateway.routes.get(key.tenant_id)).get(alias)
-            if found is not None and found.kind == "chat" and found.targets:
-                route = found
+            raise _unavailable(exc) from None
+        passages = relevant(hits, self.settings.navigator_min_similarity, passages_max)
+        route = writer if passages else LOCAL
         messages = grounded_messages(ask.conversation, passages) if passages else ask.conversation
         payload = {**ask.options, "model": route.alias, "messages": messages, "stream": ask.stream}
         call.prompt_estimate = estimate_chat(payload)
-        route = await gateway.inspect_input(call, route, chat_segments(payload))
-        max_out = ask.max_out or gateway.tier(call).max_output_tokens or 1024
-        await gateway.admit(call, route, call.prompt_estimate, max_out)
+        served = await gateway.inspect_input(call, route, chat_segments(payload))
+        # A policy's reroute picks another model for a model call; an answer written
+        # in-process (extractive, or "nothing found") never leaves the machine anyway.
+        if route is not LOCAL:
+            route = served
         grounded = Grounded(uuid.uuid4(), passages, payload, route, self.settings.base_url)
-        await self._record(call, grounded)
+        try:
+            await self._record(call, grounded)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _unavailable(exc) from None
         return grounded
+
+    async def _writer(
+        self, gateway: Gateway, session: AsyncSession, tenant_id: uuid.UUID
+    ) -> ResolvedRoute:
+        """The route that writes this tenant's answers, or LOCAL (extractive)."""
+        alias = await answer_model(session, tenant_id, self.settings)
+        route = (await gateway.routes.get(tenant_id)).get(alias) if alias else None
+        if route is not None and route.kind == "chat" and route.targets:
+            return route
+        return LOCAL
 
     async def _record(self, call: Call, g: Grounded) -> None:
         assert call.key is not None
@@ -321,22 +348,16 @@ class Answerer:
             await send_json(send, call, 200, msgspec.json.encode(out), extra)
             return
         relayed = await self.open_stream(gateway, call, g, question)
-        await _start_stream(send, call, extra)
-        await _event(
-            send,
-            "sources",
-            {
-                "answer_id": str(g.answer_id),
-                "mode": g.mode,
-                "sources": g.sources,
-            },
+        first = _event_bytes(
+            "sources", {"answer_id": str(g.answer_id), "mode": g.mode, "sources": g.sources}
         )
         cited = CitationStream(len(g.passages))
-        try:
-            async for delta in _texts(relayed, cited):
-                await _event(send, "delta", {"text": delta})
-        except StreamBroken as broken:
-            await _event(send, "error", broken.error)
+
+        async def delta(text: str) -> None:
+            await _event(send, "delta", {"text": text})
+
+        if error := await _pump(send, call, extra, relayed, cited, delta, first):
+            await _event(send, "error", error)
         else:
             await _event(
                 send,
@@ -380,7 +401,6 @@ class Answerer:
             await send_json(send, call, 200, msgspec.json.encode(body), extra)
             return
         relayed = await self.open_stream(gateway, call, g, question)
-        await _start_stream(send, call, extra)
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
@@ -397,13 +417,14 @@ class Answerer:
                 )
             )
 
-        await _body(send, chunk({"role": "assistant", "content": ""}))
         cited = CitationStream(len(g.passages))
-        try:
-            async for delta in _texts(relayed, cited):
-                await _body(send, chunk({"content": delta}))
-        except StreamBroken as broken:
-            await _body(send, sse(msgspec.json.encode({"error": broken.error})))
+
+        async def delta(text: str) -> None:
+            await _body(send, chunk({"content": text}))
+
+        first = chunk({"role": "assistant", "content": ""})
+        if error := await _pump(send, call, extra, relayed, cited, delta, first):
+            await _body(send, sse(msgspec.json.encode({"error": error})))
         else:
             footer = sources_footer(g.passages, cited.cited)
             await _body(
@@ -452,6 +473,41 @@ def _local_stream(content: str) -> ChatStream:
     return ChatStream(events[0], rest(), Usage(0, 0, estimated=False))
 
 
+async def _pump(
+    send: Send,
+    call: Call,
+    headers: dict[str, str],
+    relayed: AsyncIterator[bytes],
+    cited: CitationStream,
+    on_delta: Callable[[str], Awaitable[None]],
+    first: bytes,
+) -> dict[str, Any] | None:
+    """Start the response, send `first`, then the answer's text deltas; the error to
+    report if it broke off. Once the response has started, whatever fails ends it with an
+    error event (a second response cannot be sent); the stream is closed whatever
+    happens."""
+    async with contextlib.aclosing(relayed):
+        await _start_stream(send, call, headers)
+        try:
+            await _body(send, first)
+            async for text in _texts(relayed, cited):
+                await on_delta(text)
+        except StreamBroken as broken:
+            return broken.error
+        except ConnectionResetError:
+            raise
+        except Exception:
+            log.exception("navigator_stream_failed", request_id=call.request_id)
+            call.status, call.error_code = 500, "server_error"
+            return {
+                "message": f"internal error (request id {call.request_id})",
+                "type": "api_error",
+                "param": None,
+                "code": "server_error",
+            }
+    return None
+
+
 async def _texts(relayed: AsyncIterator[bytes], cited: CitationStream) -> AsyncIterator[str]:
     """The answer's text deltas with citations cleaned. Raises StreamBroken on a break."""
     async with contextlib.aclosing(relayed):
@@ -475,12 +531,18 @@ async def _deltas(relayed: AsyncIterator[bytes]) -> AsyncIterator[str]:
                 data = line[5:].strip()
                 if data == b"[DONE]" or not data:
                     continue
-                obj = msgspec.json.decode(data)
-                if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+                try:
+                    obj = msgspec.json.decode(data)
+                except msgspec.DecodeError:
+                    continue  # not an event of ours (a provider's keep-alive, say)
+                if not isinstance(obj, dict):
+                    continue
+                if isinstance(obj.get("error"), dict):
                     raise StreamBroken(obj["error"])
                 for choice in obj.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
+                    delta = choice.get("delta") if isinstance(choice, dict) else None
+                    content = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(content, str) and content:
                         yield content
 
 
@@ -498,8 +560,12 @@ async def _body(send: Send, data: bytes) -> None:
     await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
+def _event_bytes(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n"
+
+
 async def _event(send: Send, name: str, data: dict[str, Any]) -> None:
-    await _body(send, f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n")
+    await _body(send, _event_bytes(name, data))
 
 
 Authenticate = Callable[[Call], Awaitable[None]]
@@ -511,7 +577,7 @@ async def serve_answer(
     """One answer request, however its caller is authenticated."""
     app = scope["app"]
     answerer: Answerer = app.state.answerer
-    call = Call(request_id=new_request_id(), endpoint="navigator.answer")
+    call = Call(request_id=current_request_id() or new_request_id(), endpoint="navigator.answer")
     await serve(app.state.gateway, call, scope, receive, send, answerer.answer_api, authenticate)
 
 

@@ -194,7 +194,6 @@ def _sql(mode: str, tail: str) -> str:
 # more than the queries once the indexes are used.
 _SEARCH = {mode: _sql(mode, _FUSED) for mode in ("hybrid", "vector", "text")}
 _VECTOR_IDS = _sql("vector", "SELECT id FROM by_vector ORDER BY r")
-_TEXT_IDS = _sql("text", "SELECT id FROM by_text ORDER BY r")
 
 # Both settings last for this transaction only; one round trip.
 _SETTINGS = text(
@@ -253,15 +252,6 @@ async def vector_ids(
     await _index_settings(session, candidates)
     rows = await session.execute(
         text(_VECTOR_IDS), _params(tenant_id, filters, vector=vector, candidates=candidates)
-    )
-    return [r.id for r in rows]
-
-
-async def text_ids(
-    session: AsyncSession, tenant_id: uuid.UUID, query: str, filters: Filters, candidates: int
-) -> list[int]:
-    rows = await session.execute(
-        text(_TEXT_IDS), _params(tenant_id, filters, query=query, candidates=candidates)
     )
     return [r.id for r in rows]
 

@@ -11,6 +11,7 @@ misbehave on demand. The upstream model name chooses the behaviour:
   cut                    streams two chunks, then drops the connection
   cite                   answers CITED_ANSWER, which cites sources [1], [2] and some
                          that a grounded prompt with fewer sources never provided
+  junk                   like cite, with events that are not JSON in its streams
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class FakeUpstream:
         failure = await self._misbehave(model)
         if failure is not None:
             return failure
-        text = CITED_ANSWER if model == "cite" else _reply_text(body)
+        text = CITED_ANSWER if model in ("cite", "junk") else _reply_text(body)
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         if not body.get("stream"):
             return web.json_response(
@@ -159,6 +160,8 @@ class FakeUpstream:
         words = text.split(" ")
         for i, word in enumerate(words):
             await response.write(chunk({"content": word if i == 0 else " " + word}))
+            if model == "junk":
+                await response.write(b"data: : keep-alive\n\ndata: [1, 2]\n\n")
             if model == "cut" and i == 0:
                 await asyncio.sleep(0.05)
                 request.transport.close()  # type: ignore[union-attr]

@@ -101,6 +101,7 @@ async def test_extractive_answer_cites_only_the_tenants_approved_sources(
         assert r.headers["x-posturio-answer-id"] == body["answer_id"]
         assert r.headers["x-posturio-decision"] == "allow"
         assert r.headers["x-posturio-route"] == "navigator:navigator/extractive"
+        assert r.headers["x-posturio-request-id"] == body["request_id"]  # one id, ours
 
         # Streaming: the sources first, the text in deltas, the citations at the end.
         r = await ask(http, ours.gateway_key, question=QUESTION, stream=True)
@@ -457,3 +458,39 @@ async def test_each_tenant_chooses_the_model_that_writes_its_answers(
         assert (await ask(http, t.gateway_key, question=QUESTION)).json()["mode"] == "extractive"
         events = (await http.get("/api/audit?action=navigator.settings")).json()["items"]
         assert len([e for e in events if e["action"] == "navigator.settings"]) == 2
+
+
+@pytest.mark.timeout(300)
+async def test_odd_upstream_events_and_reroutes_keep_answers_grounded(
+    server, worker, make_tenant, navigator_root, fake: FakeUpstream
+):
+    junk = await make_tenant()
+    await put_route(server, junk, "navigator-writer", [deployment("w", "junk", fake.base_url)])
+    async with httpx.AsyncClient(base_url=server, headers=junk.admin_headers, timeout=60) as http:
+        await indexed(http, "Handbook", handbook(navigator_root, "junk"))
+        # Events that are not JSON (a keep-alive) or not objects are skipped, not a 500.
+        r = await ask(http, junk.gateway_key, question=QUESTION, stream=True)
+        stream = events(r.text)
+        assert stream[-1][0] == "done"
+        assert "".join(d["text"] for n, d in stream if n == "delta").startswith("Thirty days")
+
+    # A policy that reroutes personal data to another model applies to model calls; an
+    # extractive answer (no answer model) is written in-process and stays so.
+    t = await make_tenant()
+    await put_route(server, t, "on-prem", [deployment("p", "onprem-model", fake.base_url)])
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60) as http:
+        await indexed(http, "Handbook", handbook(navigator_root, "reroute"))
+        rule = {
+            "id": "pii-home",
+            "action": "reroute",
+            "reroute_to": "on-prem",
+            "match": {"detectors": ["pii"]},
+        }
+        r = await http.put("/api/policy", json={"document": {"rules": [rule]}})
+        assert r.status_code == 200, r.text
+        question = "how much vacation time do I get? reply to jane.doe@acme-corp.com"
+        for q in (question, "What is the capital of France? Ask jane.doe@acme-corp.com"):
+            r = await ask(http, t.gateway_key, question=q)
+            assert r.status_code == 200 and r.headers["x-posturio-decision"] == "reroute"
+            assert r.json()["mode"] in ("extractive", "none")
+        assert fake.calls("onprem-model") == []

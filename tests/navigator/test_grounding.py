@@ -33,7 +33,21 @@ def hit(content: str, similarity: float | None = 0.5, uri: str = "a.md") -> Sear
         ("A [2][1] b [2].", 2, "A [2][1] b [2].", [2, 1]),
         ("A [1, 7, 2].", 2, "A [1][2].", [1, 2]),
         ("A [0] [12] c", 2, "A c", []),
-        ("Array[0] stays only if valid: x[1]", 1, "Array stays only if valid: x[1]", [1]),
+        # Indexes and code are not citations.
+        ("a[0] and sys.argv[1] stay [1].", 1, "a[0] and sys.argv[1] stay [1].", [1]),
+        ("Run `ls [0]` then [2].", 1, "Run `ls [0]` then.", []),
+        (
+            "See:\n```python\nx = [0, 1]\ny = [7]\n```\nDone [1].",
+            1,
+            "See:\n```python\nx = [0, 1]\ny = [7]\n```\nDone [1].",
+            [1],
+        ),
+        (
+            "A lone ` tick ends at the line.\nThen [5].",
+            2,
+            "A lone ` tick ends at the line.\nThen.",
+            [],
+        ),
         ("No citations at all.", 3, "No citations at all.", []),
     ],
 )
@@ -43,14 +57,26 @@ def test_citations_to_numbers_not_provided_are_removed(
     assert clean_citations(text, provided) == (cleaned, cited)
 
 
-@pytest.mark.parametrize("size", [1, 2, 3, 5, 100])
+STREAMED = (
+    "Thirty days [1][9]. Booked in the portal [2, 12]. Many [1, 2, 3, 4, 5, 9] too. "
+    "Code `a [3]` and\n```\nb = [0]\n```\nNot [0]. Trailing [1"
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 100])
 def test_streamed_citations_come_out_the_same_in_any_split(size: int) -> None:
-    text = "Thirty days [1][9]. Booked in the portal [2, 12]. Not [0]. Trailing [1"
-    whole, cited = clean_citations(text, 2)
+    whole, cited = clean_citations(STREAMED, 2)
     stream = CitationStream(2)
-    out = "".join(stream.feed(text[i : i + size]) for i in range(0, len(text), size))
+    out = "".join(stream.feed(STREAMED[i : i + size]) for i in range(0, len(STREAMED), size))
     out += stream.flush()
-    assert out == whole == "Thirty days [1]. Booked in the portal [2]. Not. Trailing [1"
+    assert (
+        out
+        == whole
+        == (
+            "Thirty days [1]. Booked in the portal [2]. Many [1][2] too. "
+            "Code `a [3]` and\n```\nb = [0]\n```\nNot. Trailing [1"
+        )
+    )
     assert stream.cited == cited == [1, 2]
 
 
