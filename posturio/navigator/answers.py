@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posturio.config import Settings
 from posturio.gateway.asgi import SSE, Receive, response_headers, scope_token, send_json, serve
 from posturio.gateway.errors import GatewayError, invalid
+from posturio.gateway.inspection.engine import normalize
 from posturio.gateway.inspection.segments import chat_segments
 from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, parse
 from posturio.gateway.providers.base import SSE_DONE, ChatStream, Usage, sse
@@ -108,6 +109,26 @@ class Grounded:
     def citations(self, cited: list[int]) -> list[dict[str, Any]]:
         by_n = {p.n: p for p in self.passages}
         return [by_n[n].citation(self.base_url) for n in cited if n in by_n]
+
+
+def stored_question(content: Any, at: int, hits: list[dict[str, Any]] | None) -> str:
+    """The question as kept with its answer: every finding in it — whatever the policy
+    did with it (a flagged secret is still in the prompt) — replaced by its category."""
+    where = f"messages[{at}].content"
+    found = [
+        h for h in hits or () if h.get("direction") == "input" and h["where"].startswith(where)
+    ]
+    if not isinstance(content, str):
+        text = message_text(content)
+        kinds = sorted({h["category"] for h in found})
+        return f"[withheld: it contained {', '.join(kinds)}]" if kinds else text
+    text, out, last = normalize(content), [], 0
+    for h in sorted(found, key=lambda h: h["span"][0]):
+        start, end = h["span"]
+        if start >= last:
+            out += [text[last:start], f"[{h['category'].upper()}]"]
+            last = end
+    return "".join([*out, text[last:]])
 
 
 def _unavailable(exc: Exception) -> GatewayError:
@@ -234,6 +255,8 @@ class Answerer:
         messages = grounded_messages(ask.conversation, passages) if passages else ask.conversation
         payload = {**ask.options, "model": route.alias, "messages": messages, "stream": ask.stream}
         call.prompt_estimate = estimate_chat(payload)
+        at = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+        asked_text = messages[at].get("content")  # before any redaction replaces it
         served = await gateway.inspect_input(call, route, chat_segments(payload))
         # A policy's reroute picks another model for a model call; an answer written
         # in-process (extractive, or "nothing found") never leaves the machine anyway.
@@ -241,7 +264,7 @@ class Answerer:
             route = served
         grounded = Grounded(uuid.uuid4(), passages, payload, route, self.settings.base_url)
         try:
-            await self._record(call, grounded)
+            await self._record(call, grounded, stored_question(asked_text, at, call.hits))
         except (SQLAlchemyError, OSError) as exc:
             raise _unavailable(exc) from None
         return grounded
@@ -256,9 +279,8 @@ class Answerer:
             return route
         return LOCAL
 
-    async def _record(self, call: Call, g: Grounded) -> None:
+    async def _record(self, call: Call, g: Grounded, question: str) -> None:
         assert call.key is not None
-        users = [m for m in g.payload["messages"] if m.get("role") == "user"]
         async with tenant_session(self.sessionmaker, call.key.tenant_id) as session:
             session.add(
                 Answer(
@@ -267,8 +289,7 @@ class Answerer:
                     request_id=call.request_id,
                     asked_by=f"key:{call.key.prefix}",
                     key_id=call.key.id,
-                    # After the policy's redactions: the question as the model saw it.
-                    question=message_text(users[-1].get("content"))[:4000] if users else "",
+                    question=question[:4000],
                     mode=g.mode,
                     model=g.route.alias if g.route is not LOCAL else None,
                     citations=g.sources,

@@ -494,3 +494,27 @@ async def test_odd_upstream_events_and_reroutes_keep_answers_grounded(
             assert r.status_code == 200 and r.headers["x-posturio-decision"] == "reroute"
             assert r.json()["mode"] in ("extractive", "none")
         assert fake.calls("onprem-model") == []
+
+
+@pytest.mark.timeout(300)
+async def test_a_question_is_kept_without_the_secrets_and_personal_data_in_it(
+    server, worker, make_tenant, navigator_root
+):
+    t = await make_tenant()
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60) as http:
+        await indexed(http, "Handbook", handbook(navigator_root, "kept"))
+        # This tenant only flags what it finds: the prompt keeps the values, the stored
+        # question must not.
+        rule = {"id": "flag-all", "action": "flag", "match": {"detectors": ["secrets", "pii"]}}
+        r = await http.put("/api/policy", json={"document": {"rules": [rule]}})
+        assert r.status_code == 200, r.text
+        secret, email = "AKIAZ7QW3RTY5UIOPA2B", "jane.doe@acme-corp.com"
+        question = f"how much vacation time do I get? my key {secret}, mail {email}"
+        answer = await ask(http, t.gateway_key, question=question)
+        assert answer.status_code == 200 and answer.headers["x-posturio-decision"] == "flag"
+        gw = {"Authorization": f"Bearer {t.gateway_key}"}
+        url = f"/api/navigator/answers/{answer.json()['answer_id']}/feedback"
+        await http.post(url, json={"helpful": True}, headers=gw)
+        [kept] = (await http.get("/api/navigator/feedback")).json()
+        assert secret not in kept["question"] and email not in kept["question"]
+        assert kept["question"].startswith("how much vacation time do I get? my key [")
