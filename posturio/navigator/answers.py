@@ -122,13 +122,24 @@ def stored_question(content: Any, at: int, hits: list[dict[str, Any]] | None) ->
         text = message_text(content)
         kinds = sorted({h["category"] for h in found})
         return f"[withheld: it contained {', '.join(kinds)}]" if kinds else text
-    text, out, last = normalize(content), [], 0
-    for h in sorted(found, key=lambda h: h["span"][0]):
-        start, end = h["span"]
+    return masked(normalize(content), [(*h["span"], h["category"]) for h in found])
+
+
+def masked(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end, category) span replaced by `[CATEGORY]`."""
+    out, last = [], 0
+    for start, end, category in sorted(spans):
         if start >= last:
-            out += [text[last:start], f"[{h['category'].upper()}]"]
+            out += [text[last:start], f"[{category.upper()}]"]
             last = end
     return "".join([*out, text[last:]])
+
+
+async def masked_comment(gateway: Gateway, tenant_id: uuid.UUID, comment: str) -> str:
+    """A free-text comment as stored: what the tenant's detectors find in it, masked."""
+    policy = await gateway.policies.get(tenant_id)
+    text = normalize(comment)
+    return masked(text, [(f.start, f.end, f.category) for f in policy.inspector.inspect(text)])
 
 
 def _unavailable(exc: Exception) -> GatewayError:

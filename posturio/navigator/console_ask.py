@@ -172,9 +172,14 @@ class AskPage(ConsoleController):
 
     @post("/answers/{answer_id:str}/feedback", status_code=200)
     async def feedback(
-        self, db: Db, principal: Caller, answer_id: FromPath[str], data: JSONBody[FeedbackIn]
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        answer_id: FromPath[str],
+        data: JSONBody[FeedbackIn],
     ) -> FeedbackOut:
-        return await record_feedback(db, principal, answer_id, data)
+        return await record_feedback(request, db, principal, answer_id, data)
 
 
 @asgi("/console/navigator/answer", include_in_schema=False, copy_scope=False)

@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.navigator.answers import admit_search, viewer_groups
+from posturio.navigator.answers import admit_search, masked_comment, viewer_groups
 from posturio.navigator.models import Answer, Feedback
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, hybrid_search
@@ -137,15 +137,25 @@ class NavigatorReaderApi(Controller):
         summary="Helpful or not: an answer (citation 0) or one of its citations",
     )
     async def feedback(
-        self, db: Db, principal: Caller, answer_id: FromPath[str], data: JSONBody[FeedbackIn]
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        answer_id: FromPath[str],
+        data: JSONBody[FeedbackIn],
     ) -> FeedbackOut:
-        return await record_feedback(db, principal, answer_id, data)
+        return await record_feedback(request, db, principal, answer_id, data)
 
 
 async def record_feedback(
-    db: AsyncSession, principal: Principal, answer_id: str, data: FeedbackIn
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    principal: Principal,
+    answer_id: str,
+    data: FeedbackIn,
 ) -> FeedbackOut:
-    """One person's vote on an answer or one of its citations; voting again changes it."""
+    """One person's vote on an answer or one of its citations; voting again changes it.
+    A comment is kept with whatever the tenant's detectors find in it masked."""
     answer = await get_scoped(db, Answer, principal.tenant_id, answer_id, "answer")
     if data.citation and data.citation not in {c.get("n") for c in answer.citations}:
         raise PosturioError(
@@ -156,7 +166,11 @@ async def record_feedback(
         "answer_id": answer.id,
         "citation": data.citation,
         "helpful": data.helpful,
-        "comment": data.comment,
+        "comment": await masked_comment(
+            request.app.state.gateway, principal.tenant_id, data.comment
+        )
+        if data.comment
+        else None,
         "actor": principal.actor,
         "created_at": datetime.now(UTC),
     }

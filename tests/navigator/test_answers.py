@@ -514,7 +514,9 @@ async def test_a_question_is_kept_without_the_secrets_and_personal_data_in_it(
         assert answer.status_code == 200 and answer.headers["x-posturio-decision"] == "flag"
         gw = {"Authorization": f"Bearer {t.gateway_key}"}
         url = f"/api/navigator/answers/{answer.json()['answer_id']}/feedback"
-        await http.post(url, json={"helpful": True}, headers=gw)
+        comment = f"wrong, write to {email}"
+        await http.post(url, json={"helpful": False, "comment": comment}, headers=gw)
         [kept] = (await http.get("/api/navigator/feedback")).json()
         assert secret not in kept["question"] and email not in kept["question"]
+        assert kept["comment"] == "wrong, write to [EMAIL]"
         assert kept["question"].startswith("how much vacation time do I get? my key [")
