@@ -14,7 +14,10 @@ Questions: `bench/data/python_docs_questions.json`, a list of
 the words of someone who does not know the documentation's vocabulary. "paraphrase"
 questions share few or no content words with the wording of the page that answers them
 ("make my script wait a few seconds" for time.sleep); "keyword" questions use the terms
-the page itself uses. Every label was checked against the page.
+the page itself uses. Every label was checked against the page. "identifier" questions
+are what a developer pastes (an API name, a parameter: "NamedTemporaryFile delete=False");
+their label is the page whose Sphinx anchor defines that name (`id="tempfile.NamedTemporaryFile"`),
+not a judgement.
 
 Scoring counts pages, not chunks: each query retrieves `--chunks` (30) chunks with
 `hybrid_search(..., mode=...)`, the hits are deduplicated by document uri keeping the
@@ -49,6 +52,7 @@ from typing import Any
 DOCS = Path("/usr/share/doc/python3.11/html")
 QUESTIONS = Path(__file__).parent / "data" / "python_docs_questions.json"
 MODES = ("hybrid", "text", "vector")
+KINDS = ("paraphrase", "keyword", "identifier")
 
 _TUTORIAL = (
     "appendix appetite classes controlflow datastructures errors floatingpoint index "
@@ -242,7 +246,7 @@ def metrics(ranks: list[int | None]) -> tuple[float, float, float]:
 
 def report(questions: list[dict[str, Any]], results: dict[str, Any]) -> None:
     groups = [("all", list(range(len(questions))))]
-    for kind in ("paraphrase", "keyword"):
+    for kind in KINDS:
         groups.append((kind, [i for i, q in enumerate(questions) if q["kind"] == kind]))
     print()
     print(f"{'questions':<16}{'mode':<8}{'recall@5':>10}{'recall@10':>11}{'MRR@10':>9}")
@@ -313,7 +317,7 @@ def main() -> None:
         results = asyncio.run(evaluate(uuid.UUID(state["tenant_id"]), questions, args.chunks))
         search_s = time.perf_counter() - started
 
-    kinds = {k: sum(1 for q in questions if q["kind"] == k) for k in ("paraphrase", "keyword")}
+    kinds = {k: sum(1 for q in questions if q["kind"] == k) for k in KINDS}
     print(
         f"\nNavigator search quality: Python 3.11 docs subset, {len(PAGES)} pages -> "
         f"{state['documents']} documents, {state['chunks']} chunks "
@@ -325,8 +329,9 @@ def main() -> None:
         )
     )
     print(
-        f"{len(questions)} questions ({kinds['paraphrase']} paraphrase, {kinds['keyword']} "
-        f"keyword), {args.chunks} chunks per query deduplicated by page; "
+        f"{len(questions)} questions ("
+        + ", ".join(f"{n} {k}" for k, n in kinds.items())
+        + f"), {args.chunks} chunks per query deduplicated by page; "
         f"{len(questions) * len(MODES)} searches in {search_s:.1f} s"
     )
     report(questions, results)
