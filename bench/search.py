@@ -23,28 +23,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import secrets
 import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import text
 
-from posturio.config import Settings, load_settings
+from bench.services import embedded_services
+from posturio.config import Settings
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import hybrid_search
 from posturio.platform import accounts
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
-from posturio.platform.embedded import EmbeddedPostgres, EmbeddedRedis
-from posturio.platform.migrate import upgrade
 
 
 def vocabulary(size: int = 20_000) -> list[str]:
@@ -60,27 +54,6 @@ WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
 COLUMNS = (
     "tenant_id source_id document_id ordinal heading_path content content_hash model embedding"
 ).split()
-
-
-@contextmanager
-def services(keep: Path | None) -> Iterator[tuple[Settings, Path]]:
-    """Embedded PostgreSQL + Redis with migrations applied, in `keep` or a temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="posturio-bench-") as tmp:
-        root = (keep or Path(tmp)).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        pg = EmbeddedPostgres(root / "postgres")
-        redis = EmbeddedRedis(root / "redis", persist=False)
-        try:
-            os.environ["POSTURIO_DATABASE_URL"] = pg.start()
-            os.environ["POSTURIO_REDIS_URL"] = redis.start()
-            os.environ.setdefault("POSTURIO_SECRET_KEY", secrets.token_urlsafe(40))
-            os.environ["POSTURIO_STATE_DIR"] = str(root / "state")
-            settings = load_settings()
-            upgrade(settings)
-            yield settings, root
-        finally:
-            redis.stop()
-            pg.stop()
 
 
 async def _copy_chunks(
@@ -239,8 +212,8 @@ def main() -> None:
     if args.keep is not None and (args.keep / "seeded.json").exists():
         if json.loads((args.keep / "seeded.json").read_text()).get("chunks") != args.chunks:
             raise SystemExit(f"{args.keep} holds another --chunks: use another folder")
-    with services(args.keep) as (settings, root):
-        run(settings, root, args.chunks, args.queries, args.rounds)
+    with embedded_services(args.keep) as settings:
+        run(settings, settings.state_dir.parent, args.chunks, args.queries, args.rounds)
 
 
 if __name__ == "__main__":

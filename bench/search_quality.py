@@ -41,7 +41,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -91,35 +90,13 @@ def copy_corpus(into: Path) -> None:
 @contextmanager
 def services(keep: Path | None) -> Iterator[Path]:
     """Embedded PostgreSQL + Redis with migrations applied; yields the working folder
-    (kept under `keep`, else temporary). Migrations run their own event loop, so this
-    wraps `asyncio.run`, never runs inside it."""
+    (kept under `keep`, else temporary), from which directory sources may be read."""
     from bench.services import embedded_services
 
-    if keep is None:
-        with tempfile.TemporaryDirectory(prefix="posturio-quality-") as tmp:
-            os.environ["POSTURIO_NAVIGATOR_ROOTS"] = json.dumps([str(Path(tmp).resolve())])
-            with embedded_services():
-                yield Path(tmp).resolve()
-        return
-
-    from posturio.config import load_settings
-    from posturio.platform.embedded import EmbeddedPostgres, EmbeddedRedis
-    from posturio.platform.migrate import upgrade
-
-    root = keep.resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    pg = EmbeddedPostgres(root / "postgres")
-    redis = EmbeddedRedis(root / "redis", persist=False)
-    try:
-        os.environ["POSTURIO_DATABASE_URL"] = pg.start()
-        os.environ["POSTURIO_REDIS_URL"] = redis.start()
-        os.environ["POSTURIO_STATE_DIR"] = str(root / "state")  # the secret key lives there
-        os.environ["POSTURIO_NAVIGATOR_ROOTS"] = json.dumps([str(root)])
-        upgrade(load_settings())
-        yield root
-    finally:
-        redis.stop()
-        pg.stop()
+    with embedded_services(keep) as settings:
+        work = settings.state_dir.parent
+        os.environ["POSTURIO_NAVIGATOR_ROOTS"] = json.dumps([str(work)])
+        yield work
 
 
 def fingerprint() -> str:

@@ -15,15 +15,19 @@ from posturio.platform.migrate import upgrade
 
 
 @contextmanager
-def embedded_services() -> Iterator[Settings]:
+def embedded_services(keep: Path | None = None) -> Iterator[Settings]:
+    """The services in a temporary folder, or in `keep`, where a later run finds its data
+    again (migrations added since are applied). The folder is `settings.state_dir.parent`.
+    Migrations run their own event loop: enter this outside `asyncio.run`."""
     with tempfile.TemporaryDirectory(prefix="posturio-bench-") as tmp:
-        root = Path(tmp)
+        root = (keep or Path(tmp)).resolve()
+        root.mkdir(parents=True, exist_ok=True)
         pg = EmbeddedPostgres(root / "postgres")
         redis = EmbeddedRedis(root / "redis", persist=False)
         try:
             os.environ["POSTURIO_DATABASE_URL"] = pg.start()
             os.environ["POSTURIO_REDIS_URL"] = redis.start()
-            os.environ["POSTURIO_SECRET_KEY"] = secrets.token_urlsafe(40)
+            os.environ.setdefault("POSTURIO_SECRET_KEY", secrets.token_urlsafe(40))
             os.environ["POSTURIO_STATE_DIR"] = str(root / "state")
             settings = load_settings()
             upgrade(settings)

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 from litestar import asgi
-from sqlalchemy import text
+from sqlalchemy import ColumnElement
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,6 +33,7 @@ from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.engine import normalize
 from posturio.gateway.inspection.segments import chat_segments
 from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, parse
+from posturio.gateway.policy.evaluate import replace_spans
 from posturio.gateway.providers.base import SSE_DONE, ChatStream, Usage, sse
 from posturio.gateway.routing import ResolvedRoute, builtin_route
 from posturio.gateway.schemas import ChatShape
@@ -49,13 +50,14 @@ from posturio.navigator.grounding import (
 )
 from posturio.navigator.models import Answer
 from posturio.navigator.pipeline import embedder
-from posturio.navigator.search import Filters, hybrid_search
+from posturio.navigator.search import Filters, SearchHit, hybrid_search
 from posturio.navigator.settings import answer_model
 from posturio.platform.db import tenant_session
 from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import CachedKey
 from posturio.platform.logging import current_request_id, new_request_id
-from posturio.platform.models import Scope
+from posturio.platform.models import ApiKey, Membership, Role, Scope
+from posturio.platform.repository import scoped
 
 log = structlog.get_logger("posturio.navigator")
 NAVIGATOR_ALIAS = "navigator"
@@ -101,6 +103,22 @@ class Grounded:
         return "extractive" if self.route is LOCAL else "generative"
 
     base_url: str
+    question: str  # as kept: every finding in it masked
+
+    def record(self, call: Call) -> Answer:
+        """The answer as kept, for feedback to be read in context."""
+        assert call.key is not None
+        return Answer(
+            id=self.answer_id,
+            tenant_id=call.key.tenant_id,
+            request_id=call.request_id,
+            asked_by=f"key:{call.key.prefix}",
+            key_id=call.key.id,
+            question=self.question[:4000],
+            mode=self.mode,
+            model=self.route.alias if self.route is not LOCAL else None,
+            citations=self.sources,
+        )
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -127,12 +145,7 @@ def stored_question(content: Any, at: int, hits: list[dict[str, Any]] | None) ->
 
 def masked(text: str, spans: list[tuple[int, int, str]]) -> str:
     """`text` with each (start, end, category) span replaced by `[CATEGORY]`."""
-    out, last = [], 0
-    for start, end, category in sorted(spans):
-        if start >= last:
-            out += [text[last:start], f"[{category.upper()}]"]
-            last = end
-    return "".join([*out, text[last:]])
+    return replace_spans(text, [(start, end, f"[{c.upper()}]") for start, end, c in spans])
 
 
 async def masked_comment(gateway: Gateway, tenant_id: uuid.UUID, comment: str) -> str:
@@ -160,43 +173,35 @@ class StreamBroken(Exception):
 
 
 async def viewer_groups(
-    session: AsyncSession, key_id: uuid.UUID, scopes: frozenset[str]
+    session: AsyncSession, tenant_id: uuid.UUID, key_id: uuid.UUID, scopes: frozenset[str]
 ) -> tuple[str, ...] | None:
     """The groups whose sources a key's holder may read: its creator's, in this tenant.
     A key nobody in the tenant created (made by the operator's CLI) reads only sources
     open to the whole tenant; an admin key reads all."""
     if Scope.admin.value in scopes:
         return None
-    return _readable(
-        await session.execute(
-            text(
-                "SELECT m.role, m.groups FROM api_keys k JOIN memberships m "
-                "ON m.user_id = k.created_by AND m.tenant_id = k.tenant_id WHERE k.id = :key"
-            ),
-            {"key": key_id},
-        )
+    creator = (
+        scoped(ApiKey, tenant_id).where(ApiKey.id == key_id).with_only_columns(ApiKey.created_by)
     )
+    return await _readable(session, tenant_id, Membership.user_id == creator.scalar_subquery())
 
 
 async def member_groups(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> tuple[str, ...] | None:
     """A signed-in member's groups."""
-    return _readable(
-        await session.execute(
-            text("SELECT role, groups FROM memberships WHERE tenant_id = :t AND user_id = :u"),
-            {"t": tenant_id, "u": user_id},
-        )
-    )
+    return await _readable(session, tenant_id, Membership.user_id == user_id)
 
 
-def _readable(rows: Any) -> tuple[str, ...] | None:
+async def _readable(
+    session: AsyncSession, tenant_id: uuid.UUID, who: ColumnElement[bool]
+) -> tuple[str, ...] | None:
     """None (every source) for admins and owners, else the member's groups; () for no
     membership (sources open to the whole tenant only)."""
-    row = rows.first()
-    if row is None:
+    member = (await session.scalars(scoped(Membership, tenant_id).where(who))).first()
+    if member is None:
         return ()
-    return None if row.role in ("owner", "admin") else tuple(row.groups)
+    return None if member.role in (Role.owner, Role.admin) else tuple(member.groups)
 
 
 async def admit_search(gateway: Gateway, key: CachedKey, client_ip: str | None) -> None:
@@ -244,9 +249,12 @@ class Answerer:
         await gateway.admit(call, writer, asked + PASSAGE_TOKENS * passages_max, max_out)
         model = await asyncio.to_thread(embedder, self.settings.navigator_model)
         vector = (await asyncio.to_thread(model.encode, [ask.question]))[0]
+        # One unit of work: retrieval, the prompt's inspection and the answer's record. The
+        # row is written here, not by a worker, because the caller gets its id with the
+        # answer to send feedback on it; it is one INSERT in a transaction already open.
         try:
             async with tenant_session(self.sessionmaker, key.tenant_id) as session:
-                groups = await viewer_groups(session, key.id, key.scopes)
+                groups = await viewer_groups(session, key.tenant_id, key.id, key.scopes)
                 filters = Filters(
                     ask.filters.source_ids, ask.filters.kinds, ask.filters.since, groups=groups
                 )
@@ -259,9 +267,24 @@ class Answerer:
                     filters=filters,
                     vector=vector,
                 )
+                grounded = await self._prompt(gateway, call, ask, hits, writer)
+                session.add(grounded.record(call))
         except (SQLAlchemyError, OSError) as exc:
             raise _unavailable(exc) from None
-        passages = relevant(hits, self.settings.navigator_min_similarity, passages_max)
+        return grounded
+
+    async def _prompt(
+        self,
+        gateway: Gateway,
+        call: Call,
+        ask: Ask,
+        hits: list[SearchHit],
+        writer: ResolvedRoute,
+    ) -> Grounded:
+        """The prompt with the relevant passages, through the tenant's policy."""
+        passages = relevant(
+            hits, self.settings.navigator_min_similarity, self.settings.navigator_answer_passages
+        )
         route = writer if passages else LOCAL
         messages = grounded_messages(ask.conversation, passages) if passages else ask.conversation
         payload = {**ask.options, "model": route.alias, "messages": messages, "stream": ask.stream}
@@ -273,12 +296,8 @@ class Answerer:
         # in-process (extractive, or "nothing found") never leaves the machine anyway.
         if route is not LOCAL:
             route = served
-        grounded = Grounded(uuid.uuid4(), passages, payload, route, self.settings.base_url)
-        try:
-            await self._record(call, grounded, stored_question(asked_text, at, call.hits))
-        except (SQLAlchemyError, OSError) as exc:
-            raise _unavailable(exc) from None
-        return grounded
+        question = stored_question(asked_text, at, call.hits)
+        return Grounded(uuid.uuid4(), passages, payload, route, self.settings.base_url, question)
 
     async def _writer(
         self, gateway: Gateway, session: AsyncSession, tenant_id: uuid.UUID
@@ -289,23 +308,6 @@ class Answerer:
         if route is not None and route.kind == "chat" and route.targets:
             return route
         return LOCAL
-
-    async def _record(self, call: Call, g: Grounded, question: str) -> None:
-        assert call.key is not None
-        async with tenant_session(self.sessionmaker, call.key.tenant_id) as session:
-            session.add(
-                Answer(
-                    id=g.answer_id,
-                    tenant_id=call.key.tenant_id,
-                    request_id=call.request_id,
-                    asked_by=f"key:{call.key.prefix}",
-                    key_id=call.key.id,
-                    question=question[:4000],
-                    mode=g.mode,
-                    model=g.route.alias if g.route is not LOCAL else None,
-                    citations=g.sources,
-                )
-            )
 
     async def _local_text(self, g: Grounded, question: str) -> str:
         if not g.passages:

@@ -13,7 +13,6 @@ import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator import settings, sources
@@ -67,9 +66,9 @@ async def feedback_items(
     db: AsyncSession, tenant_id: uuid.UUID, helpful: bool | None, limit: int
 ) -> list[FeedbackItem]:
     stmt = (
-        select(Feedback, Answer)
+        scoped(Feedback, tenant_id)
+        .add_columns(Answer)
         .join(Answer, Answer.id == Feedback.answer_id)
-        .where(Feedback.tenant_id == tenant_id)
         .order_by(Feedback.created_at.desc())
         .limit(limit)
     )
@@ -92,16 +91,6 @@ async def feedback_items(
             )
         )
     return out
-
-
-async def _settings_out(
-    request: Request[Any, Any, Any], db: AsyncSession, tenant_id: uuid.UUID
-) -> settings.SettingsOut:
-    gateway = request.app.state.gateway
-    own = await settings.own_choice(db, tenant_id)
-    default = request.app.state.settings.navigator_answer_model
-    table = await gateway.routes.get(tenant_id)
-    return settings.describe(own, default, table, set(gateway.virtual_models))
 
 
 def source_out(s: Source) -> SourceOut:
@@ -236,7 +225,8 @@ class NavigatorApi(Controller):
     async def get_settings(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller
     ) -> settings.SettingsOut:
-        return await _settings_out(request, db, principal.tenant_id)
+        state = request.app.state
+        return await settings.current(db, principal.tenant_id, state.settings, state.gateway)
 
     @put("/settings", summary="Choose the chat model that writes grounded answers")
     async def put_settings(
@@ -246,10 +236,9 @@ class NavigatorApi(Controller):
         principal: Caller,
         data: JSONBody[settings.SettingsIn],
     ) -> settings.SettingsOut:
-        gateway = request.app.state.gateway
-        table = await gateway.routes.get(principal.tenant_id)
-        await settings.save(db, principal, data, table, set(gateway.virtual_models))
-        return await _settings_out(request, db, principal.tenant_id)
+        state = request.app.state
+        await settings.save(db, principal, data, state.gateway)
+        return await settings.current(db, principal.tenant_id, state.settings, state.gateway)
 
     @get("/feedback", summary="Feedback on grounded answers and citations, newest first")
     async def feedback(

@@ -335,7 +335,7 @@ class Chunker:
         if limit <= 0:
             return [], 0
         tail = previous[-1].text
-        units = [u for s in _sentences(tail) for u in s.split("\n") if u.strip()]
+        units = [u for s in sentences(tail) for u in s.split("\n") if u.strip()]
         taken: list[str] = []
         used = 0
         for unit, tokens in zip(
@@ -353,7 +353,7 @@ class Chunker:
         return [_Piece(overlap, used, "")], used
 
 
-def _sentences(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
     return [s for s, _ in _sentences_with_breaks(text)]
 
 

@@ -12,7 +12,6 @@ from litestar import Request, asgi, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
-from sqlalchemy import text
 
 from posturio.gateway.asgi import Receive
 from posturio.gateway.pipeline import Call, Send
@@ -20,6 +19,7 @@ from posturio.gateway.playground import SESSION_KEY, playground_key, session_key
 from posturio.navigator import settings, sources
 from posturio.navigator.answers import member_groups, serve_answer
 from posturio.navigator.api import feedback_items
+from posturio.navigator.models import Chunk, Document
 from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, record_feedback, search
 from posturio.navigator.search import MARK_END, MARK_START
 from posturio.platform.console import ConsoleController, Form, flash, page
@@ -27,6 +27,7 @@ from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError
 from posturio.platform.models import Role
+from posturio.platform.repository import get_scoped, scoped
 
 
 def highlighted(snippet: str) -> Markup:
@@ -40,10 +41,6 @@ BACK = "/console/navigator/"
 
 class SettingsForm(msgspec.Struct):
     answer_model: str = ""  # empty: the operator's default
-
-
-def _may_read(source_groups: list[str] | None, groups: tuple[str, ...] | None) -> bool:
-    return groups is None or not source_groups or bool(set(source_groups) & set(groups))
 
 
 class AskPage(ConsoleController):
@@ -66,11 +63,7 @@ class AskPage(ConsoleController):
             key = await playground_key(session, principal)
         request.set_session({**request.session, SESSION_KEY: key.prefix})
         groups = await member_groups(db, principal.tenant_id, principal.user_id)
-        live = [
-            s
-            for s in await sources.listing(db, principal)
-            if s.status == "approved" and _may_read(s.groups, groups)
-        ]
+        live = await sources.readable(db, principal.tenant_id, groups)
         hits = []
         if q.strip():
             chosen = [s.id for s in live if str(s.id) == source]
@@ -84,12 +77,8 @@ class AskPage(ConsoleController):
         admin = principal.at_least(Role.admin)
         answers = None
         if admin:
-            gateway = app.state.gateway
-            answers = settings.describe(
-                await settings.own_choice(db, principal.tenant_id),
-                app.state.settings.navigator_answer_model,
-                await gateway.routes.get(principal.tenant_id),
-                set(gateway.virtual_models),
+            answers = await settings.current(
+                db, principal.tenant_id, app.state.settings, app.state.gateway
             )
         return await page(
             request,
@@ -114,11 +103,9 @@ class AskPage(ConsoleController):
         principal: Caller,
         data: Annotated[SettingsForm, Form],
     ) -> Redirect:
-        gateway = request.app.state.gateway
         choice = settings.SettingsIn(data.answer_model or None)
         try:
-            table = await gateway.routes.get(principal.tenant_id)
-            await settings.save(db, principal, choice, table, set(gateway.virtual_models))
+            await settings.save(db, principal, choice, request.app.state.gateway)
         except PosturioError as exc:
             if isinstance(exc, Forbidden):
                 raise
@@ -135,28 +122,25 @@ class AskPage(ConsoleController):
         """Where a citation leads: the cited passage in its document, if the member may
         read it now (approved source, their groups); otherwise as if it did not exist."""
         assert principal.user_id is not None
+        groups = await member_groups(db, principal.tenant_id, principal.user_id)
+        readable = {s.id: s for s in await sources.readable(db, principal.tenant_id, groups)}
         cited = (
-            await db.execute(
-                text(
-                    "SELECT c.document_id, c.model, d.uri, d.title, s.name, s.groups "
-                    "FROM navigator_chunks c "
-                    "JOIN navigator_sources s ON s.id = c.source_id AND s.status = 'approved' "
-                    "JOIN navigator_documents d ON d.id = c.document_id "
-                    "WHERE c.tenant_id = :t AND c.id = :id"
-                ),
-                {"t": principal.tenant_id, "id": chunk_id},
+            await db.scalars(
+                scoped(Chunk, principal.tenant_id).where(
+                    Chunk.id == chunk_id, Chunk.source_id.in_(readable)
+                )
             )
         ).first()
-        groups = await member_groups(db, principal.tenant_id, principal.user_id)
-        if cited is None or not _may_read(cited.groups, groups):
+        if cited is None:
             raise NotFound("no such passage among the sources you may read")
+        document = await get_scoped(
+            db, Document, principal.tenant_id, cited.document_id, "document"
+        )
         chunks = (
-            await db.execute(
-                text(
-                    "SELECT id, heading_path, page, content FROM navigator_chunks "
-                    "WHERE tenant_id = :t AND document_id = :d AND model = :m ORDER BY ordinal"
-                ),
-                {"t": principal.tenant_id, "d": cited.document_id, "m": cited.model},
+            await db.scalars(
+                scoped(Chunk, principal.tenant_id)
+                .where(Chunk.document_id == cited.document_id, Chunk.model == cited.model)
+                .order_by(Chunk.ordinal)
             )
         ).all()
         return await page(
@@ -165,7 +149,8 @@ class AskPage(ConsoleController):
             principal,
             "console/navigator_passage.html",
             active="Navigator",
-            document=cited,
+            document=document,
+            source_name=readable[cited.source_id].name,
             chunks=chunks,
             cited_id=chunk_id,
         )

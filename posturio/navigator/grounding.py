@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from posturio.navigator.chunking import sentences
 from posturio.navigator.embedding import Embedder
 from posturio.navigator.search import SearchHit
 
@@ -39,7 +40,6 @@ _OPEN_TAIL = re.compile(r"\s?(?<!\w)\[[\d,\s]{0,120}$|\s$")
 # Code fences, inline code and line ends (which end an unclosed inline code span).
 _CODE_MARK = re.compile(r"(```|`|\n)")
 _PARTIAL_FENCE = re.compile(r"(?<!`)`{1,2}$")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,17 +151,15 @@ class CitationStream:
         return space + "".join(f"[{n}]" for n in valid)
 
 
-def sentences(text: str) -> list[str]:
-    flat = " ".join(text.split())
-    return [s for s in _SENTENCE.split(flat) if len(s) > 2]
-
-
 def extractive_answer(
     question: str, passages: Sequence[Passage], embedder: Embedder, *, per_passage: int = 2
 ) -> str:
     """The most relevant sentences of the best passages, each cited: what can be said
     without a generative model, and nothing that is not in the sources."""
-    picked = [(p, sentences(p.hit.content)) for p in passages[:3]]
+    picked = [
+        (p, [" ".join(s.split()) for s in sentences(p.hit.content) if len(s) > 2])
+        for p in passages[:3]
+    ]
     flat = [s for _, ss in picked for s in ss]
     if not flat:
         return NOTHING_FOUND

@@ -128,7 +128,7 @@ class NavigatorReaderApi(Controller):
         assert principal.key_id is not None
         client = request.client.host if request.client else None
         await admit_search(request.app.state.gateway, request.state.key, client)
-        groups = await viewer_groups(db, principal.key_id, principal.scopes)
+        groups = await viewer_groups(db, principal.tenant_id, principal.key_id, principal.scopes)
         return await search(request, db, principal.tenant_id, groups, data)
 
     @post(

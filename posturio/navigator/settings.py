@@ -10,13 +10,14 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.config import Settings as AppSettings
-from posturio.gateway.routing import RouteTable
+from posturio.gateway.pipeline import Gateway
 from posturio.navigator.models import Settings
 from posturio.platform import audit
 from posturio.platform.db import utcnow
 from posturio.platform.errors import PosturioError
 from posturio.platform.models import Role
 from posturio.platform.principal import Principal
+from posturio.platform.repository import scoped
 
 
 class SettingsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -31,8 +32,12 @@ class SettingsOut(msgspec.Struct):
     chat_models: list[str]  # the aliases it may name
 
 
+async def _row(session: AsyncSession, tenant_id: uuid.UUID) -> Settings | None:
+    return (await session.scalars(scoped(Settings, tenant_id))).first()
+
+
 async def own_choice(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
-    own = await session.get(Settings, tenant_id)
+    own = await _row(session, tenant_id)
     return own.answer_model if own else None
 
 
@@ -43,9 +48,14 @@ async def answer_model(
     return await own_choice(session, tenant_id) or settings.navigator_answer_model
 
 
-def describe(
-    own: str | None, default: str | None, table: RouteTable, virtual: set[str]
+async def current(
+    session: AsyncSession, tenant_id: uuid.UUID, settings: AppSettings, gateway: Gateway
 ) -> SettingsOut:
+    """The tenant's choice, the operator's default, what answers are now and the choices."""
+    own = await own_choice(session, tenant_id)
+    default = settings.navigator_answer_model
+    table = await gateway.routes.get(tenant_id)
+    virtual = set(gateway.virtual_models)
     chat = sorted(r.alias for r in table.aliases() if r.kind == "chat" and r.alias not in virtual)
     chosen = own or default
     route = table.get(chosen) if chosen else None
@@ -58,25 +68,24 @@ async def save(
     session: AsyncSession,
     principal: Principal,
     data: SettingsIn,
-    table: RouteTable,
-    virtual: set[str],
+    gateway: Gateway,
 ) -> Settings:
     principal.require(Role.admin)
     if data.answer_model is not None:
-        route = table.get(data.answer_model)
-        if route is None or route.kind != "chat" or data.answer_model in virtual:
+        route = (await gateway.routes.get(principal.tenant_id)).get(data.answer_model)
+        if route is None or route.kind != "chat" or data.answer_model in gateway.virtual_models:
             raise PosturioError(
                 f"'{data.answer_model}' is not one of this tenant's chat models",
                 code="invalid_answer_model",
             )
-    current = await session.get(Settings, principal.tenant_id)
-    before = current.answer_model if current else None
-    if current is None:
-        current = Settings(tenant_id=principal.tenant_id, updated_by=principal.actor)
-        session.add(current)
-    current.answer_model = data.answer_model
-    current.updated_by = principal.actor
-    current.updated_at = utcnow()
+    row = await _row(session, principal.tenant_id)
+    before = row.answer_model if row else None
+    if row is None:
+        row = Settings(tenant_id=principal.tenant_id, updated_by=principal.actor)
+        session.add(row)
+    row.answer_model = data.answer_model
+    row.updated_by = principal.actor
+    row.updated_at = utcnow()
     await session.flush()
     await audit.record(
         session,
@@ -87,4 +96,4 @@ async def save(
         target_id=str(principal.tenant_id),
         data={"answer_model": {"from": before, "to": data.answer_model}},
     )
-    return current
+    return row

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+from sqlalchemy import String, cast, func, or_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.config import Settings
@@ -152,6 +154,23 @@ async def listing(session: AsyncSession, principal: Principal) -> list[Source]:
     return list(
         (await session.scalars(scoped(Source, principal.tenant_id).order_by(Source.name))).all()
     )
+
+
+async def readable(
+    session: AsyncSession, tenant_id: Any, groups: tuple[str, ...] | None
+) -> list[Source]:
+    """The approved sources a reader with `groups` may read (None: every one), by name —
+    the rule the search query applies in SQL."""
+    stmt = scoped(Source, tenant_id).where(Source.status == "approved")
+    if groups is not None:
+        stmt = stmt.where(
+            or_(
+                Source.groups.is_(None),
+                func.cardinality(Source.groups) == 0,
+                Source.groups.overlap(cast(list(groups), ARRAY(String(64)))),
+            )
+        )
+    return list((await session.scalars(stmt.order_by(Source.name))).all())
 
 
 async def transition(

@@ -335,26 +335,7 @@ async def test_sources_limited_to_groups_answer_only_their_members(
     _, finance_key = await member_key(sessionmaker, t.id, ["finance"])
     other_id, other_key = await member_key(sessionmaker, t.id, ["engineering"])
     async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60) as http:
-        source = (
-            await http.post(
-                "/api/navigator/sources",
-                json={
-                    "name": "Finance",
-                    "kind": "directory",
-                    "config": {"path": str(folder)},
-                    "groups": ["finance"],
-                },
-            )
-        ).json()
-        await http.post(
-            f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"}
-        )
-        deadline = time.monotonic() + 120
-        while (await http.get(f"/api/navigator/sources/{source['id']}")).json()["progress"].get(
-            "state"
-        ) != "idle":
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.5)
+        await indexed(http, "Finance", folder, groups=["finance"])
 
         async def uris(key: str) -> tuple[set[str], set[str]]:
             auth = {"Authorization": f"Bearer {key}"}

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from tests.navigator.test_answers import handbook
 from tests.navigator.test_sources_browser import PASSWORD, SHOTS, approve_folder, cli
 
 
@@ -18,15 +19,7 @@ def test_member_searches_asks_and_rates_an_answer(server, worker, chromium, navi
     slug = f"ask-{uuid.uuid4().hex[:6]}"
     owner = f"owner-{slug}@acme-corp.com"
     cli("tenants", "create", slug, "--owner-email", owner, "--owner-password", PASSWORD)
-    folder = navigator_root / slug
-    folder.mkdir()
-    (folder / "leave.md").write_text(
-        "# Leave\n\n## Annual leave\n\nEvery employee is entitled to thirty days of paid "
-        "annual leave per calendar year. Leave is booked in the HR portal.\n"
-    )
-    (folder / "laptops.md").write_text(
-        "# Equipment\n\n## Laptops\n\nIT hands out a laptop on your first day.\n"
-    )
+    folder = handbook(navigator_root, slug)
 
     page = chromium.new_page()
     approve_folder(page, server, owner, folder, indexed=2)

@@ -19,11 +19,14 @@ from posturio.navigator.search import Filters, vector_ids
 from posturio.platform.db import tenant_session
 
 
-async def indexed(http: httpx.AsyncClient, name: str, folder: Path) -> dict[str, Any]:
+async def indexed(
+    http: httpx.AsyncClient, name: str, folder: Path, **fields: Any
+) -> dict[str, Any]:
+    """A directory source over `folder` (with any other `fields`), approved and synced."""
     source = (
         await http.post(
             "/api/navigator/sources",
-            json={"name": name, "kind": "directory", "config": {"path": str(folder)}},
+            json={"name": name, "kind": "directory", "config": {"path": str(folder)}, **fields},
         )
     ).json()
     await http.post(f"/api/navigator/sources/{source['id']}/transition", json={"action": "approve"})

@@ -260,11 +260,16 @@ class Labels:
 
 
 def _rewrite(text: str, spans: list[tuple[Finding, str]]) -> str:
+    return replace_spans(text, [(f.start, f.end, replacement) for f, replacement in spans])
+
+
+def replace_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end) replaced; a span overlapping an earlier one is skipped."""
     out, last = [], 0
-    for f, replacement in sorted(spans, key=lambda s: s[0].start):
-        out.append(text[last : f.start])
-        out.append(replacement)
-        last = f.end
+    for start, end, replacement in sorted(spans):
+        if start >= last:
+            out += [text[last:start], replacement]
+            last = end
     out.append(text[last:])
     return "".join(out)
 
