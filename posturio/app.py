@@ -40,7 +40,7 @@ from posturio.navigator.console_ask import AskPage, console_answer
 from posturio.navigator.console_page import SourcesPage
 from posturio.navigator.reader_api import NavigatorReaderApi
 from posturio.platform.api import AdminApi
-from posturio.platform.console import ConsoleAuth, ConsoleHome
+from posturio.platform.console import ConsoleAuth, ConsoleHome, InvitationPage
 from posturio.platform.console_audit import AuditPage
 from posturio.platform.console_keys import KeysPage
 from posturio.platform.console_members import MembersPage
@@ -182,6 +182,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PlaygroundPage,
             playground_chat,
             ConsoleAuth,
+            InvitationPage,
             ConsoleHome,
             OverviewPage,
             RequestsPage,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from posturio.platform import audit
 from posturio.platform.db import switch_tenant, utcnow
 from posturio.platform.errors import Conflict, Forbidden, NotFound, PosturioError
-from posturio.platform.models import Membership, Role, Tenant, User
+from posturio.platform.models import Invitation, Membership, Role, Tenant, User
 from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
 from posturio.platform.security import hash_password, verify_password
@@ -136,6 +136,18 @@ async def ensure_user(session: AsyncSession, email: str, password: str | None) -
     return user
 
 
+async def close_invitations(session: AsyncSession, tenant_id: uuid.UUID, email: str) -> None:
+    """Disable every open invitation link of `email` in the tenant (a new one replaces
+    them, or the person became a member another way)."""
+    stmt = scoped(Invitation, tenant_id).where(
+        func.lower(Invitation.email) == email.lower(),
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
+    )
+    for invitation in (await session.scalars(stmt)).all():
+        invitation.revoked_at = utcnow()
+
+
 @dataclass(frozen=True, slots=True)
 class MemberView:
     membership: Membership
@@ -145,19 +157,39 @@ class MemberView:
 async def add_member(
     session: AsyncSession, principal: Principal, email: str, role: Role, password: str | None = None
 ) -> MemberView:
+    """Add a member with a new account (created here, `password` its first one). An
+    address that already has an account joins only through an invitation it accepts
+    (see invitations.py): a tenant never attaches, nor sets the password of, an account
+    it does not own. The operator may add existing accounts directly."""
     principal.require(Role.admin)
     if role == Role.owner:
         principal.require(Role.owner)
-    user = await ensure_user(session, email, password)
-    existing = (
-        await session.scalars(
-            scoped(Membership, principal.tenant_id).where(Membership.user_id == user.id)
-        )
-    ).first()
-    if existing is not None:
-        raise Conflict(f"{user.email} is already a member (role {existing.role})")
+    email = normalise_email(email)
+    user = await user_by_email(session, email)
+    if user is not None:
+        existing = (
+            await session.scalars(
+                scoped(Membership, principal.tenant_id).where(Membership.user_id == user.id)
+            )
+        ).first()
+        if existing is not None:
+            raise Conflict(f"{user.email} is already a member (role {existing.role})")
+        if not principal.is_operator:
+            raise Conflict(
+                f"{user.email} cannot be added directly: invite them "
+                "(POST /api/invitations) and they accept with their own sign-in",
+                code="invite_required",
+            )
+        if password is not None:
+            raise Conflict(
+                f"{user.email} already has an account: its password is not set here",
+                code="account_exists",
+            )
+    else:
+        user = await ensure_user(session, email, password)
     membership = Membership(tenant_id=principal.tenant_id, user_id=user.id, role=role.value)
     session.add(membership)
+    await close_invitations(session, principal.tenant_id, user.email)
     await session.flush()
     await audit.record(
         session,

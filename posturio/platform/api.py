@@ -9,7 +9,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from redis.asyncio import Redis
 
-from posturio.platform import accounts, audit, keys
+from posturio.platform import accounts, audit, invitations, keys
 from posturio.platform.accounts import MemberView
 from posturio.platform.dependencies import (
     Caller,
@@ -20,11 +20,13 @@ from posturio.platform.dependencies import (
 )
 from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.keyauth import ALL_KEYS, broadcast_key_change
-from posturio.platform.models import ApiKey, Role, Tenant
+from posturio.platform.models import ApiKey, Invitation, Role, Tenant
 from posturio.platform.schemas import (
     AuditEventOut,
     AuditPage,
     ChainReportOut,
+    InvitationCreate,
+    InvitationOut,
     KeyCreate,
     KeyCreated,
     KeyLimits,
@@ -47,6 +49,19 @@ def tenant_out(tenant: Tenant) -> TenantOut:
 def member_out(view: MemberView) -> MemberOut:
     m = view.membership
     return MemberOut(str(m.id), str(m.user_id), view.email, m.role, m.created_at, list(m.groups))
+
+
+def invitation_out(invitation: Invitation, accept_url: str | None = None) -> InvitationOut:
+    return InvitationOut(
+        id=str(invitation.id),
+        email=invitation.email,
+        role=invitation.role,
+        groups=list(invitation.groups),
+        invited_by=invitation.invited_by,
+        created_at=invitation.created_at,
+        expires_at=invitation.expires_at,
+        accept_url=accept_url,
+    )
 
 
 def key_out(key: ApiKey) -> KeyOut:
@@ -100,7 +115,27 @@ class AdminApi(Controller):
     async def list_members(self, db: Db, principal: Caller) -> list[MemberOut]:
         return [member_out(v) for v in await accounts.list_members(db, principal)]
 
-    @post("/members", summary="Add a member (creates the user if new)")
+    @post(
+        "/invitations",
+        summary="Invite a person (new or with an account) to join; the link is shown once",
+    )
+    async def invite(
+        self, request: Request, db: Db, principal: Caller, data: JSONBody[InvitationCreate]
+    ) -> InvitationOut:
+        new = await invitations.invite(db, principal, data.email, data.role, data.groups)
+        return invitation_out(new.invitation, str(request.base_url).rstrip("/") + new.accept_path)
+
+    @get("/invitations", summary="Open invitations")
+    async def list_invitations(self, db: Db, principal: Caller) -> list[InvitationOut]:
+        return [invitation_out(i) for i in await invitations.pending(db, principal)]
+
+    @delete("/invitations/{invitation_id:str}", summary="Revoke an invitation", status_code=204)
+    async def revoke_invitation(
+        self, db: Db, principal: Caller, invitation_id: FromPath[str]
+    ) -> None:
+        await invitations.revoke(db, principal, invitation_id)
+
+    @post("/members", summary="Add a member with a new account (existing accounts: invite)")
     async def add_member(
         self, db: Db, principal: Caller, data: JSONBody[MemberCreate]
     ) -> MemberOut:

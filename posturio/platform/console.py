@@ -11,14 +11,14 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.platform import accounts
+from posturio.platform import accounts, invitations
 from posturio.platform.dependencies import Caller, Db, provide_console_principal, provide_db
-from posturio.platform.errors import Forbidden, Unauthorized
+from posturio.platform.errors import Forbidden, NotFound, PosturioError, Unauthorized
 from posturio.platform.models import Role, User
 from posturio.platform.principal import Principal
 
@@ -29,6 +29,10 @@ LOGIN_WINDOW_S = 900
 
 class LoginForm(msgspec.Struct):
     email: str = ""
+    password: str = ""
+
+
+class AcceptForm(msgspec.Struct):
     password: str = ""
 
 
@@ -88,6 +92,60 @@ class ConsoleAuth(Controller):
     async def logout(self, request: Request) -> Redirect:
         request.clear_session()
         return Redirect("/login", status_code=303)
+
+
+def _invalid_invitation(request: Request, exc: NotFound) -> Template:
+    context = {"signed_in": False, "invalid": exc.message}
+    return Template("invite.html", context=context, status_code=404)
+
+
+class InvitationPage(Controller):
+    """The one-time link an admin hands out: accept by signing in as the invited address,
+    or, for an address without an account, by choosing its password."""
+
+    path = "/invite"
+    include_in_schema = False
+    dependencies = {"db": Provide(provide_db)}
+    exception_handlers = {NotFound: _invalid_invitation}
+
+    @get("/{token:str}")
+    async def show(self, db: Db, token: FromPath[str]) -> Template:
+        found = await invitations.find(db, token)
+        return Template("invite.html", context=_invite_context(found))
+
+    @post("/{token:str}", status_code=303)
+    async def accept(
+        self, request: Request, db: Db, token: FromPath[str], data: Annotated[AcceptForm, Form]
+    ) -> Template | Redirect:
+        found = await invitations.find(db, token)
+        context = _invite_context(found)
+        redis: Redis = request.app.state.redis
+        client = request.client.host if request.client else "unknown"
+        throttle_key = f"posturio:login:fail:{client}:{found.invitation.email.lower()}"
+        if await _too_many_failures(redis, throttle_key):
+            context["error"] = "Too many failed attempts. Wait 15 minutes and try again."
+            return Template("invite.html", context=context, status_code=429)
+        try:
+            user = await invitations.accept(db, found, data.password)
+        except PosturioError as exc:
+            await db.rollback()
+            if isinstance(exc, invitations.WrongCredentials):
+                await _note_failure(redis, throttle_key)
+            context["error"] = exc.message
+            return Template("invite.html", context=context, status_code=exc.status_code)
+        request.clear_session()
+        request.set_session({"user_id": str(user.id), "tenant_id": str(found.invitation.tenant_id)})
+        return Redirect("/console", status_code=303)
+
+
+def _invite_context(found: invitations.OpenInvitation) -> dict[str, Any]:
+    return {
+        "signed_in": False,
+        "tenant_name": found.tenant_name,
+        "email": found.invitation.email,
+        "role": found.invitation.role,
+        "has_account": found.has_account,
+    }
 
 
 def login_redirect(request: Request, exc: Unauthorized) -> Redirect:

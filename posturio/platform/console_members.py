@@ -6,7 +6,7 @@ Navigator sources limited to groups a member may read."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
@@ -14,11 +14,12 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.platform import accounts
+from posturio.platform import accounts, invitations
 from posturio.platform.console import ConsoleController, Form, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
-from posturio.platform.models import Role, User
+from posturio.platform.models import Role
+from posturio.platform.principal import Principal
 from posturio.platform.schemas import Groups
 
 PAGE_SIZE = 50
@@ -64,6 +65,40 @@ async def _refused(request: Request, db: AsyncSession, exc: PosturioError) -> Re
     return Redirect(BACK, status_code=303)
 
 
+async def _members_page(
+    request: Request,
+    db: AsyncSession,
+    principal: Principal,
+    page_no: int,
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Template:
+    principal.require(Role.admin)
+    views = await accounts.list_members(
+        db, principal, limit=PAGE_SIZE + 1, offset=(page_no - 1) * PAGE_SIZE
+    )
+    more = len(views) > PAGE_SIZE
+    # Owners may hand out every role; admins every role below owner.
+    roles = [r.value for r in Role if r != Role.owner or principal.at_least(Role.owner)]
+    return await page(
+        request,
+        db,
+        principal,
+        "console/members.html",
+        active="Members",
+        status_code=status_code,
+        members=views[:PAGE_SIZE],
+        invitations=await invitations.pending(db, principal),
+        roles=roles,
+        is_owner=principal.at_least(Role.owner),
+        me=principal.user_id,
+        next_url=f"{BACK}?page={page_no + 1}" if more else None,
+        prev_url=f"{BACK}?page={page_no - 1}" if page_no > 1 else None,
+        **extra,
+    )
+
+
 class MembersPage(ConsoleController):
     path = "/console/members"
 
@@ -75,44 +110,34 @@ class MembersPage(ConsoleController):
         principal: Caller,
         page_no: Annotated[int, QueryParameter(name="page", ge=1, le=100_000)] = 1,
     ) -> Template:
-        principal.require(Role.admin)
-        views = await accounts.list_members(
-            db, principal, limit=PAGE_SIZE + 1, offset=(page_no - 1) * PAGE_SIZE
-        )
-        more = len(views) > PAGE_SIZE
-        # Owners may hand out every role; admins every role below owner.
-        roles = [r.value for r in Role if r != Role.owner or principal.at_least(Role.owner)]
-        return await page(
-            request,
-            db,
-            principal,
-            "console/members.html",
-            active="Members",
-            members=views[:PAGE_SIZE],
-            roles=roles,
-            is_owner=principal.at_least(Role.owner),
-            me=principal.user_id,
-            next_url=f"{BACK}?page={page_no + 1}" if more else None,
-            prev_url=f"{BACK}?page={page_no - 1}" if page_no > 1 else None,
-        )
+        return await _members_page(request, db, principal, page_no)
 
-    @post("/", status_code=303)
+    @post("/", status_code=201)
     async def invite(
         self, request: Request, db: Db, principal: Caller, data: Annotated[InviteForm, Form]
+    ) -> Template | Redirect:
+        """An invitation for anyone, new or with an account: the link is on this answer
+        only (never stored or flashed), for the admin to hand to the person."""
+        principal.require(Role.admin)
+        try:
+            new = await invitations.invite(db, principal, data.email, _role(data.role))
+        except PosturioError as exc:
+            return await _refused(request, db, exc)
+        link = str(request.base_url).rstrip("/") + new.accept_path
+        return await _members_page(
+            request, db, principal, 1, invited=new.invitation, invite_link=link, status_code=201
+        )
+
+    @post("/invitations/{invitation_id:str}/revoke", status_code=303)
+    async def revoke_invitation(
+        self, request: Request, db: Db, principal: Caller, invitation_id: FromPath[str]
     ) -> Redirect:
         principal.require(Role.admin)
         try:
-            view = await accounts.add_member(db, principal, data.email, _role(data.role))
+            await invitations.revoke(db, principal, invitation_id)
         except PosturioError as exc:
             return await _refused(request, db, exc)
-        user = await db.get(User, view.membership.user_id)
-        note = (
-            ""
-            if user is not None and user.password_hash
-            else " They have no password yet: the operator sets one with "
-            "posturio users set-password."
-        )
-        flash(request, f"Added {view.email} as {view.membership.role}.{note}")
+        flash(request, "Invitation revoked: its link no longer works.")
         return Redirect(BACK, status_code=303)
 
     @post("/{member_id:str}/role", status_code=303)

@@ -93,6 +93,33 @@ class Membership(Base):
     groups: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
 
 
+class Invitation(Base):
+    """An offer to join a tenant, accepted by whoever holds the one-time link and can sign
+    in as the invited address (or, with no account yet, chooses its password)."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        Index("ix_invitations_tenant_email", "tenant_id", "email"),
+        CheckConstraint("role IN ('owner', 'admin', 'reviewer', 'member')", name="role"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=_uuid)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    groups: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(200))  # the audit actor
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > utcnow()
+
+
 class ApiKey(Base):
     """A tenant API key: the public prefix identifies it; only a hash of the secret is kept."""
 

@@ -24,6 +24,11 @@ class Principal:
     key_id: uuid.UUID | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
 
+    @property
+    def is_operator(self) -> bool:
+        """The platform operator (CLI, start-up bootstrap), trusted across tenants."""
+        return self.actor == OPERATOR or self.actor.startswith("system:")
+
     def at_least(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 

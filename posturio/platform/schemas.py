@@ -34,9 +34,27 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
 class MemberCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Email
     role: Role = Role.member
-    # Optional initial password (min 10 chars); without one the member is invited.
+    # A new account's first password (min 10 chars); existing accounts are invited instead.
     password: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
     groups: Groups = []
+
+
+class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    role: Role = Role.member
+    groups: Groups = []
+
+
+class InvitationOut(msgspec.Struct):
+    id: str
+    email: str
+    role: str
+    groups: list[str]
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+    # Only in the answer that creates it: the one-time link to hand to the person.
+    accept_url: str | None = None
 
 
 class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
