@@ -24,7 +24,12 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from posturio.config import ConfigError, Settings, load_settings
 from posturio.platform.embedded import pid_alive
 from posturio.platform.files import write_private
-from posturio.platform.logging import configure_logging
+from posturio.platform.logging import (
+    configure_logging,
+    open_private_log,
+    redirect_output_to_rotating_file,
+)
+from posturio.platform.supervisor import Supervisor, describe, die_with_parent, reap_group
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -78,15 +83,30 @@ def _services_env(state: Path, env: dict[str, str]) -> None:
 @main.command()
 @click.option("--detach", is_flag=True, help="Start in the background; `posturio down` stops it.")
 @click.option("--worker/--no-worker", default=True, help="Run a dramatiq worker too.")
-def up(detach: bool, worker: bool) -> None:
+@click.option("--log-file", hidden=True, type=click.Path(), help="Set by --detach.")
+def up(detach: bool, worker: bool, log_file: str | None) -> None:
     """Run everything: embedded Postgres + Redis (unless URLs are set), migrations,
-    the demo tenant on first start, the API + console and a worker. Ctrl-C stops it all."""
+    the demo tenant on first start, the API + console and a worker. A process that
+    exits is restarted. Ctrl-C stops it all."""
     settings = _settings()
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     if detach:
-        _detach(settings, state)
+        _detach(settings, state, worker)
         return
+    close_log = None
+    if log_file is not None:
+        close_log = redirect_output_to_rotating_file(
+            log_file, settings.log_max_bytes, settings.log_backups
+        )
+    try:
+        _run(settings, state, worker, detached=log_file is not None)
+    finally:
+        if close_log is not None:
+            close_log()
+
+
+def _run(settings: Settings, state: Path, worker: bool, *, detached: bool) -> None:
     if not _port_free(settings.host, settings.port):
         raise click.ClickException(
             f"port {settings.port} on {settings.host} is in use; set POSTURIO_PORT to another port"
@@ -96,7 +116,7 @@ def up(detach: bool, worker: bool) -> None:
     from posturio.platform.migrate import upgrade
 
     stoppers: list[Callable[[], None]] = []
-    children: list[subprocess.Popen[bytes]] = []
+    supervisor = Supervisor(state / "processes.json", lambda line: console.print(line))
     env = dict(os.environ)
     if sys.stderr.isatty():
         # A person is watching: readable log lines unless JSON was asked for explicitly.
@@ -154,35 +174,29 @@ def up(detach: bool, worker: bool) -> None:
                 progress.console.print(line)
             progress.advance(task)
             progress.update(task, description="starting the API, console and worker")
-            children.append(_child("serve", env))
+            supervisor.add("api", lambda: _child("serve", env))
             if worker:
-                children.append(_child("worker", env))
+                supervisor.add("worker", lambda: _child("worker", env))
             ready = _wait_ready(
                 f"http://{settings.host}:{settings.port}/readyz",
                 120,
-                lambda: all(c.poll() is None for c in children) and not stop.is_set(),
+                # While starting, an exit is a failure to start (a port in use, bad
+                # settings): said at once rather than retried.
+                lambda: supervisor.all_running() and not stop.is_set(),
             )
             progress.advance(task)
         if not ready:
             raise click.ClickException("the API did not become ready; see the log lines above")
-        _banner(settings, demo, state)
+        # Detached, this output is the log file: the credentials stay in demo.env (0600).
+        _banner(settings, demo, state, show_secrets=not detached)
         (state / "ready").write_text(settings.base_url)
         while not stop.is_set():
-            if any(c.poll() is not None for c in children):
-                console.print("[red]a Posturio process exited; stopping everything[/red]")
-                raise SystemExit(1)
+            supervisor.check()
             stop.wait(0.5)
         console.print("stopping…")
     finally:
         (state / "ready").unlink(missing_ok=True)
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        supervisor.stop()
         for stopper in reversed(stoppers):
             stopper()
         (state / "posturio.pid").unlink(missing_ok=True)
@@ -196,18 +210,21 @@ def _child(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def _banner(settings: Settings, demo: Any, state: Path) -> None:
+def _banner(settings: Settings, demo: Any, state: Path, *, show_secrets: bool) -> None:
     from posturio.bootstrap import first_request_snippets
 
+    demo_env = state / "demo.env"
     console.rule("[green]Posturio is running")
     console.print(f"API       {settings.base_url}/v1   (OpenAPI: {settings.base_url}/schema)")
     console.print(f"Console   {settings.base_url}/login")
-    console.print(f"State     {state}   (scripts: {state / 'demo.env'})")
+    console.print(f"State     {state}   (scripts: {demo_env})")
     roots = json.loads(os.environ.get("POSTURIO_NAVIGATOR_ROOTS") or "[]") or [
         str(state / "documents")
     ]
     console.print(f"Documents {', '.join(roots)}   (folders here can be Navigator sources)")
-    if demo is not None:
+    if demo is not None and not show_secrets:
+        console.print(f"\nFirst start: demo tenant created; its sign-in and key are in {demo_env}")
+    elif demo is not None:
         console.print(
             "\n[bold]First start: demo tenant created. Shown once (also in demo.env):[/bold]"
         )
@@ -219,21 +236,26 @@ def _banner(settings: Settings, demo: Any, state: Path) -> None:
     console.print("\nCtrl-C stops everything.")
 
 
-def _detach(settings: Settings, state: Path) -> None:
+def _detach(settings: Settings, state: Path, worker: bool) -> None:
     pidfile = state / "posturio.pid"
     if pidfile.exists() and pid_alive(int(pidfile.read_text() or 0)):
         raise click.ClickException(
             f"already running (pid {pidfile.read_text()}); `posturio down` stops it"
         )
     (state / "ready").unlink(missing_ok=True)
-    log = open(state / "posturio.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "posturio.cli", "up"],
+    log_path = state / "posturio.log"
+    # Until the background process takes its output over (rotated), failures to start
+    # land here.
+    log = open_private_log(log_path)
+    args = ["up", "--log-file", str(log_path), "--worker" if worker else "--no-worker"]
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "posturio.cli", *args],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
         start_new_session=True,
     )
+    os.close(log)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if (state / "ready").exists():
@@ -270,7 +292,8 @@ def down() -> None:
 
 @main.command()
 def status() -> None:
-    """Is the background stack running, and is it ready?"""
+    """Is the background stack running, is it ready, and are its processes up? Exit 1:
+    the API does not answer or a process is crash-looping; 3: not running."""
     settings = _settings()
     state = settings.state_dir.resolve()
     pidfile = state / "posturio.pid"
@@ -284,6 +307,11 @@ def status() -> None:
     except httpx.HTTPError as exc:
         click.echo(f"running (pid {pid}); API not answering: {exc}")
         raise SystemExit(1) from None
+    processes = describe(state / "processes.json")
+    for line in processes:
+        click.echo(f"  {line}")
+    if any("crash-looping" in line for line in processes):
+        raise SystemExit(1)
 
 
 @main.command()
@@ -314,6 +342,9 @@ def serve() -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # Only the named proxies may say who the client is (throttles count per address).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
 
 
@@ -342,6 +373,7 @@ def worker(processes: int, threads: int, scheduler: bool) -> None:
             str(threads),
         ],
         start_new_session=True,  # signals reach it once, forwarded from here
+        preexec_fn=die_with_parent,  # and it never outlives this process
     )
     stop = threading.Event()
 
@@ -357,7 +389,8 @@ def worker(processes: int, threads: int, scheduler: bool) -> None:
         setup_broker(settings)
         thread = threading.Thread(target=run_scheduler, args=(settings, stop), daemon=True)
         thread.start()
-    code = proc.wait()
+    # Dramatiq's worker processes outlive a killed dramatiq; they go with it.
+    code = reap_group(proc)
     stop.set()
     if thread is not None:
         thread.join(5)

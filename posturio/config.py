@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     encryption_key: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+    # `posturio up --detach` writes state_dir/posturio.log, rotated at this size with
+    # this many older files kept.
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    log_backups: int = Field(5, ge=1, le=100)
+    # Proxies whose X-Forwarded-For / -Proto are believed (comma-separated addresses or
+    # networks, "*" for any). Empty: none, so a client cannot choose the address that
+    # per-address throttles count; set it to the reverse proxy's address behind one.
+    forwarded_allow_ips: str = ""
     db_pool_size: int = Field(10, ge=1, le=200)
     db_connect_timeout_s: float = Field(3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(15_000, ge=100)

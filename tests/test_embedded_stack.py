@@ -1,21 +1,27 @@
 """The README's promise: `posturio up` runs the whole product on its embedded default.
 
 Starts the real stack in the background as a newcomer's script would (no database or
-Redis URLs), uses it, stops it, and starts it again on the same state.
+Redis URLs), uses it, survives a killed worker, stops it, and starts it again on the same
+state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import redis
 
@@ -105,6 +111,18 @@ def test_first_start_serves_and_writes_demo_env(stack):
     ]
     access = [x for x in lines if x.get("event") == "request" and x.get("path") == "/api/tenant"]
     assert access and access[0]["request_id"] == tenant.headers["x-posturio-request-id"]
+
+
+@pytest.mark.timeout(300)
+def test_the_log_is_private_and_never_holds_the_demo_credentials(stack):
+    state: Path = stack["state"]  # type: ignore[assignment]
+    demo = _read_env(state / "demo.env")
+    log = state / "posturio.log"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    text = log.read_text()
+    assert "Posturio is running" in text  # the banner went here, without the secrets
+    assert demo["POSTURIO_API_KEY"] not in text
+    assert demo["POSTURIO_OWNER_PASSWORD"] not in text
 
 
 @pytest.mark.timeout(300)
@@ -204,13 +222,113 @@ def test_a_folder_in_the_documents_directory_answers_with_citations(stack):
     api.close()
 
 
+def _processes(state: Path) -> dict[str, dict[str, object]]:
+    return json.loads((state / "processes.json").read_text())
+
+
+def _family(pid: int) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    return []
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+class _Traffic:
+    """/readyz and a /v1 request, over and over, in the background: what a client sees."""
+
+    def __init__(self, base: str, key: str) -> None:
+        self.base, self.key = base, key
+        self.answers: list[tuple[str, int | str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        body = {"model": "echo", "messages": [{"role": "user", "content": "still there?"}]}
+        with httpx.Client(base_url=self.base, timeout=10) as http:
+            while not self._stop.is_set():
+                for what, send in (
+                    ("readyz", lambda: http.get("/readyz")),
+                    ("v1", lambda: http.post("/v1/chat/completions", json=body, headers=headers)),
+                ):
+                    try:
+                        self.answers.append((what, send().status_code))
+                    except httpx.HTTPError as exc:
+                        self.answers.append((what, type(exc).__name__))
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_worker_is_restarted_while_the_rest_keeps_serving(stack):
+    state: Path = stack["state"]  # type: ignore[assignment]
+    demo = _read_env(state / "demo.env")
+    worker_pid = int(_processes(state)["worker"]["pid"])  # type: ignore[call-overload]
+    doomed = _family(worker_pid)  # `posturio worker`, dramatiq and its worker process
+    assert any("dramatiq" in " ".join(p.cmdline()) for p in doomed)
+
+    with _Traffic(str(stack["base"]), demo["POSTURIO_API_KEY"]) as traffic:
+        for p in doomed:  # a crash, not a shutdown
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while True:
+            worker = _processes(state)["worker"]
+            replaced = worker["pid"] not in (None, worker_pid) and worker["state"] == "running"
+            family = _family(int(worker["pid"])) if replaced else []  # type: ignore[call-overload]
+            if any("dramatiq" in " ".join(p.cmdline()) for p in _alive(family)):
+                break
+            assert time.monotonic() < deadline, f"no new worker: {worker}"
+            time.sleep(0.5)
+        served = len(traffic.answers)
+        while len(traffic.answers) < served + 10:  # and after the new worker is up
+            time.sleep(0.2)
+
+    assert not _alive(doomed), "processes of the killed worker were left behind"
+    refused = [a for a in traffic.answers if a[1] != 200]
+    assert not refused and {w for w, _ in traffic.answers} == {"readyz", "v1"}, refused[:5]
+    status = _posturio(stack["env"], "status")  # type: ignore[arg-type]
+    assert status.returncode == 0, status.stdout
+    assert "worker: running" in status.stdout and "restarted 1 time(s)" in status.stdout
+
+    # The new worker drains what is recorded now into Postgres.
+    headers = {"Authorization": f"Bearer {demo['POSTURIO_API_KEY']}"}
+    content = f"after the restart {uuid.uuid4().hex}"
+    reply = httpx.post(
+        f"{demo['POSTURIO_BASE_URL']}/chat/completions",
+        headers=headers,
+        json={"model": "echo", "messages": [{"role": "user", "content": content}]},
+    )
+    assert reply.status_code == 200
+    request_id = reply.headers["x-posturio-request-id"]
+    deadline = time.monotonic() + 60
+    while True:
+        events = httpx.get(f"{stack['base']}/api/usage/requests?limit=500", headers=headers).json()
+        if any(e["request_id"] == request_id for e in events):
+            break
+        assert time.monotonic() < deadline, "the usage of a request never reached Postgres"
+        time.sleep(0.5)
+
+
 @pytest.mark.timeout(300)
 def test_restart_reuses_state(stack):
     state: Path = stack["state"]  # type: ignore[assignment]
     env = stack["env"]
     before = _read_env(state / "demo.env")
+    everything = _family(int((state / "posturio.pid").read_text()))
     assert _posturio(env, "down").returncode == 0  # type: ignore[arg-type]
     assert not (state / "posturio.pid").exists()
+    assert not _alive(everything), "`posturio down` left processes running"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{stack['base']}/readyz", timeout=2)
 
@@ -222,3 +340,35 @@ def test_restart_reuses_state(stack):
     env_with_db = {**env, **_read_env(state / "services.env")}  # type: ignore[dict-item]
     listed = _posturio(env_with_db, "tenants", "list")
     assert listed.stdout.count("demo") == 1
+
+
+@pytest.mark.timeout(300)
+def test_no_worker_is_honoured_when_detached_and_the_log_rotates(tmp_path):
+    state = tmp_path / "state"
+    port = free_port()
+    env = {
+        **_env(state, port),
+        "POSTURIO_LOG_MAX_BYTES": "8192",
+        "POSTURIO_LOG_BACKUPS": "2",
+    }
+    started = _posturio(env, "up", "--detach", "--no-worker")
+    assert started.returncode == 0, started.stdout + started.stderr
+    supervisor = _family(int((state / "posturio.pid").read_text()))
+    try:
+        assert list(_processes(state)) == ["api"]
+        assert not any("dramatiq" in " ".join(p.cmdline()) for p in supervisor)
+        status = _posturio(env, "status")
+        assert "api: running" in status.stdout and "worker" not in status.stdout
+
+        # One access line per request: enough of them to fill the log a few times over.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(200):
+                assert http.get("/readyz").status_code == 200
+        logs = sorted(state.glob("posturio.log*"))
+        assert [p.name for p in logs] == ["posturio.log", "posturio.log.1", "posturio.log.2"]
+        for path in logs:
+            assert path.stat().st_size <= 8192
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        assert _posturio(env, "down").returncode == 0
+    assert not _alive(supervisor)

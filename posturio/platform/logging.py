@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
+from logging.handlers import RotatingFileHandler
 from typing import Any
 
 import structlog
@@ -62,6 +66,68 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
     root.setLevel(level.upper())
     # uvicorn's own access log is replaced by ours (it has the request id and duration).
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """Size-rotated log file readable by its owner only (request paths, tenant ids and
+    error details are in it), including each file a rollover starts."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # also a file left with wider permissions by an older version
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def open_private_log(path: str | os.PathLike[str]) -> int:
+    """An append-only descriptor on the log file, created (or narrowed to) mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def redirect_output_to_rotating_file(
+    path: str | os.PathLike[str], max_bytes: int, backups: int
+) -> Callable[[], None]:
+    """Route this process's stdout and stderr, and so those of every child it starts,
+    through one pipe into a size-rotated file. One writer owns the file: processes that
+    each rotated it themselves would rename it under one another. Returns the function
+    that flushes and closes it."""
+    handler = PrivateRotatingFileHandler(
+        path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", errors="replace"
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.terminator = ""  # each line keeps the newline it arrived with
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    copier = threading.Thread(
+        target=_copy_lines, args=(read_fd, handler), name="log-writer", daemon=True
+    )
+    copier.start()
+
+    def close() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Back to the original outputs, so that a last error message still lands somewhere.
+        for fd, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, fd)
+            os.close(original)
+        # The copier ends at end of file, once every process holding the pipe has exited.
+        copier.join(5)
+        handler.close()
+
+    return close
+
+
+def _copy_lines(read_fd: int, handler: logging.Handler) -> None:
+    with os.fdopen(read_fd, "rb") as pipe:
+        for line in pipe:
+            record = logging.makeLogRecord({"msg": line.decode("utf-8", "replace")})
+            handler.handle(record)
 
 
 def new_request_id() -> str:
