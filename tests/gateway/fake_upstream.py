@@ -12,6 +12,7 @@ misbehave on demand. The upstream model name chooses the behaviour:
   cite                   answers CITED_ANSWER, which cites sources [1], [2] and some
                          that a grounded prompt with fewer sources never provided
   junk                   like cite, with events that are not JSON in its streams
+  chunks:N               streams its answer in pieces of N characters (not word by word)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from posturio.platform.embedded import free_port
 
+CHUNKED = "chunks"
 CITED_ANSWER = "Thirty days of paid leave [1][9]. Book it in the portal [2, 12]. Or not [0]."
 
 
@@ -157,9 +159,13 @@ class FakeUpstream:
             ).encode()
 
         await response.write(chunk({"role": "assistant", "content": ""}))
-        words = text.split(" ")
-        for i, word in enumerate(words):
-            await response.write(chunk({"content": word if i == 0 else " " + word}))
+        if model.startswith(f"{CHUNKED}:"):
+            size = int(model.split(":")[1])
+            pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        else:
+            pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
+        for i, piece in enumerate(pieces):
+            await response.write(chunk({"content": piece}))
             if model == "junk":
                 await response.write(b"data: : keep-alive\n\ndata: [1, 2]\n\n")
             if model == "cut" and i == 0:

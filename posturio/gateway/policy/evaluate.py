@@ -5,8 +5,10 @@ request's decision. Redaction rewrites the segments in place."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
+import unicodedata
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -263,6 +265,74 @@ def _rewrite(text: str, spans: list[tuple[Finding, str]]) -> str:
     return replace_spans(text, [(f.start, f.end, replacement) for f, replacement in spans])
 
 
+def _starts_piece(c: str) -> bool:
+    """Normalization never reaches back across this character: a starter that is its own
+    NFKC form (an invisible control is one too, and becomes a piece of its own)."""
+    return c.isascii() or (
+        unicodedata.category(c)[0] != "M"
+        and unicodedata.combining(c) == 0
+        and not "\u1100" <= c <= "\u11ff"  # Hangul jamo compose with their neighbours
+        and unicodedata.is_normalized("NFKC", c)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """normalize(raw), built piece by piece, and where each piece came from in `raw`, so
+    a span found in the normalized text can be replaced in the text as it was written."""
+
+    raw: str
+    text: str
+    starts: list[int] | None = None  # per character of text: its piece's start in raw
+    ends: list[int] | None = None  # ... and end; None when text == raw
+
+    @classmethod
+    def of(cls, raw: str) -> Normalized:
+        if raw.isascii():
+            return cls(raw, raw)
+        whole = normalize(raw)
+        # Fine pieces almost always; pieces cut only before ASCII (which nothing composes
+        # with) when a rare script composes across them; one piece as the last resort.
+        for cuts_before in (_starts_piece, str.isascii, lambda _c: False):
+            parts: list[str] = []
+            starts: list[int] = []
+            ends: list[int] = []
+            begin = 0
+            for i in range(1, len(raw) + 1):
+                if i < len(raw) and not cuts_before(raw[i]):
+                    continue
+                piece = normalize(raw[begin:i])
+                parts.append(piece)
+                starts += [begin] * len(piece)
+                ends += [i] * len(piece)
+                begin = i
+            if "".join(parts) == whole:
+                break
+        return cls(raw, whole, starts, ends)
+
+    def raw_offset(self, index: int) -> int:
+        """Where normalized character `index` (or the end) starts in raw."""
+        if self.starts is None:
+            return index
+        return self.starts[index] if index < len(self.starts) else len(self.raw)
+
+    def raw_span(self, start: int, end: int) -> tuple[int, int]:
+        if self.ends is None or end <= start:
+            return start, end
+        return self.raw_offset(start), self.ends[end - 1]
+
+    def index(self, raw_offset: int) -> int:
+        """The first normalized character at or after `raw_offset` in raw."""
+        if self.starts is None:
+            return raw_offset
+        return bisect.bisect_left(self.starts, raw_offset)
+
+
+def rewrite_raw(norm: Normalized, spans: list[tuple[int, int, str]]) -> str:
+    """The text as written, with spans of its normalized form replaced."""
+    return replace_spans(norm.raw, [(*norm.raw_span(s, e), r) for s, e, r in spans])
+
+
 def replace_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
     """`text` with each (start, end) replaced; a span overlapping an earlier one is skipped."""
     out, last = [], 0
@@ -285,7 +355,9 @@ def redact(segments: list[Segment], verdict: Verdict, labels: Labels) -> int:
     for segment in segments:
         spans = by_where.get(segment.where)
         if spans:
-            segment.replace(_rewrite(normalize(segment.text), spans))
+            # Rewritten in the text as written: only the values change, never the rest.
+            norm = Normalized.of(segment.text)
+            segment.replace(rewrite_raw(norm, [(f.start, f.end, r) for f, r in spans]))
     return sum(len(s) for s in by_where.values())
 
 

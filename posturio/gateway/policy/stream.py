@@ -1,24 +1,59 @@
 """Output inspection of a streamed answer.
 
-Each choice's text is inspected over a sliding window (the tail already sent plus what is
-held back), so a value split across chunks is still found. When the policy redacts output,
-the last HOLD characters are held back until the next chunk (or the end) shows whether
-they belong to a secret; with flag-only output rules nothing is held back. At the end the
-whole answer (bounded) is evaluated once more for the decision record."""
+When the policy redacts output, the guard releases only text whose redaction the rest of
+the answer can no longer change, so that what the client receives is always a prefix of
+what the same answer gets without streaming. Each round inspects a bounded window (some
+already-released context plus everything not yet released) and releases up to a cut that
+no match can still cross:
+
+- at least HOLD characters before the end: a value becomes a match within that many
+  characters of its start (an assignment's keyword, a key's prefix), so no match that is
+  still invisible can start before the cut;
+- not inside the unfinished word at the end: a run without whitespace may still grow into
+  a token, or into a longer, different match (`secret=u8Jk…` is a generic secret, and the
+  same text 30 characters on is an AWS secret key starting at `aws_`);
+- not inside a finding that reaches past the cut, nor after the start of a match that is
+  still open (a private key before its END line, a service-account file before its `}`).
+
+What is released is redacted with the findings of the window that holds it whole. With
+flag-only output rules nothing is held back. At the end the whole answer (bounded) is
+evaluated once more for the decision record."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from posturio.gateway.inspection.engine import Finding
 from posturio.gateway.inspection.segments import Segment
-from posturio.gateway.policy.evaluate import CompiledPolicy, Context, Labels, Verdict, redact
+from posturio.gateway.policy.evaluate import (
+    CompiledPolicy,
+    Context,
+    Hit,
+    Labels,
+    Normalized,
+    Verdict,
+    rewrite_raw,
+)
 
-HOLD = 160  # longer than the secrets we redact in full; a longer one is still flagged
-TAIL = 160  # context already sent, so a value straddling chunks is recognised
+HOLD = 160  # every built-in rule's match is visible within this many characters of its start
+CONTEXT = 64  # released text kept before the cut: word boundaries and short key prefixes
+STEP = 16  # rescan once this much more has arrived (a scan costs the same for 1 or 16)
+PINNED = 640  # more than this held back: rescan only as it grows by half (linear in total)
+MAX_PENDING = 65_536  # held back at most; past it the window is released as it reads now
 KEEP = 65_536  # per choice, for the final evaluation
+
+# Matches that can still grow across whitespace, arbitrarily far, once their closing part
+# arrives: until then they are held from their start.
+_OPEN: dict[str, Callable[[str], bool]] = {
+    "private_key": lambda value: "-----END" not in value,
+    "google.service_account": lambda value: not value.endswith("}"),
+}
+_SPACE = re.compile(r"\s")
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -26,17 +61,23 @@ _encode = msgspec.json.Encoder().encode
 
 @dataclass(slots=True)
 class _Choice:
-    tail: str = ""
-    held: str = ""
+    where: str
+    text: str = ""  # as the upstream wrote it: released context, then what is held back
+    sent: int = 0  # text[:sent] has been released
+    rescan_at: int = 0  # scan again once this much is held back
     full: list[str] = field(default_factory=list)
     size: int = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.text) - self.sent
 
 
 class StreamGuard:
     def __init__(self, policy: CompiledPolicy, ctx: Context) -> None:
         self._policy = policy
         self._ctx = ctx
-        self._hold = HOLD if any(r.action == "redact" for r in policy.output_rules(ctx)) else 0
+        self._holding = any(r.action == "redact" for r in policy.output_rules(ctx))
         self._choices: dict[int, _Choice] = {}
         self._labels = Labels()
         self._last: dict[str, Any] = {}
@@ -73,23 +114,60 @@ class StreamGuard:
         return b"data: " + _encode(event) + b"\n\n" if changed else chunk
 
     def _advance(self, index: int, content: str, final: bool) -> str:
-        state = self._choices.setdefault(index, _Choice())
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _Choice(f"choices[{index}].message.content")
         if state.size < KEEP:
             state.full.append(content[: KEEP - state.size])
             state.size += len(state.full[-1])
-        state.held += content
-        if self._hold:
-            window = Segment("window", state.tail + state.held, {}, "text")
-            verdict = self._policy.evaluate([window], self._ctx)
-            # Only what lies wholly in the held part can still be changed.
-            verdict.hits = [h for h in verdict.hits if h.finding.start >= len(state.tail)]
-            if any(h.action == "redact" for h in verdict.hits):
-                self.redactions += redact([window], verdict, self._labels)
-                state.held = window.text[len(state.tail) :]
-        cut = len(state.held) if final else max(0, len(state.held) - self._hold)
-        out, state.held = state.held[:cut], state.held[cut:]
-        state.tail = (state.tail + out)[-TAIL:]
+        if not self._holding:
+            return content
+        state.text += content
+        if final or state.pending > MAX_PENDING or state.pending >= state.rescan_at:
+            return self._release(state, final)
+        return ""
+
+    def _release(self, state: _Choice, final: bool) -> str:
+        """Release what no later text can change, redacted as the whole answer would be."""
+        norm = Normalized.of(state.text)
+        window = Segment(state.where, norm.text, {}, "text")
+        hits = self._policy.evaluate([window], self._ctx).hits
+        sent = norm.index(state.sent)
+        if final:
+            cut = len(norm.text)
+        elif state.pending > MAX_PENDING:
+            cut = _forced_cut(norm.text, hits)
+        else:
+            cut = max(sent, _safe_cut(norm.text, hits))
+        spans = [
+            # A finding that reaches back into released text (possible only for a value
+            # whose start shows more than HOLD characters before it matches) keeps the
+            # rest held until it ends, then goes out redacted from the cut on.
+            (max(h.finding.start, sent), h.finding.end, self._labels.render(h.finding, style))
+            for h, style in _redacted(hits)
+            if sent < h.finding.end <= cut
+        ]
+        self.redactions += len(spans)
+        # A span ending inside what one written character became (ﬁ -> fi) takes it whole.
+        raw_cut = max([norm.raw_offset(cut), *(norm.raw_span(s, e)[1] for s, e, _ in spans)])
+        released = rewrite_raw(norm, spans)
+        out = released[state.sent : len(released) - (len(state.text) - raw_cut)]
+        state.sent = raw_cut
+        self._forget(state)
+        grow = state.pending // 2 if state.pending > PINNED else STEP
+        state.rescan_at = state.pending + grow
         return out
+
+    @staticmethod
+    def _forget(state: _Choice) -> None:
+        """Keep CONTEXT characters of released text, dropped at a word boundary."""
+        drop = state.sent - CONTEXT
+        if drop <= 0:
+            return
+        space = _SPACE.search(state.text, drop, state.sent)
+        drop = space.end() if space else drop
+        state.text = state.text[drop:]
+        state.sent -= drop
 
     def flush(self) -> bytes:
         """What is still held back, after a last scan (when the upstream broke off: the
@@ -99,7 +177,7 @@ class StreamGuard:
     def _flush_all(self) -> bytes:
         choices = []
         for index, state in self._choices.items():
-            if state.held:
+            if state.pending:
                 choices.append(
                     {"index": index, "delta": {"content": self._advance(index, "", True)}}
                 )
@@ -116,3 +194,43 @@ class StreamGuard:
             if s.size
         ]
         return self._policy.evaluate(segments, self._ctx), segments
+
+
+def _safe_cut(text: str, hits: list[Hit]) -> int:
+    """The furthest point of `text` that no match, visible or still to come, can cross."""
+    cut = min(len(text) - HOLD, _word_start(text))
+    for f in _findings(hits):
+        if f.start < cut and (f.end > cut or _still_open(text, f)):
+            cut = f.start
+    return cut
+
+
+def _forced_cut(text: str, hits: list[Hit]) -> int:
+    """Past MAX_PENDING: as far as the text reads now, never inside a finding."""
+    cut = len(text) - HOLD
+    for f in _findings(hits):
+        if f.start < cut < f.end:
+            cut = f.end
+    return cut
+
+
+def _redacted(hits: list[Hit]) -> list[tuple[Hit, str]]:
+    return [(h, h.rule.redact_style) for h in hits if h.action == "redact" and h.rule]
+
+
+def _findings(hits: list[Hit]) -> list[Finding]:
+    """Latest first, so that stepping back to one finding's start can meet the next."""
+    return sorted((h.finding for h in hits), key=lambda f: f.start, reverse=True)
+
+
+def _still_open(text: str, f: Finding) -> bool:
+    check = _OPEN.get(f.rule)
+    return check is not None and check(text[f.start : f.end])
+
+
+def _word_start(text: str) -> int:
+    """Where the run without whitespace that ends the text begins."""
+    i = len(text)
+    while i > 0 and not text[i - 1].isspace():
+        i -= 1
+    return i
