@@ -49,6 +49,7 @@ from posturio.platform.db import create_engine, create_sessionmaker
 from posturio.platform.errors import EXCEPTION_HANDLERS
 from posturio.platform.headers import SecurityHeadersMiddleware
 from posturio.platform.health import healthz, readyz
+from posturio.platform.inputs import CheckedRequest, ErrorResponses, reject_nul_in_url
 from posturio.platform.invalidation import KEYS, POLICIES, ROUTES, InvalidationHub
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.logging import RequestIdMiddleware, configure_logging
@@ -203,9 +204,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=CheckedRequest,  # JSON bodies: bounded depth, no NUL
+        plugins=[ErrorResponses()],  # the error envelope and statuses in OpenAPI
         openapi_config=openapi,
         middleware=[
             RequestIdMiddleware,
+            reject_nul_in_url,
             SecurityHeadersMiddleware(),
             PrometheusConfig(
                 app_name="posturio", prefix="posturio", group_path=True, exclude=["^/metrics"]

@@ -8,15 +8,23 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from posturio.gateway.errors import invalid
+from posturio.platform.inputs import MAX_JSON_DEPTH, json_depth_exceeds
+
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@-]+$")]
 Provider = Literal["openai", "azure", "anthropic", "echo", "local"]
 Price = Annotated[float, msgspec.Meta(ge=0, le=1000)]  # USD per 1K tokens
 
 
 # ---------------------------------------------------------------- /v1 request shapes
-# Only what the gateway must rely on is validated; every other field passes through.
+# The standard fields are checked as OpenAI checks them (types and ranges, by msgspec while
+# converting: no Python loop); every other field passes through untouched.
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonEmptyList = Annotated[list[Any], msgspec.Meta(min_length=1)]
 
 
 class Message(msgspec.Struct):
@@ -26,23 +34,78 @@ class Message(msgspec.Struct):
     tool_call_id: str | None = None
     name: str | None = None
 
+    def __post_init__(self) -> None:
+        # msgspec reports this as a validation error at the message's path.
+        if self.role == "tool" and self.tool_call_id is None:
+            raise ValueError("a message with role 'tool' needs `tool_call_id`")
+
+
+class TextFormat(msgspec.Struct, tag="text", tag_field="type"):
+    pass
+
+
+class JsonObjectFormat(msgspec.Struct, tag="json_object", tag_field="type"):
+    pass
+
+
+class JsonSchemaSpec(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class JsonSchemaFormat(msgspec.Struct, tag="json_schema", tag_field="type"):
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
+
 
 class ChatShape(msgspec.Struct):
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    model: Model
     messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
     stream: bool = False
     n: Annotated[int, msgspec.Meta(ge=1, le=128)] = 1
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
     stream_options: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    stop: str | Annotated[list[str], msgspec.Meta(max_length=4)] | None = None
+    response_format: ResponseFormat | None = None
+    logit_bias: dict[str, Annotated[float, msgspec.Meta(ge=-100, le=100)]] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
+    seed: int | None = None
+    user: str | None = None
+    parallel_tool_calls: bool | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
 
 class EmbeddingsShape(msgspec.Struct):
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    # A string, strings, or token ids (list[int] / list[list[int]]): checked in the pipeline.
-    input: str | list[Any]
+    model: Model
+    # A string, strings, or token ids (list[int] / list[list[int]]): the kinds are checked
+    # in the pipeline, emptiness here.
+    input: (
+        Annotated[str, msgspec.Meta(min_length=1)]
+        | Annotated[list[Any], msgspec.Meta(min_length=1)]
+    )
     encoding_format: Literal["float", "base64"] | None = None
+    dimensions: PositiveInt | None = None
+    user: str | None = None
+
+
+def check_json_depth(body: bytes) -> None:
+    """A /v1 body nested deeper than any request needs is a 400 before msgspec decodes it
+    (its decoder recurses: ~1,000 levels raise RecursionError, a 500)."""
+    if json_depth_exceeds(body):
+        raise invalid(
+            f"the request body is nested deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
+        )
 
 
 # ---------------------------------------------------------------- admin API

@@ -135,9 +135,29 @@ def _dependency_down(name: str):  # type: ignore[no-untyped-def]
     return handler
 
 
+# SQLSTATEs that only a value from the request can cause: the caller's mistake, not ours.
+_BAD_VALUE = {
+    # asyncpg's own, when an argument does not fit its column (an integer past int4/int8)
+    "22000": "a value in the request is out of range for its field",
+    "22003": "a number in the request is out of range",  # numeric_value_out_of_range
+    "22021": "text must not contain NUL (\\u0000) characters",  # character_not_in_repertoire
+    "22P05": "text must not contain NUL (\\u0000) characters",  # untranslatable_character
+    "22001": "a value in the request is too long",  # string_data_right_truncation
+    "22P02": "a value in the request is not valid for its field",  # invalid_text_representation
+}
+
+
+def _bad_value(exc: Exception) -> str | None:
+    """Why Postgres refused a value of the request; None when the fault is not the caller's."""
+    return _BAD_VALUE.get(getattr(getattr(exc, "orig", exc), "sqlstate", None) or "")
+
+
 def _database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
     if exc.connection_invalidated or isinstance(exc.orig, OSError | ConnectionError):
         return _dependency_down("database")(request, exc)
+    if (message := _bad_value(exc)) is not None:
+        log.info("value_refused_by_database", detail=str(exc)[:200])
+        return _json(400, "invalid_request", message)
     return _unexpected(request, exc)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 
 from posturio.gateway.models import Policy, PolicyDecision
 from posturio.gateway.policy import store
@@ -25,6 +25,9 @@ from posturio.platform.dependencies import (
 from posturio.platform.invalidation import POLICIES
 from posturio.platform.models import Role
 from posturio.platform.tenant_cache import invalidate_after_commit
+
+# A version number as the column holds it (int4): larger ones are a 400, not a database error.
+VersionNumber = Annotated[int, PathParameter(ge=0, le=2**31 - 1)]
 
 
 class PolicyOut(msgspec.Struct):
@@ -125,13 +128,13 @@ class PolicyApi(Controller):
         return [policy_out(r) for r in await store.versions(db, principal.tenant_id)]
 
     @get("/policy/versions/{number:int}", summary="One version")
-    async def get_version(self, db: Db, principal: Caller, number: FromPath[int]) -> PolicyOut:
+    async def get_version(self, db: Db, principal: Caller, number: VersionNumber) -> PolicyOut:
         principal.require(Role.reviewer)
         return policy_out(await store.version(db, principal.tenant_id, number))
 
     @post("/policy/versions/{number:int}/restore", summary="Make an old version current again")
     async def restore(
-        self, request: Request, db: Db, principal: Caller, number: FromPath[int]
+        self, request: Request, db: Db, principal: Caller, number: VersionNumber
     ) -> PolicyOut:
         row = await store.rollback_to(db, principal, number)
         policy_changed(request, db, principal.tenant_id)
