@@ -21,6 +21,7 @@ from prometheus_client import Histogram
 from posturio.gateway.errors import GatewayError
 from posturio.gateway.inspection.segments import chat_segments, embeddings_segments
 from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, estimate_inputs
+from posturio.platform.db import DB_RETRY_AFTER_S, database_unreachable
 from posturio.platform.keyauth import bearer_or_key
 from posturio.platform.logging import REQUEST_ID_HEADER, current_request_id, new_request_id
 
@@ -88,6 +89,20 @@ async def _error(send: Send, call: Call, exc: GatewayError) -> None:
     call.status, call.error_code = exc.status, exc.code
     extra = {"retry-after": str(int(max(1, exc.retry_after)))} if exc.retry_after else None
     await send_json(send, call, exc.status, msgspec.json.encode(exc.body(call.request_id)), extra)
+
+
+def _unhandled(call: Call, exc: Exception) -> GatewayError:
+    """A dependency outage is a 503 to retry (README: without Postgres); anything else a 500."""
+    if database_unreachable(exc):
+        log.warning("gateway_database_unavailable", request_id=call.request_id)
+        return GatewayError(
+            503,
+            "the database is unavailable, try again shortly",
+            code="service_unavailable",
+            retry_after=DB_RETRY_AFTER_S,
+        )
+    log.exception("gateway_unhandled_error", request_id=call.request_id)
+    return GatewayError(500, "internal error", code="server_error")
 
 
 async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
@@ -219,9 +234,8 @@ async def serve(
         await _error(send, call, exc)
     except ConnectionResetError:
         call.status, call.error_code = 499, "client_disconnected"
-    except Exception:
-        log.exception("gateway_unhandled_error", request_id=call.request_id)
-        await _error(send, call, GatewayError(500, "internal error", code="server_error"))
+    except Exception as exc:
+        await _error(send, call, _unhandled(call, exc))
     finally:
         elapsed = time.perf_counter() - call.started
         latency.labels(call.endpoint, str(call.status)).observe(elapsed)

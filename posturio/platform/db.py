@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +25,15 @@ from posturio.config import Settings
 # security, whatever login the database URL names (migrations create it).
 APP_ROLE = "posturio_app"
 TENANT_GUC = "posturio.tenant_id"
+
+# Without Postgres: callers are told to retry after this long, and the hot path's caches
+# (keys, routes, policies) keep serving what they hold for up to STALE_IF_ERROR_S past
+# their TTL, trying the database again at most every DB_RETRY_AFTER_S.
+DB_RETRY_AFTER_S = 5
+STALE_IF_ERROR_S = 600.0
+# SQLSTATEs of a server that is gone, going or refusing connections: class 08
+# (connection exception), shutdown / crash / starting up, too many connections.
+_OUTAGE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -40,6 +52,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached (refused, reset, timed out, shut
+    down, pool exhausted), as opposed to a bad query: a 503 to retry, never a 500."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        link = pending.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        if isinstance(link, OSError | TimeoutError | PoolTimeoutError):
+            return True
+        if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return True
+        if isinstance(link, asyncpg.PostgresError):
+            state = link.sqlstate or ""
+            if state.startswith("08") or state in _OUTAGE_SQLSTATES:
+                return True
+        if isinstance(link, asyncpg.InterfaceError) and "closed" in str(link):
+            return True  # "connection is closed": the server went away under it
+        pending += [link.__cause__, link.__context__, getattr(link, "orig", None)]
+    return False
+
+
 def create_engine(settings: Settings, *, as_owner: bool = False) -> AsyncEngine:
     """The app engine runs every connection as APP_ROLE; `as_owner` is for migrations."""
     server_settings = {
@@ -54,7 +90,13 @@ def create_engine(settings: Settings, *, as_owner: bool = False) -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_connect_timeout_s,
         pool_pre_ping=True,
-        connect_args={"timeout": settings.db_connect_timeout_s, "server_settings": server_settings},
+        connect_args={
+            "timeout": settings.db_connect_timeout_s,
+            # The server's statement_timeout ends a slow query; this one bounds a query
+            # whose server stopped answering (no reset), so no request waits forever.
+            "command_timeout": settings.db_statement_timeout_ms / 1000 + 5,
+            "server_settings": server_settings,
+        },
     )
 
 

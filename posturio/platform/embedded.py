@@ -82,6 +82,9 @@ class EmbeddedPostgres:
                 timeout=30,
                 user=user,
             )
+        # Release the library's handle (it caches one per data directory), so that a
+        # later start() starts the server again instead of returning the stopped one.
+        self._server._cleanup()
         self._server = None
 
 

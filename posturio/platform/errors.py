@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -13,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from posturio.platform.db import DB_RETRY_AFTER_S, database_unreachable
 from posturio.platform.logging import current_request_id, new_request_id
 
 log = structlog.get_logger("posturio.errors")
@@ -135,6 +137,31 @@ def _dependency_down(name: str):  # type: ignore[no-untyped-def]
     return handler
 
 
+_UNAVAILABLE_PAGE = (
+    "<!doctype html><title>Unavailable</title><h1>Posturio is briefly unavailable</h1>"
+    "<p>{what} cannot be reached. Try again in a few seconds.</p>"
+)
+
+
+def _unavailable(request: Request[Any, Any, Any], what: str, retry_after: int) -> Response[Any]:
+    """503 + Retry-After: the platform envelope on the APIs, a page for a browser."""
+    if "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+        "/api/"
+    ):
+        return Response(
+            _UNAVAILABLE_PAGE.format(what=what.capitalize()),
+            status_code=503,
+            media_type="text/html",
+            headers={"retry-after": str(retry_after)},
+        )
+    return _json(503, "unavailable", f"{what} is unavailable, try again shortly", retry_after)
+
+
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("dependency_unavailable", dependency="database", error=type(exc).__name__)
+    return _unavailable(request, "the database", DB_RETRY_AFTER_S)
+
+
 # SQLSTATEs that only a value from the request can cause: the caller's mistake, not ours.
 _BAD_VALUE = {
     # asyncpg's own, when an argument does not fit its column (an integer past int4/int8)
@@ -152,21 +179,22 @@ def _bad_value(exc: Exception) -> str | None:
     return _BAD_VALUE.get(getattr(getattr(exc, "orig", exc), "sqlstate", None) or "")
 
 
-def _database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
-    if exc.connection_invalidated or isinstance(exc.orig, OSError | ConnectionError):
-        return _dependency_down("database")(request, exc)
+def _database(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if database_unreachable(exc):
+        return _database_down(request, exc)
     if (message := _bad_value(exc)) is not None:
         log.info("value_refused_by_database", detail=str(exc)[:200])
         return _json(400, "invalid_request", message)
     return _unexpected(request, exc)
 
 
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # OSError subclasses here are almost always a dependency that is down (refused,
-    # unreachable, reset): a 503 the caller can retry, not a 500.
+    # unreachable, reset; the database's connect errors arrive unwrapped): a 503 the
+    # caller can retry, not a 500.
     if isinstance(exc, OSError | TimeoutError):
         log.warning("dependency_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
-        return _json(503, "unavailable", "a dependency is unavailable, try again shortly")
+        return _unavailable(request, "a dependency", DB_RETRY_AFTER_S)
     log.exception("unhandled_error", exc_info=exc)
     return _json(HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "internal error (see request id)")
 
@@ -178,7 +206,9 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     UnicodeDecodeError: _not_utf8,
     IntegrityError: _integrity,
     DBAPIError: _database,
-    PoolTimeoutError: _dependency_down("database"),
+    asyncpg.PostgresError: _database,  # raised unwrapped while connecting
+    asyncpg.InterfaceError: _database,
+    PoolTimeoutError: _database_down,
     RedisConnectionError: _dependency_down("redis"),
     RedisTimeoutError: _dependency_down("redis"),
     Exception: _unexpected,
