@@ -23,6 +23,7 @@ from posturio.platform import accounts, audit, keys
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
 from posturio.platform.errors import PosturioError
 from posturio.platform.invalidation import ROUTES
+from posturio.platform.keyauth import ALL_KEYS
 from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import OPERATOR, Principal
 
@@ -172,6 +173,7 @@ def members_set_role(tenant: str, member_id: str, role: str) -> None:
         async with session_for(settings, tenant) as (session, principal):
             assert principal is not None
             await accounts.change_role(session, principal, member_id, Role(role))
+        await _broadcast_key(settings, ALL_KEYS)  # their keys follow the new role
         click.echo("role changed")
 
     run(go)
@@ -185,6 +187,7 @@ def members_remove(tenant: str, member_id: str) -> None:
         async with session_for(settings, tenant) as (session, principal):
             assert principal is not None
             await accounts.remove_member(session, principal, member_id)
+        await _broadcast_key(settings, ALL_KEYS)  # their keys stop at once
         click.echo("member removed")
 
     run(go)

@@ -146,19 +146,29 @@ class AdminApi(Controller):
 
     @patch("/members/{member_id:str}", summary="Change a member's role and/or groups")
     async def update_member(
-        self, db: Db, principal: Caller, member_id: FromPath[str], data: JSONBody[MemberUpdate]
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        member_id: FromPath[str],
+        data: JSONBody[MemberUpdate],
     ) -> MemberOut:
         if data.role is None and data.groups is None:
             raise PosturioError("give a role, groups or both", code="nothing_to_change")
         if data.role is not None:
             await accounts.change_role(db, principal, member_id, data.role)
+            # Their keys are worth what the new role is (see keyauth): reload them everywhere.
+            await key_changed_everywhere(request, db, ALL_KEYS)
         if data.groups is not None:
             await accounts.set_groups(db, principal, member_id, data.groups)
         return member_out(await accounts.member(db, principal, member_id))
 
     @delete("/members/{member_id:str}", summary="Remove a member", status_code=204)
-    async def remove_member(self, db: Db, principal: Caller, member_id: FromPath[str]) -> None:
+    async def remove_member(
+        self, request: Request, db: Db, principal: Caller, member_id: FromPath[str]
+    ) -> None:
         await accounts.remove_member(db, principal, member_id)
+        await key_changed_everywhere(request, db, ALL_KEYS)  # their keys stop at once
 
     @get("/keys", summary="List API keys")
     async def list_keys(

@@ -15,9 +15,11 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts, invitations
+from posturio.platform.api import key_changed_everywhere
 from posturio.platform.console import ConsoleController, Form, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
+from posturio.platform.keyauth import ALL_KEYS
 from posturio.platform.models import Role
 from posturio.platform.principal import Principal
 from posturio.platform.schemas import Groups
@@ -154,6 +156,7 @@ class MembersPage(ConsoleController):
             view = await accounts.change_role(db, principal, member_id, _role(data.role))
         except PosturioError as exc:
             return await _refused(request, db, exc)
+        await key_changed_everywhere(request, db, ALL_KEYS)  # their keys follow the new role
         flash(request, f"{view.email} is now {view.membership.role}.")
         return Redirect(BACK, status_code=303)
 
@@ -184,5 +187,6 @@ class MembersPage(ConsoleController):
             await accounts.remove_member(db, principal, member_id)
         except PosturioError as exc:
             return await _refused(request, db, exc)
+        await key_changed_everywhere(request, db, ALL_KEYS)  # their keys stop at once
         flash(request, "Member removed.")
         return Redirect(BACK, status_code=303)

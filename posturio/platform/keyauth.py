@@ -3,6 +3,15 @@
 A hit costs one hash and a dict lookup. Entries live `ttl` seconds; a revocation is
 broadcast on Redis and drops the entry in every process at once. Last-use times are
 written by a background job at most once a minute per key, never inline.
+
+A key is worth no more than its creator's current membership: the lookup reads the
+creator's role in the key's tenant, a removed creator's key is refused and the scopes are
+cut to what that role may hold (a role change or removal broadcasts ALL_KEYS). Keys the
+operator made (no creator) keep their own scopes.
+
+Without Postgres, a known key is served from the cache past its TTL (up to
+STALE_IF_ERROR_S); revocations still arrive through Redis. An unknown key raises the
+database error, which the error handlers answer with 503 and Retry-After.
 """
 
 from __future__ import annotations
@@ -21,14 +30,35 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from posturio.platform.db import (
+    DB_RETRY_AFTER_S,
+    STALE_IF_ERROR_S,
+    database_unreachable,
+    switch_tenant,
+)
 from posturio.platform.errors import Unauthorized
 from posturio.platform.invalidation import KEYS, publish
+from posturio.platform.models import ROLE_RANK, Role, Scope
 from posturio.platform.security import secret_matches, split_api_key
 
 log = structlog.get_logger("posturio.keyauth")
 LAST_USED_GRANULARITY_S = 60.0
 UNKNOWN_PREFIX_TTL_S = 5.0
 ALL_KEYS = "*"  # an invalidation of every cached key (a tenant-wide setting changed)
+
+# The creator's current role in the key's tenant (None: no longer a member), read in the
+# key's own tenant so row-level security applies.
+_CREATOR = text(
+    "SELECT k.created_by, m.role FROM api_keys k LEFT JOIN memberships m"
+    " ON m.tenant_id = k.tenant_id AND m.user_id = k.created_by WHERE k.id = :id"
+)
+
+
+def scopes_for_role(role: Role) -> frozenset[str]:
+    """The scopes a member in `role` may hold: the admin scope needs admin or owner."""
+    if ROLE_RANK[role] >= ROLE_RANK[Role.admin]:
+        return frozenset(s.value for s in Scope)
+    return frozenset(s.value for s in Scope if s is not Scope.admin)
 
 
 @dataclass(slots=True)
@@ -49,6 +79,7 @@ class CachedKey:
     loaded_at: float
     tags: frozenset[str] = frozenset()
     plan: str = "standard"  # the tenant's plan (demo tenants come from public signup)
+    creator_removed: bool = False  # made by someone who is no longer a member
 
 
 def bearer_or_key(authorization: str | None, api_key: str | None) -> str | None:
@@ -80,6 +111,9 @@ class KeyAuthenticator:
         self._cache: OrderedDict[str, CachedKey] = OrderedDict()
         self._misses: OrderedDict[str, float] = OrderedDict()
         self._on_used = on_used
+        # While the database is known to be down, stale entries are served without
+        # trying it on every request.
+        self._db_retry_at = 0.0
 
     async def authenticate(self, token: str | None) -> CachedKey:
         if not token:
@@ -105,37 +139,69 @@ class KeyAuthenticator:
         now = datetime.now(UTC)
         if key.revoked_at is not None:
             raise Unauthorized("this API key has been revoked", code="key_revoked")
+        if key.creator_removed:
+            raise Unauthorized(
+                "the key's creator is no longer a member of this tenant", code="creator_removed"
+            )
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthorized("this API key has expired", code="key_expired")
         self._note_use(key, now)
         return key
 
     async def _lookup(self, prefix: str) -> CachedKey | None:
+        now = time.monotonic()
         entry = self._cache.get(prefix)
-        if entry is not None and time.monotonic() - entry.loaded_at < self._ttl:
+        if entry is not None and now - entry.loaded_at < self._ttl:
             self._cache.move_to_end(prefix)
             return entry
         missed = self._misses.get(prefix)
-        if missed is not None and time.monotonic() - missed < UNKNOWN_PREFIX_TTL_S:
+        if missed is not None and now - missed < UNKNOWN_PREFIX_TTL_S:
             return None  # a flood of made-up keys must not become a flood of queries
+        stale = entry is not None and now - entry.loaded_at < self._ttl + STALE_IF_ERROR_S
+        if stale and now < self._db_retry_at:
+            return entry
+        try:
+            loaded = await self._load(prefix)
+        except Exception as exc:
+            if not (stale and database_unreachable(exc)):
+                raise
+            self._db_retry_at = now + DB_RETRY_AFTER_S
+            log.warning("key_served_stale", key=prefix, error=type(exc).__name__)
+            return entry
+        if loaded is None:
+            self._cache.pop(prefix, None)
+            self._misses[prefix] = now
+            while len(self._misses) > self._max:
+                self._misses.popitem(last=False)
+            return None
+        self._cache[prefix] = loaded
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return loaded
+
+    async def _load(self, prefix: str) -> CachedKey | None:
         async with self._sessionmaker() as session:
             row = (
                 await session.execute(
                     text("SELECT * FROM posturio_api_key_by_prefix(:p)"), {"p": prefix}
                 )
             ).first()
-        if row is None:
-            self._cache.pop(prefix, None)
-            self._misses[prefix] = time.monotonic()
-            while len(self._misses) > self._max:
-                self._misses.popitem(last=False)
-            return None
-        entry = CachedKey(
+            if row is None:
+                return None
+            await switch_tenant(session, row.tenant_id)
+            creator = (await session.execute(_CREATOR, {"id": row.id})).one()
+        scopes = frozenset(row.scopes)
+        removed = False
+        if creator.created_by is not None:  # None: the operator's CLI made it
+            removed = creator.role is None
+            if not removed:
+                scopes &= scopes_for_role(Role(creator.role))
+        return CachedKey(
             id=row.id,
             tenant_id=row.tenant_id,
             prefix=prefix,
             secret_hash=bytes(row.secret_hash),
-            scopes=frozenset(row.scopes),
+            scopes=scopes,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             last_used_at=row.last_used_at,
@@ -147,11 +213,8 @@ class KeyAuthenticator:
             loaded_at=time.monotonic(),
             tags=frozenset(row.tags),
             plan=row.plan,
+            creator_removed=removed,
         )
-        self._cache[prefix] = entry
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
-        return entry
 
     def _note_use(self, key: CachedKey, now: datetime) -> None:
         if (

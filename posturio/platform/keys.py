@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import audit
 from posturio.platform.db import utcnow
-from posturio.platform.errors import Conflict, NotFound, PosturioError
+from posturio.platform.errors import Conflict, Forbidden, NotFound, PosturioError
+from posturio.platform.keyauth import scopes_for_role
 from posturio.platform.models import ApiKey, Role, Scope
 from posturio.platform.principal import Principal, require_standard_plan
 from posturio.platform.repository import get_scoped, scoped, scoped_update
@@ -55,6 +57,7 @@ async def create_key(
     clean_scopes = parse_scopes(scopes)
     # Members may make gateway keys for themselves; admin keys need an admin.
     principal.require(Role.admin if Scope.admin.value in clean_scopes else Role.member)
+    _require_grantable(principal, clean_scopes)
     await require_standard_plan(session, principal, "creating API keys")
     expires_at: datetime | None = None
     if expires_in_days is not None:
@@ -70,7 +73,7 @@ async def create_key(
         prefix=new.prefix,
         secret_hash=new.secret_hash,
         scopes=clean_scopes,
-        created_by=principal.user_id,
+        created_by=await _creator(session, principal),
         expires_at=expires_at,
     )
     _apply_limits(key, limits or KeyLimits())
@@ -92,6 +95,29 @@ async def create_key(
         },
     )
     return CreatedKey(key, new.plaintext)
+
+
+def _require_grantable(principal: Principal, scopes: list[str]) -> None:
+    """A new key holds no more than its maker: their role's scopes, and a key that mints a
+    key only what it holds itself (already cut to its creator's current role)."""
+    allowed = scopes_for_role(principal.role)
+    if principal.key_id is not None:
+        allowed &= principal.scopes
+    beyond = sorted(set(scopes) - allowed)
+    if beyond:
+        raise Forbidden(f"you may not create a key with the scope(s) {', '.join(beyond)}")
+
+
+async def _creator(session: AsyncSession, principal: Principal) -> uuid.UUID | None:
+    """The person a new key answers to: the signed-in user, or the creator of the key that
+    made it, so a key minted by a key is bounded by the same membership."""
+    if principal.user_id is not None or principal.key_id is None:
+        return principal.user_id
+    return await session.scalar(
+        select(ApiKey.created_by).where(
+            ApiKey.tenant_id == principal.tenant_id, ApiKey.id == principal.key_id
+        )
+    )
 
 
 def key_status(key: ApiKey) -> str:
