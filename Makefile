@@ -28,6 +28,7 @@ status:
 
 test: $(STAMP)  ## the whole suite against a real Postgres (pgvector) and Redis it starts itself
 	@scripts/ensure-chromium
+	@scripts/ensure-agents
 	$(BIN)/ruff check posturio migrations tests bench
 	$(BIN)/pytest
 

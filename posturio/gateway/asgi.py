@@ -18,9 +18,14 @@ import structlog
 from litestar import Litestar
 from prometheus_client import Histogram
 
-from posturio.gateway.errors import GatewayError
-from posturio.gateway.inspection.segments import chat_segments, embeddings_segments
-from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, estimate_inputs
+from posturio.gateway.decode import decode_object
+from posturio.gateway.dialects import Dialect, Request
+from posturio.gateway.dialects.chat import CHAT
+from posturio.gateway.dialects.messages import MESSAGES, estimate
+from posturio.gateway.dialects.responses import RESPONSES
+from posturio.gateway.errors import GatewayError, invalid
+from posturio.gateway.inspection.segments import body_segments, embeddings_segments
+from posturio.gateway.pipeline import Call, Gateway, Send, estimate_inputs
 from posturio.platform.db import DB_RETRY_AFTER_S, database_unreachable
 from posturio.platform.keyauth import bearer_or_key
 from posturio.platform.logging import REQUEST_ID_HEADER, current_request_id, new_request_id
@@ -88,7 +93,8 @@ async def send_json(
 async def _error(send: Send, call: Call, exc: GatewayError) -> None:
     call.status, call.error_code = exc.status, exc.code
     extra = {"retry-after": str(int(max(1, exc.retry_after)))} if exc.retry_after else None
-    await send_json(send, call, exc.status, msgspec.json.encode(exc.body(call.request_id)), extra)
+    body = DIALECTS[call.dialect].error_body(exc, call.request_id)
+    await send_json(send, call, exc.status, msgspec.json.encode(body), extra)
 
 
 def _unhandled(call: Call, exc: Exception) -> GatewayError:
@@ -105,33 +111,114 @@ def _unhandled(call: Call, exc: Exception) -> GatewayError:
     return GatewayError(500, "internal error", code="server_error")
 
 
-async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
-    payload, shape = gateway.chat_request(body)
-    call.stream = shape.stream
-    virtual = gateway.virtual_models.get(shape.model)
+async def generate(dialect: Dialect, gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
+    """A generation request in any dialect: inspected as the caller sent it, redacted in
+    place, translated to Chat for the provider adapters, and answered in the dialect."""
+    request = dialect.parse(body)
+    call.stream = request.stream
+    virtual = gateway.virtual_models.get(request.model)
     if virtual is not None:  # a model served by a component, e.g. Navigator's answers
-        await virtual(gateway, call, payload, shape, send)
+        payload, shape = gateway.chat_request(msgspec.json.encode(dialect.to_chat(request.payload)))
+        await virtual(gateway, call, payload, shape, translated_send(dialect, request, send))
         return
-    route = await gateway.resolve(call, shape.model, "chat")
-    call.prompt_estimate = estimate_chat(payload)
-    asked = shape.max_completion_tokens or shape.max_tokens
-    gateway.check_size(call, len(shape.messages), call.prompt_estimate, asked)
-    route = await gateway.inspect_input(call, route, chat_segments(payload))
-    max_out = asked or gateway.tier(call).max_output_tokens or 1024
-    await gateway.admit(call, route, call.prompt_estimate, max_out * shape.n)
-    if shape.stream:
-        include_usage = bool((shape.stream_options or {}).get("include_usage"))
-        stream = await gateway.open_stream(call, route, payload, include_usage)
+    route = await gateway.resolve(call, request.model, "chat")
+    call.prompt_estimate = request.prompt_estimate
+    gateway.check_size(call, request.messages, call.prompt_estimate, request.max_output)
+    route = await gateway.inspect_input(call, route, body_segments(request.payload))
+    max_out = request.max_output or gateway.tier(call).max_output_tokens or 1024
+    await gateway.admit(call, route, call.prompt_estimate, max_out * request.n)
+    payload = dialect.to_chat(request.payload)  # after redaction: it rewrote the original
+    if request.stream:
+        stream = await gateway.open_stream(call, route, payload, request.include_usage)
         await send(
             {"type": "http.response.start", "status": 200, "headers": response_headers(call, SSE)}
         )
-        chunks: AsyncIterator[bytes] = gateway.relay(call, stream, gateway.stream_guard(call))
+        chunks: AsyncIterator[bytes] = dialect.stream_from_chat(
+            gateway.relay(call, stream, gateway.stream_guard(call)), request
+        )
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
     result = await gateway.complete(call, route, payload)
-    await send_json(send, call, 200, msgspec.json.encode(result.body))
+    await send_json(send, call, 200, msgspec.json.encode(dialect.from_chat(result.body, request)))
+
+
+def translated_send(dialect: Dialect, request: Request, send: Send) -> Send:
+    """`send` for a component that answers in Chat (Navigator): its JSON answer or its
+    event stream reach the caller in the caller's dialect."""
+    if dialect is CHAT:
+        return send
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    state: dict[str, Any] = {}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while (chunk := await queue.get()) is not None:
+            yield chunk
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            state["start"] = message
+            state["sse"] = (b"content-type", b"text/event-stream") in message["headers"]
+            if state["sse"]:
+                await send(message)
+                state["pump"] = asyncio.ensure_future(_pump(dialect, request, chunks(), send))
+            return
+        body, more = message.get("body", b""), message.get("more_body", False)
+        if state.get("sse"):
+            await queue.put(body)
+            if not more:
+                await queue.put(None)
+                await state["pump"]
+            return
+        state["body"] = state.get("body", b"") + body
+        if more:
+            return
+        start = state["start"]
+        answer = msgspec.json.decode(state["body"])
+        if start["status"] == 200:
+            out = msgspec.json.encode(dialect.from_chat(answer, request))
+        else:
+            error = (answer.get("error") or {}) if isinstance(answer, dict) else {}
+            exc = GatewayError(
+                start["status"], str(error.get("message", "")), code=error.get("code")
+            )
+            out = msgspec.json.encode(dialect.error_body(exc, None))
+        headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+
+    return wrapped
+
+
+async def _pump(
+    dialect: Dialect, request: Request, chunks: AsyncIterator[bytes], send: Send
+) -> None:
+    async for chunk in dialect.stream_from_chat(chunks, request):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def chat_completions(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
+    await generate(CHAT, gateway, call, body, send)
+
+
+async def messages(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
+    await generate(MESSAGES, gateway, call, body, send)
+
+
+async def responses(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
+    await generate(RESPONSES, gateway, call, body, send)
+
+
+async def count_tokens(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
+    """Anthropic's token count: the gateway's own estimate (what its limits reserve)."""
+    payload = decode_object(body)
+    if not isinstance(payload.get("messages"), list) or not payload["messages"]:
+        raise invalid("messages must be a non-empty list", "messages")
+    gateway.allow(call, str(payload.get("model") or ""))
+    call.key = None  # a count is not metered
+    await send_json(send, call, 200, msgspec.json.encode({"input_tokens": estimate(payload)}))
 
 
 async def embeddings(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
@@ -169,15 +256,38 @@ async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
         if (allowed is None or alias in allowed) and (tier_models is None or alias in tier_models)
     ]
     call.key = None  # a listing is not metered
+    if call.dialect == "messages":  # asked by an Anthropic client (anthropic-version)
+        listing: dict[str, Any] = {
+            "data": [
+                {
+                    "type": "model",
+                    "id": m["id"],
+                    "display_name": m["id"],
+                    "created_at": "1970-01-01T00:00:00Z",
+                }
+                for m in data
+                if m["kind"] == "chat"
+            ],
+            "has_more": False,
+        }
+        listing["first_id"] = listing["data"][0]["id"] if listing["data"] else None
+        listing["last_id"] = listing["data"][-1]["id"] if listing["data"] else None
+        await send_json(send, call, 200, msgspec.json.encode(listing))
+        return
     await send_json(send, call, 200, msgspec.json.encode({"object": "list", "data": data}))
 
 
 Handler = Callable[[Gateway, Call, bytes, Send], Awaitable[None]]
-ROUTES: dict[str, tuple[str, str, Handler]] = {
-    "/chat/completions": ("POST", "chat.completions", chat_completions),
-    "/embeddings": ("POST", "embeddings", embeddings),
-    "/models": ("GET", "models", models),
+# path -> (method, endpoint, dialect of its answers and errors, handler)
+ROUTES: dict[str, tuple[str, str, str, Handler]] = {
+    "/chat/completions": ("POST", "chat.completions", "chat", chat_completions),
+    "/messages": ("POST", "messages", "messages", messages),
+    "/messages/count_tokens": ("POST", "messages.count_tokens", "messages", count_tokens),
+    "/responses": ("POST", "responses", "responses", responses),
+    "/embeddings": ("POST", "embeddings", "chat", embeddings),
+    "/models": ("GET", "models", "chat", models),
 }
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (CHAT, MESSAGES, RESPONSES)}
 
 
 def scope_token(scope: dict[str, Any]) -> str | None:
@@ -261,9 +371,13 @@ class GatewayASGI:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         gateway: Gateway = (self._app or scope["app"]).state.gateway
         path = scope["path"].removeprefix("/v1").rstrip("/") or "/"
-        method, endpoint, handler = ROUTES.get(path, ("", "unknown", None))  # type: ignore[assignment]
+        method, endpoint, dialect, handler = ROUTES.get(path, ("", "unknown", "chat", None))  # type: ignore[assignment]
+        if any(name == b"anthropic-version" for name, _ in scope["headers"]):
+            dialect = "messages"  # an Anthropic client: its envelope for errors and listings
         # Mounted in Litestar, its middleware has named the request already.
-        call = Call(request_id=current_request_id() or new_request_id(), endpoint=endpoint)
+        call = Call(
+            request_id=current_request_id() or new_request_id(), endpoint=endpoint, dialect=dialect
+        )
 
         async def authenticate(call: Call) -> None:
             if handler is None:

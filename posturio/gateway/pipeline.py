@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import msgspec
 import structlog
 
 from posturio.config import Settings
+from posturio.gateway.decode import parse
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.segments import Segment, response_segments
 from posturio.gateway.limits import (
@@ -61,7 +61,6 @@ log = structlog.get_logger("posturio.gateway")
 R = TypeVar("R")
 THOUSAND = Decimal(1000)
 DEFAULT_MAX_OUTPUT = 1024  # for budget reservations when the caller sets no max_tokens
-_AT = re.compile(r" - at `\$\.?(.*)`$")
 
 
 @dataclass(slots=True)
@@ -70,6 +69,7 @@ class Call:
 
     request_id: str
     endpoint: str
+    dialect: str = "chat"  # chat | messages | responses: the shape of answers and errors
     started: float = field(default_factory=time.perf_counter)
     key: CachedKey | None = None
     alias: str | None = None
@@ -116,7 +116,9 @@ class Call:
 
     def context(self, direction: str) -> Context:
         assert self.key is not None
-        return Context(self.key.id, self.key.tags, self.alias or "", self.origin, direction)
+        return Context(
+            self.key.id, self.key.tags, self.alias or "", self.origin, direction, self.dialect
+        )
 
     def note(self, verdict: Verdict, direction: str) -> None:
         if self.hits is None:
@@ -149,39 +151,6 @@ class Call:
             Decimal(self.usage.prompt_tokens) * self.target.input_price_per_1k
             + Decimal(self.usage.completion_tokens) * self.target.output_price_per_1k
         ) / THOUSAND
-
-
-def _validation_error(exc: msgspec.ValidationError) -> GatewayError:
-    message = str(exc)
-    match = _AT.search(message)
-    param = match.group(1) if match else None
-    return invalid(_AT.sub("", message) + (f" (at {param})" if param else ""), param)
-
-
-def decode_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise invalid(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
-    except UnicodeDecodeError as exc:
-        raise invalid(
-            f"the request body is not valid UTF-8 (byte {exc.start})", code="invalid_json"
-        ) from None
-    if not isinstance(payload, dict):
-        raise invalid("the request body must be a JSON object", code="invalid_json")
-    return payload
-
-
-S = TypeVar("S")
-
-
-def parse(body: bytes, shape: type[S]) -> tuple[dict[str, Any], S]:
-    """The body as a dict (passed through untouched) and the fields we rely on, checked."""
-    payload = decode_object(body)
-    try:
-        return payload, msgspec.convert(payload, shape)
-    except msgspec.ValidationError as exc:
-        raise _validation_error(exc) from None
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]

@@ -32,7 +32,8 @@ from posturio.gateway.asgi import SSE, Receive, response_headers, scope_token, s
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.engine import normalize
 from posturio.gateway.inspection.segments import chat_segments
-from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat, parse
+from posturio.gateway.decode import parse
+from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat
 from posturio.gateway.policy.evaluate import replace_spans
 from posturio.gateway.providers.base import SSE_DONE, ChatStream, Usage, sse
 from posturio.gateway.routing import ResolvedRoute, builtin_route

@@ -13,6 +13,9 @@ misbehave on demand. The upstream model name chooses the behaviour:
                          that a grounded prompt with fewer sources never provided
   junk                   like cite, with events that are not JSON in its streams
   chunks:N               streams its answer in pieces of N characters (not word by word)
+  tool[:NAME:ARG=VALUE]  an agent's model: first calls the tool NAME({ARG: VALUE})
+                         (default read_file({"path": ".env"})); once the last message
+                         is a tool result, answers "the tool said: <it>"
 """
 
 from __future__ import annotations
@@ -121,6 +124,8 @@ class FakeUpstream:
         failure = await self._misbehave(model)
         if failure is not None:
             return failure
+        if model == "tool" or model.startswith("tool:"):
+            return await self._tool_turn(request, body)
         text = CITED_ANSWER if model in ("cite", "junk") else _reply_text(body)
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         if not body.get("stream"):
@@ -190,6 +195,72 @@ class FakeUpstream:
                     + "\n\n"
                 ).encode()
             )
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _tool_turn(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        _, name, arg = [*body["model"].split(":", 2), "", ""][:3]
+        name = name or "read_file"
+        key, _, value = (arg or "path=.env").partition("=")
+        arguments = json.dumps({key: value})
+        # The tool's answer: a tool message after the last assistant turn (an agent may
+        # add text of its own after the tool result).
+        after = []
+        for message in reversed(body["messages"]):
+            if message.get("role") == "assistant":
+                break
+            after.append(message)
+        last = next((m for m in after if m.get("role") == "tool"), {})
+        usage = {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}
+        if last.get("role") == "tool":
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": f"the tool said: {last['content']}",
+            }
+            finish = "stop"
+        else:
+            call = {
+                "id": "call_fake_1",
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
+            message, finish = (
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                "tool_calls",
+            )
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "chatcmpl-tool",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "tool",
+                    "usage": usage,
+                    "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+                }
+            )
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
+            event = {"id": "chatcmpl-tool", "object": "chat.completion.chunk", "model": "tool"}
+            event["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+            await response.write(f"data: {json.dumps({**event, **extra})}\n\n".encode())
+
+        await send({"role": "assistant", "content": None})
+        if message.get("content"):
+            for i in range(0, len(message["content"]), 10):
+                await send({"content": message["content"][i : i + 10]})
+        else:
+            call = message["tool_calls"][0]
+            head = {**call, "index": 0, "function": {"name": name, "arguments": ""}}
+            await send({"tool_calls": [head]})
+            half = len(arguments) // 2
+            for piece in (arguments[:half], arguments[half:]):
+                await send({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        await send({}, finish)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send({}, None, usage=usage)
         await response.write(b"data: [DONE]\n\n")
         return response
 

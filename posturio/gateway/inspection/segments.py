@@ -1,9 +1,14 @@
 """Where the text of a request or response lives, so each piece can be inspected and,
 when the policy redacts, written back in place.
 
-Inspected: every message's content (all roles, every text part of multi-part content,
-tool results), tool-call and legacy function-call arguments, embeddings input strings,
-and on the way back each choice's content and tool-call arguments."""
+A request is inspected whole: every string anywhere in the body the caller sent (every
+message and content block, tool definitions and their schemas, tool inputs and results,
+metadata, stop sequences, fields the gateway does not know), in the caller's own
+dialect, named by its path there (`messages[2].content[0].content`, `input[5].output`).
+Only identifiers and enumerations the upstream reads as such (model, role, type, ids)
+and binary payloads (base64 images and documents) are skipped: a secret placed anywhere
+else would otherwise reach the upstream uninspected. On the way back, each choice's
+content and tool-call arguments."""
 
 from __future__ import annotations
 
@@ -54,11 +59,65 @@ def _message(out: list[Segment], where: str, message: Any) -> None:
     _calls(out, where, message)
 
 
-def chat_segments(payload: dict[str, Any]) -> list[Segment]:
+# Values the upstream reads as identifiers or enumerations, never as text.
+STRUCTURAL = frozenset(
+    {
+        "model",
+        "role",
+        "type",
+        "id",
+        "tool_call_id",
+        "tool_use_id",
+        "call_id",
+        "media_type",
+        "signature",
+        "encrypted_content",
+        "detail",
+        "status",
+        "object",
+        "service_tier",
+        "reasoning_effort",
+        "effort",
+        "truncation",
+        "encoding_format",
+    }
+)
+
+
+def _binary(holder: dict[str, Any], key: str, value: str) -> bool:
+    """Base64 payloads (images, PDFs): opaque to text inspection."""
+    if key == "data" and holder.get("type") == "base64":
+        return True
+    return value.startswith("data:") and ";base64," in value[:200]
+
+
+def _walk(out: list[Segment], where: str, node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(value, str):
+                if value and key not in STRUCTURAL and not _binary(node, key, value):
+                    out.append(Segment(path, value, node, key))
+            elif isinstance(value, dict | list):
+                _walk(out, path, value)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, str):
+                if value:
+                    out.append(Segment(f"{where}[{i}]", value, node, i))
+            elif isinstance(value, dict | list):
+                _walk(out, f"{where}[{i}]", value)
+
+
+def body_segments(payload: dict[str, Any]) -> list[Segment]:
+    """Every inspectable string of a request body, in any dialect."""
     out: list[Segment] = []
-    for i, message in enumerate(payload.get("messages") or ()):
-        _message(out, f"messages[{i}]", message)
+    _walk(out, "", payload)
     return out
+
+
+def chat_segments(payload: dict[str, Any]) -> list[Segment]:
+    return body_segments(payload)
 
 
 def embeddings_segments(payload: dict[str, Any]) -> list[Segment]:

@@ -45,6 +45,7 @@ class Context:
     alias: str
     origin: str = "api"  # api | navigator
     direction: str = "input"  # input | output
+    dialect: str = "chat"  # chat | messages | responses: how the client spoke
 
 
 @dataclass(slots=True)
@@ -209,6 +210,7 @@ def _context_matches(rule: PolicyRule, ctx: Context) -> bool:
         and (m.key_tags is None or not ctx.key_tags.isdisjoint(m.key_tags))
         and (m.models is None or ctx.alias in m.models)
         and (m.origins is None or ctx.origin in m.origins)
+        and (m.dialects is None or ctx.dialect in m.dialects)
     )
 
 

@@ -14,6 +14,7 @@ from posturio.platform.errors import PosturioError
 Action = Literal["allow", "flag", "redact", "block", "reroute"]
 Origin = Literal["api", "navigator"]
 Direction = Literal["input", "output"]
+Dialect = Literal["chat", "messages", "responses"]
 RedactStyle = Literal["placeholder", "mask", "hash"]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
 Text = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -38,6 +39,8 @@ class Match(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     key_tags: list[Id] | None = None
     models: list[Annotated[str, msgspec.Meta(max_length=200)]] | None = None
     origins: list[Origin] | None = None
+    # The client's dialect: agents speak messages (Claude Code) and responses (Codex).
+    dialects: list[Dialect] | None = None
     direction: Direction = "input"
 
 

@@ -1,0 +1,73 @@
+"""Client dialects at the gateway's edge: Chat Completions, Anthropic Messages and OpenAI
+Responses. Each dialect is inspected in its own shape (inspection/segments.py walks any
+body), then — where the deployment does not speak it — translated to and from Chat, the
+shape every provider adapter takes. One module per dialect; all of them share the event
+plumbing below."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from posturio.gateway.errors import GatewayError
+
+_encode = msgspec.json.encode
+
+
+def named_event(name: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event with an `event:` line (Messages and Responses streams)."""
+    return b"event: " + name.encode() + b"\ndata: " + _encode(data) + b"\n\n"
+
+
+async def chat_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any] | None]:
+    """Chat SSE bytes -> decoded `data:` objects; None for `[DONE]`. Events may arrive
+    split across chunks or several to a chunk."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        while b"\n\n" in pending:
+            event, pending = pending.split(b"\n\n", 1)
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    yield None
+                    continue
+                try:
+                    decoded = msgspec.json.decode(data)
+                except msgspec.DecodeError:
+                    continue
+                if isinstance(decoded, dict):
+                    yield decoded
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one client dialect is read, translated and answered."""
+
+    name: str  # chat | messages | responses
+    endpoint: str  # the usage record's endpoint
+    # body -> (payload as sent, its model, stream?, max output tokens asked, message count)
+    parse: Callable[[bytes], Request]
+    to_chat: Callable[[dict[str, Any]], dict[str, Any]]
+    from_chat: Callable[[dict[str, Any], Request], dict[str, Any]]
+    stream_from_chat: Callable[[AsyncIterator[bytes], Request], AsyncIterator[bytes]]
+    error_body: Callable[[GatewayError, str | None], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Request:
+    """What the request path needs to know of a request, whatever its dialect."""
+
+    payload: dict[str, Any]
+    model: str
+    stream: bool
+    max_output: int | None
+    messages: int
+    prompt_estimate: int
+    n: int = 1
+    include_usage: bool = True
