@@ -33,12 +33,12 @@ async def run(root: Path, docs: int) -> None:
     from posturio.config import load_settings
 
     settings = load_settings()
-    from posturio.navigator import sources
+    from posturio.navigator import grants, sources
     from posturio.navigator.chunking import chunk_document
     from posturio.navigator.parsing import parse
     from posturio.navigator.pipeline import SourceSync, embedder
     from posturio.platform import accounts
-    from posturio.platform.db import create_engine, create_sessionmaker
+    from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
     from posturio.platform.models import Role
     from posturio.platform.principal import Principal
 
@@ -46,6 +46,8 @@ async def run(root: Path, docs: int) -> None:
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session, session.begin():
         tenant = await accounts.create_tenant(session, "Docs", actor="bench")
+    await grants.grant_as_operator(settings, tenant.id, str(root), "bench")
+    async with tenant_session(sessionmaker, tenant.id) as session:
         operator = Principal(tenant.id, Role.owner, "cli")
         source = await sources.propose(
             session,

@@ -1,9 +1,11 @@
-"""First start of the embedded default: a demo tenant, an owner and a demo API key."""
+"""First start of the embedded default: a demo tenant, an owner, a demo API key and the
+demo tenant's documents folder."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from sqlalchemy import func, select
 from posturio.config import Settings
 from posturio.gateway import routes
 from posturio.gateway.schemas import CredentialIn, DeploymentIn, RouteIn
+from posturio.navigator import grants
 from posturio.platform import accounts, keys
 from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
@@ -20,6 +23,7 @@ from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import Principal
 
 DEMO_EMAIL = "owner@posturio.demo"
+BOOTSTRAP = "system:bootstrap"
 
 
 @dataclass(frozen=True)
@@ -37,18 +41,33 @@ async def bootstrap_demo(settings: Settings) -> DemoAccess | None:
         async with create_sessionmaker(engine)() as session, session.begin():
             if await session.scalar(select(func.count()).select_from(Tenant)):
                 return None
-            tenant = await accounts.create_tenant(session, "Demo", actor="system:bootstrap")
+            tenant = await accounts.create_tenant(session, "Demo", actor=BOOTSTRAP)
             password = secrets.token_urlsafe(12)
             user = await accounts.ensure_user(session, DEMO_EMAIL, password)
-            system = Principal(tenant_id=tenant.id, role=Role.owner, actor="system:bootstrap")
+            system = Principal(tenant_id=tenant.id, role=Role.owner, actor=BOOTSTRAP)
             await accounts.add_member(session, system, user.email, Role.owner)
             owner = Principal(tenant.id, Role.owner, f"user:{user.id}", user_id=user.id)
             created = await keys.create_key(
                 session, owner, name="demo key", scopes=[Scope.gateway.value, Scope.admin.value]
             )
-            return DemoAccess(tenant.name, user.email, password, created.plaintext)
+            demo = DemoAccess(tenant.name, user.email, password, created.plaintext)
+            tenant_id, slug = tenant.id, tenant.slug
     finally:
         await engine.dispose()
+    await grant_demo_documents(settings, tenant_id, slug)
+    return demo
+
+
+async def grant_demo_documents(settings: Settings, tenant_id: uuid.UUID, slug: str) -> None:
+    """The embedded default's documents/<slug>/ folder, made and granted to the demo
+    tenant (other tenants get their own folders from the operator). Not when the operator
+    names the roots: they grant their own folders."""
+    if settings.navigator_roots:
+        return
+    settings = grants.embedded_roots(settings)
+    folder = settings.navigator_roots[0] / slug
+    folder.mkdir(parents=True, exist_ok=True)
+    await grants.grant_as_operator(settings, tenant_id, str(folder), BOOTSTRAP)
 
 
 # Provider keys a newcomer may already have in the environment -> routes on the demo tenant.

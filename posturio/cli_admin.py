@@ -87,8 +87,10 @@ def register(main: click.Group) -> None:
     main.add_command(demo_group)
     main.add_command(outbox)
     from posturio.gateway.policy.cli import policy_group
+    from posturio.navigator.cli import navigator_group
 
     main.add_command(policy_group)
+    main.add_command(navigator_group)
 
 
 @click.group()

@@ -185,13 +185,13 @@ def test_owner_signs_in_to_the_console_in_a_real_browser(stack, chromium):
 
 @pytest.mark.timeout(300)
 def test_a_folder_in_the_documents_directory_answers_with_citations(stack):
-    """The newcomer's Navigator path on the embedded default: drop a folder under the
-    state's documents directory, approve it, ask the `navigator` model."""
+    """The newcomer's Navigator path on the embedded default: drop a folder into the demo
+    tenant's documents folder, approve it, ask the `navigator` model."""
     from openai import OpenAI
 
     state: Path = stack["state"]  # type: ignore[assignment]
     demo = _read_env(state / "demo.env")
-    folder = state / "documents" / "handbook"
+    folder = state / "documents" / "demo" / "handbook"  # the demo tenant's granted folder
     folder.mkdir(parents=True)
     (folder / "leave.md").write_text(
         "# Leave\n\nEvery employee is entitled to thirty days of paid annual leave.\n"
@@ -201,6 +201,8 @@ def test_a_folder_in_the_documents_directory_answers_with_citations(stack):
         headers={"Authorization": f"Bearer {demo['POSTURIO_API_KEY']}"},
         timeout=60,
     )
+    everyone = {"name": "All", "kind": "directory", "config": {"path": str(folder.parents[1])}}
+    assert api.post("/api/navigator/sources", json=everyone).status_code == 403  # not granted
     source = api.post(
         "/api/navigator/sources",
         json={"name": "Handbook", "kind": "directory", "config": {"path": str(folder)}},

@@ -23,16 +23,15 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 from litestar import asgi
-from sqlalchemy import ColumnElement
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posturio.config import Settings
 from posturio.gateway.asgi import SSE, Receive, response_headers, scope_token, send_json, serve
+from posturio.gateway.decode import parse
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.engine import normalize
 from posturio.gateway.inspection.segments import chat_segments
-from posturio.gateway.decode import parse
 from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat
 from posturio.gateway.policy.evaluate import replace_spans
 from posturio.gateway.providers.base import SSE_DONE, ChatStream, Usage, sse
@@ -53,12 +52,11 @@ from posturio.navigator.models import Answer
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, SearchHit, hybrid_search
 from posturio.navigator.settings import answer_model
+from posturio.navigator.sources import viewer_groups
 from posturio.platform.db import tenant_session
 from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import CachedKey
 from posturio.platform.logging import current_request_id, new_request_id
-from posturio.platform.models import ApiKey, Membership, Role, Scope
-from posturio.platform.repository import scoped
 
 log = structlog.get_logger("posturio.navigator")
 NAVIGATOR_ALIAS = "navigator"
@@ -171,38 +169,6 @@ class StreamBroken(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(error.get("message"))
         self.error = error
-
-
-async def viewer_groups(
-    session: AsyncSession, tenant_id: uuid.UUID, key_id: uuid.UUID, scopes: frozenset[str]
-) -> tuple[str, ...] | None:
-    """The groups whose sources a key's holder may read: its creator's, in this tenant.
-    A key nobody in the tenant created (made by the operator's CLI) reads only sources
-    open to the whole tenant; an admin key reads all."""
-    if Scope.admin.value in scopes:
-        return None
-    creator = (
-        scoped(ApiKey, tenant_id).where(ApiKey.id == key_id).with_only_columns(ApiKey.created_by)
-    )
-    return await _readable(session, tenant_id, Membership.user_id == creator.scalar_subquery())
-
-
-async def member_groups(
-    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[str, ...] | None:
-    """A signed-in member's groups."""
-    return await _readable(session, tenant_id, Membership.user_id == user_id)
-
-
-async def _readable(
-    session: AsyncSession, tenant_id: uuid.UUID, who: ColumnElement[bool]
-) -> tuple[str, ...] | None:
-    """None (every source) for admins and owners, else the member's groups; () for no
-    membership (sources open to the whole tenant only)."""
-    member = (await session.scalars(scoped(Membership, tenant_id).where(who))).first()
-    if member is None:
-        return ()
-    return None if member.role in (Role.owner, Role.admin) else tuple(member.groups)
 
 
 async def admit_search(gateway: Gateway, key: CachedKey, client_ip: str | None) -> None:

@@ -13,13 +13,14 @@ import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator import settings, sources
 from posturio.navigator.models import Answer, Document, Feedback, Source
 from posturio.navigator.tasks import purge_source, sync_source
 from posturio.platform.dependencies import Caller, Db, provide_api_principal, provide_tenant_db
-from posturio.platform.errors import Conflict, PosturioError
+from posturio.platform.errors import Conflict
 from posturio.platform.repository import scoped
 from posturio.workers.outbox import defer
 
@@ -91,6 +92,36 @@ async def feedback_items(
             )
         )
     return out
+
+
+# Litestar's own bound for the upload routes, above the app-wide body limit; the
+# operator's file limit (lower) is enforced by upload_limit as the body streams in.
+UPLOAD_CEILING = 1024 * 1024 * 1024
+
+
+def upload_limit(app: ASGIApp, overhead: int = 0) -> ASGIApp:
+    """Refuse an upload (413) once its declared length or the bytes received so far pass
+    the operator's file limit (plus a form's `overhead`): nothing more is read, and
+    nothing parses the body first (the console's CSRF check reads a whole form)."""
+
+    async def bounded(scope: Scope, receive: Receive, send: Send) -> None:
+        limit = scope["litestar_app"].state.settings.navigator_max_file_bytes + overhead
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            raise sources.too_large(limit - overhead)
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise sources.too_large(limit - overhead)
+            return message
+
+        await app(scope, counted, send)
+
+    return bounded
 
 
 def source_out(s: Source) -> SourceOut:
@@ -165,9 +196,8 @@ class NavigatorApi(Controller):
     @put(
         "/sources/{source_id:str}/files/{filename:str}",
         summary="Upload a file (raw body)",
-        # Above the app-wide body limit; the operator's file limit is checked below, from
-        # the declared length before anything is read.
-        request_max_body_size=1024 * 1024 * 1024,
+        middleware=[upload_limit],
+        request_max_body_size=UPLOAD_CEILING,
     )
     async def upload(
         self,
@@ -177,20 +207,11 @@ class NavigatorApi(Controller):
         source_id: FromPath[str],
         filename: FromPath[str],
     ) -> DocumentOut:
-        settings = request.app.state.settings
-        limit = settings.navigator_max_file_bytes
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit:
-            raise PosturioError(
-                f"the file is {declared:,} bytes, over the limit of {limit:,}",
-                code="file_too_large",
-                status_code=413,
-            )
-        content = await request.body()
+        content = await request.body()  # bounded while it streams in: upload_limit
         upload = await sources.add_upload(
             db,
             principal,
-            settings,
+            request.app.state.settings,
             source_id,
             filename,
             content,

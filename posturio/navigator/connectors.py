@@ -1,5 +1,6 @@
 """Where a source's documents come from: discover the items, then fetch each one's bytes.
-Directory sources stay inside their allowlisted root; uploads are read from Postgres."""
+Directory sources stay inside their folder, which must still be granted to the tenant at
+every read; uploads are read from Postgres."""
 
 from __future__ import annotations
 
@@ -7,17 +8,23 @@ import asyncio
 import fnmatch
 import os
 import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from posturio.config import Settings
+from posturio.navigator.grants import granted_directory
 from posturio.navigator.models import Source, Upload
-from posturio.navigator.sources import check_git_url, directory_root
+from posturio.navigator.sources import check_git_url
 from posturio.platform.db import tenant_session
+from posturio.platform.errors import PosturioError
 from posturio.platform.repository import scoped
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,26 +83,59 @@ def read_under(root: Path, item: Item) -> bytes:
     return path.read_bytes()
 
 
+async def recheck(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    check: Callable[[AsyncSession], Awaitable[T]],
+) -> T:
+    """A source's location checked again before it is read: refused now (its folder's
+    grant revoked, the roots narrowed, an address no longer allowed), the sync stops
+    with the reason and reads nothing."""
+    async with tenant_session(sessionmaker, tenant_id) as session:
+        try:
+            return await check(session)
+        except PosturioError as exc:
+            raise SourceUnavailable(exc.message) from None
+
+
 class DirectoryConnector:
-    def __init__(self, settings: Settings, source: Source) -> None:
-        # Checked again at every sync: the operator may have narrowed the roots since.
-        self.root = directory_root(settings, str(source.config.get("path", "")))
+    def __init__(
+        self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], source: Source
+    ) -> None:
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._tenant = source.tenant_id
+        self._path = str(source.config.get("path", ""))
         self.include = list(source.config.get("include") or ["*"])
         self.exclude = list(source.config.get("exclude") or [])
 
+    async def _root(self) -> Path:
+        return await recheck(
+            self._sessionmaker,
+            self._tenant,
+            lambda s: granted_directory(s, self._settings, self._tenant, self._path),
+        )
+
     async def discover(self) -> list[Item]:
-        return await asyncio.to_thread(walk, self.root, self.include, self.exclude)
+        return await asyncio.to_thread(walk, await self._root(), self.include, self.exclude)
 
     async def fetch(self, item: Item) -> bytes:
-        return await asyncio.to_thread(read_under, self.root, item)
+        return await asyncio.to_thread(read_under, await self._root(), item)
 
 
 class GitConnector:
-    """A repository (https URL or a local path under the allowed roots) at one branch,
-    kept as a shallow working copy in the state directory and refreshed at each sync."""
+    """A repository (https URL or a local path in a folder granted to the tenant) at one
+    branch, kept as a shallow working copy in the state directory and refreshed at each
+    sync. The location is checked again before each clone or fetch (the only reads of
+    it); items are then read from Posturio's own working copy."""
 
-    def __init__(self, settings: Settings, source: Source) -> None:
-        self.url = check_git_url(settings, str(source.config.get("url", "")))
+    def __init__(
+        self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], source: Source
+    ) -> None:
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._tenant = source.tenant_id
+        self._url = str(source.config.get("url", ""))
         self.branch = source.config.get("branch") or None
         self.include = list(source.config.get("include") or ["*"])
         self.exclude = list(source.config.get("exclude") or [])
@@ -117,11 +157,11 @@ class GitConnector:
         except subprocess.TimeoutExpired:
             raise SourceUnavailable(f"git {args[0]} timed out") from None
 
-    def _checkout(self) -> list[Item]:
+    def _checkout(self, url: str) -> list[Item]:
         branch = ["--branch", self.branch] if self.branch else []
         if not (self.root / ".git").is_dir():
             self.root.parent.mkdir(parents=True, exist_ok=True)
-            self._git("clone", "--depth", "1", "--single-branch", *branch, self.url, str(self.root))
+            self._git("clone", "--depth", "1", "--single-branch", *branch, url, str(self.root))
         else:
             self._git(
                 "fetch",
@@ -136,7 +176,12 @@ class GitConnector:
         return walk(self.root, self.include, self.exclude)
 
     async def discover(self) -> list[Item]:
-        return await asyncio.to_thread(self._checkout)
+        url = await recheck(
+            self._sessionmaker,
+            self._tenant,
+            lambda s: check_git_url(s, self._settings, self._tenant, self._url),
+        )
+        return await asyncio.to_thread(self._checkout, url)
 
     async def fetch(self, item: Item) -> bytes:
         return await asyncio.to_thread(read_under, self.root, item)
@@ -176,11 +221,11 @@ def connector_for(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], source: Source
 ) -> Connector:
     if source.kind == "directory":
-        return DirectoryConnector(settings, source)
+        return DirectoryConnector(settings, sessionmaker, source)
     if source.kind == "upload":
         return UploadConnector(sessionmaker, source)
     if source.kind == "git":
-        return GitConnector(settings, source)
+        return GitConnector(settings, sessionmaker, source)
     if source.kind == "web":
         from posturio.navigator.crawl import WebConnector  # it imports this module
 

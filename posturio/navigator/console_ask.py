@@ -17,7 +17,7 @@ from posturio.gateway.asgi import Receive
 from posturio.gateway.pipeline import Call, Send
 from posturio.gateway.playground import SESSION_KEY, playground_key, session_key
 from posturio.navigator import settings, sources
-from posturio.navigator.answers import member_groups, serve_answer
+from posturio.navigator.answers import serve_answer
 from posturio.navigator.api import feedback_items
 from posturio.navigator.models import Chunk, Document
 from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, record_feedback, search
@@ -62,7 +62,7 @@ class AskPage(ConsoleController):
         async with tenant_session(app.state.sessionmaker, principal.tenant_id) as session:
             key = await playground_key(session, principal)
         request.set_session({**request.session, SESSION_KEY: key.prefix})
-        groups = await member_groups(db, principal.tenant_id, principal.user_id)
+        groups = await sources.member_groups(db, principal.tenant_id, principal.user_id)
         live = await sources.readable(db, principal.tenant_id, groups)
         hits = []
         if q.strip():
@@ -122,7 +122,7 @@ class AskPage(ConsoleController):
         """Where a citation leads: the cited passage in its document, if the member may
         read it now (approved source, their groups); otherwise as if it did not exist."""
         assert principal.user_id is not None
-        groups = await member_groups(db, principal.tenant_id, principal.user_id)
+        groups = await sources.member_groups(db, principal.tenant_id, principal.user_id)
         readable = {s.id: s for s in await sources.readable(db, principal.tenant_id, groups)}
         cited = (
             await db.scalars(

@@ -1,6 +1,7 @@
-"""Console page for Navigator's sources: propose (any member), approve / pause / resume /
-revoke with a reason (admins), upload files to an upload source, sync now, and each
-source's progress and failed documents."""
+"""Console page for Navigator's sources: propose (any member; folders from the tenant's
+grants), approve / pause / resume / revoke with a reason (admins), upload files to an
+upload source (members while it is proposed, admins after), sync now, and each source's
+progress and failed documents. Members see only sources they may read."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from posturio.navigator import sources
+from posturio.navigator import grants, sources
+from posturio.navigator.api import UPLOAD_CEILING, upload_limit
 from posturio.navigator.models import Document
 from posturio.navigator.tasks import purge_source, sync_source
 from posturio.platform.console import ConsoleController, flash, page
@@ -20,6 +23,8 @@ from posturio.platform.errors import Conflict, PosturioError
 from posturio.platform.models import Role
 from posturio.platform.repository import scoped
 from posturio.workers.outbox import defer
+
+FORM_OVERHEAD = 64 * 1024
 
 
 class SourcesPage(ConsoleController):
@@ -47,7 +52,9 @@ class SourcesPage(ConsoleController):
             active="Sources",
             sources=rows,
             failed=failed,
+            folders=await grants.listing(db, principal.tenant_id),
             can_approve=principal.at_least(Role.admin),
+            max_file_bytes=request.app.state.settings.navigator_max_file_bytes,
         )
 
     @post("/", status_code=303)
@@ -94,29 +101,46 @@ class SourcesPage(ConsoleController):
                     )
                 defer(db, sync_source, str(principal.tenant_id), str(source.id))
                 message = "Sync queued."
-            elif action == "upload":
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise PosturioError("choose a file")
-                content = await upload.read()
-                await sources.add_upload(
-                    db,
-                    principal,
-                    request.app.state.settings,
-                    source_id,
-                    upload.filename,
-                    content,
-                    upload.content_type,
-                )
-                source = await sources.get(db, principal, source_id)
-                if source.status == "approved":
-                    defer(db, sync_source, str(principal.tenant_id), str(source.id))
-                message = f"{upload.filename} uploaded."
             else:
                 raise PosturioError("unknown action")
             await db.commit()
         except PosturioError as exc:
             await db.rollback()
             message = f"Not done: {exc.message}"
+        flash(request, message)
+        return Redirect("/console/sources", status_code=303)
+
+    @post(
+        "/{source_id:str}/files",
+        status_code=303,
+        # The form's other fields and multipart framing, beside the file itself.
+        middleware=[DefineMiddleware(upload_limit, overhead=FORM_OVERHEAD)],
+        request_max_body_size=UPLOAD_CEILING,
+    )
+    async def upload(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller, source_id: FromPath[str]
+    ) -> Redirect:
+        form = await request.form()  # parsed already (the CSRF check), within upload_limit
+        upload = form.get("file")
+        try:
+            if not isinstance(upload, UploadFile):
+                raise PosturioError("choose a file")
+            await sources.add_upload(
+                db,
+                principal,
+                request.app.state.settings,
+                source_id,
+                upload.filename,
+                await upload.read(),
+                upload.content_type,
+            )
+            source = await sources.get(db, principal, source_id)
+            if source.status == "approved":
+                defer(db, sync_source, str(principal.tenant_id), str(source.id))
+            await db.commit()
+            message = f"{upload.filename} uploaded."
+        except PosturioError as exc:
+            await db.rollback()
+            message = f"Not uploaded: {exc.message}"
         flash(request, message)
         return Redirect("/console/sources", status_code=303)

@@ -1,5 +1,5 @@
-"""ORM models of Navigator: sources (and their approval state), documents, uploaded files,
-and the chunk index."""
+"""ORM models of Navigator: sources (and their approval state), the server folders the
+operator granted each tenant, documents, uploaded files, and the chunk index."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +51,21 @@ class Source(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     embedding_model: Mapped[str | None] = mapped_column(String(200))
+
+
+class FolderGrant(Base):
+    """A server folder the operator granted to one tenant. The operator's roots are shared
+    by every tenant, so a tenant's directory and local git sources must lie in one of its
+    grants. The application only reads grants; the operator writes them (CLI)."""
+
+    __tablename__ = "navigator_folder_grants"
+    __table_args__ = (UniqueConstraint("tenant_id", "path"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=_uuid)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)  # absolute, symlinks resolved when granted
+    granted_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Document(Base):

@@ -1,6 +1,7 @@
-"""Navigator for employees: hybrid search over the sources they may read, and feedback
-on grounded answers and their citations (answers themselves: answers.py). Any key of the
-tenant with the gateway or admin scope may call it."""
+"""Navigator for employees: hybrid search over the sources they may read, feedback on
+grounded answers and their citations (answers themselves: answers.py), and the server
+folders the operator granted to the tenant. Any key of the tenant with the gateway or
+admin scope may call it."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.navigator.answers import admit_search, masked_comment, viewer_groups
+from posturio.navigator import grants
+from posturio.navigator.answers import admit_search, masked_comment
 from posturio.navigator.models import Answer, Feedback
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, hybrid_search
+from posturio.navigator.sources import viewer_groups
 from posturio.platform.dependencies import Caller, Db, provide_tenant_db
 from posturio.platform.errors import Forbidden, PosturioError
 from posturio.platform.keyauth import KeyAuthenticator, token_from_headers
@@ -55,6 +58,11 @@ class FeedbackIn(msgspec.Struct, forbid_unknown_fields=True):
     helpful: bool
     citation: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0  # 0: the answer as a whole
     comment: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class FolderOut(msgspec.Struct):
+    path: str
+    granted_at: datetime
 
 
 class FeedbackOut(msgspec.Struct):
@@ -130,6 +138,12 @@ class NavigatorReaderApi(Controller):
         await admit_search(request.app.state.gateway, request.state.key, client)
         groups = await viewer_groups(db, principal.tenant_id, principal.key_id, principal.scopes)
         return await search(request, db, principal.tenant_id, groups, data)
+
+    @get("/folders", summary="Server folders the operator granted to this tenant")
+    async def folders(self, db: Db, principal: Caller) -> list[FolderOut]:
+        return [
+            FolderOut(g.path, g.created_at) for g in await grants.listing(db, principal.tenant_id)
+        ]
 
     @post(
         "/answers/{answer_id:str}/feedback",

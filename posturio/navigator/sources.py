@@ -1,26 +1,29 @@
 """Sources and their approval workflow: any member proposes, an admin approves, pauses,
 resumes or revokes; each transition is audited with who and why. Only approved sources
 are indexed and answer; a revoked one stops answering at once (every query joins the
-live status) and is purged in the background."""
+live status) and is purged in the background. A source limited to groups is seen only by
+members of one of them (and admins); folders must be granted to the tenant (grants.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-from sqlalchemy import String, cast, func, or_
+from sqlalchemy import ColumnElement, Select, String, cast, func, or_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.config import Settings
+from posturio.navigator.grants import granted_directory
 from posturio.navigator.models import Source, Upload
 from posturio.navigator.netguard import Allowlist, FetchError, check_url
 from posturio.platform import audit
 from posturio.platform.db import utcnow
-from posturio.platform.errors import Conflict, PosturioError
-from posturio.platform.models import Role
+from posturio.platform.errors import Conflict, Forbidden, NotFound, PosturioError
+from posturio.platform.models import ApiKey, Membership, Role, Scope
 from posturio.platform.principal import Principal
 from posturio.platform.repository import get_scoped, scoped
 from posturio.platform.schemas import Group
@@ -49,26 +52,11 @@ class TransitionIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
-def directory_root(settings: Settings, path: str) -> Path:
-    """The directory, resolved, if it lies under an allowlisted root (symlinks resolved:
-    a link leading outside is refused like `..`)."""
-    if not path:
-        raise PosturioError("a directory source needs config.path", code="invalid_source")
-    resolved = Path(path).resolve()
-    roots = [Path(r).resolve() for r in settings.navigator_roots]
-    if not any(resolved == root or root in resolved.parents for root in roots):
-        raise PosturioError(
-            f"{path} is not under a root the operator allows (POSTURIO_NAVIGATOR_ROOTS)",
-            code="path_not_allowed",
-        )
-    if not resolved.is_dir():
-        raise PosturioError(f"{path} is not a directory", code="invalid_source")
-    return resolved
-
-
-def check_git_url(settings: Settings, url: str) -> str:
-    """An https repository on an address the SSRF guard accepts, or a local repository
-    under an allowed root. Other transports (ssh, git://, file://) are refused."""
+async def check_git_url(
+    session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, url: str
+) -> str:
+    """An https repository on an address the SSRF guard accepts, or a local repository in
+    a folder granted to the tenant. Other transports (ssh, git://, file://) are refused."""
     if not url:
         raise PosturioError("a git source needs config.url", code="invalid_source")
     if url.startswith(("https://", "http://")):
@@ -79,15 +67,19 @@ def check_git_url(settings: Settings, url: str) -> str:
         return url
     if "://" in url or url.startswith(("git@", "-")):
         raise PosturioError("use an https URL or a local path", code="invalid_source")
-    return str(directory_root(settings, url))
+    return str(await granted_directory(session, settings, tenant_id, url))
 
 
-def check_config(settings: Settings, data: SourceIn) -> dict[str, Any]:
+async def check_config(
+    session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, data: SourceIn
+) -> dict[str, Any]:
     config = dict(data.config)
     if data.kind == "directory":
-        config["path"] = str(directory_root(settings, str(config.get("path", ""))))
+        path = str(config.get("path", ""))
+        config["path"] = str(await granted_directory(session, settings, tenant_id, path))
     elif data.kind == "git":
-        config["url"] = check_git_url(settings, str(config.get("url", "")))
+        url = str(config.get("url", ""))
+        config["url"] = await check_git_url(session, settings, tenant_id, url)
     elif data.kind == "web":
         urls = [str(u) for u in config.get("start_urls") or []]
         if config.get("sitemap"):
@@ -115,7 +107,7 @@ async def propose(
     session: AsyncSession, principal: Principal, settings: Settings, data: SourceIn
 ) -> Source:
     principal.require(Role.member)
-    config = check_config(settings, data)
+    config = await check_config(session, settings, principal.tenant_id, data)
     exists = (
         await session.scalars(scoped(Source, principal.tenant_id).where(Source.name == data.name))
     ).first()
@@ -147,13 +139,24 @@ async def propose(
 
 
 async def get(session: AsyncSession, principal: Principal, source_id: str) -> Source:
-    return await get_scoped(session, Source, principal.tenant_id, source_id, "source")
+    """One source the principal may see; another tenant's, or one limited to groups the
+    principal is not in, is indistinguishable from none."""
+    source = await get_scoped(session, Source, principal.tenant_id, source_id, "source")
+    groups = await principal_groups(session, principal)
+    if groups is not None:
+        visible = _visible(
+            scoped(Source, principal.tenant_id).where(Source.id == source.id), groups
+        )
+        if await session.scalar(visible.with_only_columns(Source.id)) is None:
+            raise NotFound("source not found")
+    return source
 
 
 async def listing(session: AsyncSession, principal: Principal) -> list[Source]:
-    return list(
-        (await session.scalars(scoped(Source, principal.tenant_id).order_by(Source.name))).all()
-    )
+    """The sources the principal may see, whatever their state."""
+    groups = await principal_groups(session, principal)
+    stmt = _visible(scoped(Source, principal.tenant_id), groups)
+    return list((await session.scalars(stmt.order_by(Source.name))).all())
 
 
 async def readable(
@@ -161,16 +164,64 @@ async def readable(
 ) -> list[Source]:
     """The approved sources a reader with `groups` may read (None: every one), by name —
     the rule the search query applies in SQL."""
-    stmt = scoped(Source, tenant_id).where(Source.status == "approved")
-    if groups is not None:
-        stmt = stmt.where(
-            or_(
-                Source.groups.is_(None),
-                func.cardinality(Source.groups) == 0,
-                Source.groups.overlap(cast(list(groups), ARRAY(String(64)))),
-            )
-        )
+    stmt = _visible(scoped(Source, tenant_id).where(Source.status == "approved"), groups)
     return list((await session.scalars(stmt.order_by(Source.name))).all())
+
+
+def _visible(stmt: Select[tuple[Source]], groups: tuple[str, ...] | None) -> Select[tuple[Source]]:
+    """Sources open to the whole tenant or to one of `groups` (None: every source)."""
+    if groups is None:
+        return stmt
+    return stmt.where(
+        or_(
+            Source.groups.is_(None),
+            func.cardinality(Source.groups) == 0,
+            Source.groups.overlap(cast(list(groups), ARRAY(String(64)))),
+        )
+    )
+
+
+async def principal_groups(session: AsyncSession, principal: Principal) -> tuple[str, ...] | None:
+    """The groups whose sources a console user or an API key may see (None: every one)."""
+    if principal.at_least(Role.admin):
+        return None
+    if principal.user_id is not None:
+        return await member_groups(session, principal.tenant_id, principal.user_id)
+    if principal.key_id is not None:
+        return await viewer_groups(session, principal.tenant_id, principal.key_id, principal.scopes)
+    return ()
+
+
+async def viewer_groups(
+    session: AsyncSession, tenant_id: uuid.UUID, key_id: uuid.UUID, scopes: frozenset[str]
+) -> tuple[str, ...] | None:
+    """The groups whose sources a key's holder may read: its creator's, in this tenant.
+    A key nobody in the tenant created (made by the operator's CLI) reads only sources
+    open to the whole tenant; an admin key reads all."""
+    if Scope.admin.value in scopes:
+        return None
+    creator = (
+        scoped(ApiKey, tenant_id).where(ApiKey.id == key_id).with_only_columns(ApiKey.created_by)
+    )
+    return await _readable(session, tenant_id, Membership.user_id == creator.scalar_subquery())
+
+
+async def member_groups(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[str, ...] | None:
+    """A signed-in member's groups."""
+    return await _readable(session, tenant_id, Membership.user_id == user_id)
+
+
+async def _readable(
+    session: AsyncSession, tenant_id: uuid.UUID, who: ColumnElement[bool]
+) -> tuple[str, ...] | None:
+    """None (every source) for admins and owners, else the member's groups; () for no
+    membership (sources open to the whole tenant only)."""
+    member = (await session.scalars(scoped(Membership, tenant_id).where(who))).first()
+    if member is None:
+        return ()
+    return None if member.role in (Role.owner, Role.admin) else tuple(member.groups)
 
 
 async def transition(
@@ -196,6 +247,12 @@ async def transition(
     return source
 
 
+def too_large(limit: int) -> PosturioError:
+    return PosturioError(
+        f"the file is over the limit of {limit:,} bytes", code="file_too_large", status_code=413
+    )
+
+
 async def add_upload(
     session: AsyncSession,
     principal: Principal,
@@ -211,16 +268,19 @@ async def add_upload(
         raise PosturioError("files can be uploaded only to an upload source", code="invalid_source")
     if source.status == "revoked":
         raise Conflict("this source is revoked")
-    name = Path(filename).name.strip()
-    if not name or len(name) > 255:
-        raise PosturioError("a file needs a name (at most 255 characters)", code="invalid_file")
-    if len(content) > settings.navigator_max_file_bytes:
-        raise PosturioError(
-            f"the file is {len(content):,} bytes, over the limit of "
-            f"{settings.navigator_max_file_bytes:,}",
-            code="file_too_large",
-            status_code=413,
+    # A file in an approved (or paused) source is indexed without another approval, so
+    # only an admin adds one there: their upload is the approval.
+    if source.status != "proposed" and not principal.at_least(Role.admin):
+        raise Forbidden(
+            f"this source is {source.status}: only an admin uploads to it", code="approval_needed"
         )
+    name = Path(filename).name.strip()
+    if not name or len(name) > 255 or "\x00" in name:
+        raise PosturioError(
+            "a file needs a name (at most 255 characters, no NUL)", code="invalid_file"
+        )
+    if len(content) > settings.navigator_max_file_bytes:
+        raise too_large(settings.navigator_max_file_bytes)
     existing = (
         await session.scalars(
             scoped(Upload, principal.tenant_id).where(

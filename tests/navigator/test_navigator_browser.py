@@ -15,11 +15,11 @@ from tests.navigator.test_sources_browser import PASSWORD, SHOTS, approve_folder
 
 
 @pytest.mark.timeout(240)
-def test_member_searches_asks_and_rates_an_answer(server, worker, chromium, navigator_root):
+def test_member_searches_asks_and_rates_an_answer(server, worker, chromium, navigator_root, grant):
     slug = f"ask-{uuid.uuid4().hex[:6]}"
     owner = f"owner-{slug}@acme-corp.com"
     cli("tenants", "create", slug, "--owner-email", owner, "--owner-password", PASSWORD)
-    folder = handbook(navigator_root, slug)
+    folder = grant(slug, handbook(navigator_root, slug))
 
     page = chromium.new_page()
     approve_folder(page, server, owner, folder, indexed=2)

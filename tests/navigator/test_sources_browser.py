@@ -38,6 +38,7 @@ def approve_folder(page: Any, server: str, owner: str, folder: Path, *, indexed:
     page.click("main button[type=submit]")
     page.wait_for_url("**/console")
     page.goto(f"{server}/console/sources")
+    assert str(folder.resolve()) in page.inner_text("#folders")  # the operator granted it
     page.fill("#propose input[name=name]", "Handbook")
     page.fill("#propose input[name=path]", str(folder))
     page.click("#propose button[type=submit]")
@@ -56,7 +57,7 @@ def approve_folder(page: Any, server: str, owner: str, folder: Path, *, indexed:
 
 
 @pytest.mark.timeout(240)
-def test_admin_approves_a_folder_in_the_console(server, worker, chromium, navigator_root):
+def test_admin_approves_a_folder_in_the_console(server, worker, chromium, navigator_root, grant):
     slug = f"nav-{uuid.uuid4().hex[:6]}"
     owner = f"owner-{slug}@acme-corp.com"
     cli("tenants", "create", slug, "--owner-email", owner, "--owner-password", PASSWORD)
@@ -71,6 +72,7 @@ def test_admin_approves_a_folder_in_the_console(server, worker, chromium, naviga
         "</body></html>"
     )
     (folder / "scan.pdf").write_bytes(b"%PDF-1.4 garbage")
+    grant(slug, folder)
 
     page = chromium.new_page()
     approve_folder(page, server, owner, folder, indexed=2)
