@@ -20,6 +20,7 @@ from posturio.gateway.policy.api import DecisionOut, decision_out, policy_change
 from posturio.gateway.request_log import RequestFilter
 from posturio.gateway.schemas import UsageEventOut
 from posturio.platform.dependencies import Caller, Db, provide_api_principal, provide_tenant_db
+from posturio.platform.errors import PosturioError
 
 
 class RequestPage(msgspec.Struct):
@@ -32,13 +33,69 @@ class RequestDetail(msgspec.Struct):
     decisions: list[DecisionOut]
 
 
+Fingerprint = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{24}$")]
+
+
 class FalsePositiveIn(msgspec.Struct, forbid_unknown_fields=True):
-    allowlist: bool = False
+    # Allowlisting is explicit: the fingerprints to allowlist, as GET .../allowlist lists
+    # them with the rules each silences (`true` is refused: it named nothing).
+    allowlist: Annotated[list[Fingerprint], msgspec.Meta(max_length=100)] | bool = False
+    policy_version: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None
 
 
 class FalsePositiveOut(msgspec.Struct):
     decision: DecisionOut
-    policy_version: int | None
+    policy_version: int | None  # the new version, when values were allowlisted
+    undo_version: int | None  # restore it to undo (POST /api/policy/versions/{n}/restore)
+
+
+class SilencedOut(msgspec.Struct):
+    policy_rule: str
+    action: str
+    direction: str
+    shadow: bool
+
+
+class AllowlistEntryOut(msgspec.Struct):
+    fingerprint: str
+    category: str
+    rule: str
+    preview: str
+    where: str
+    silences: list[SilencedOut]
+
+
+class AllowlistPlanOut(msgspec.Struct):
+    decision_id: str
+    policy_version: int  # pass it back: a policy changed meanwhile is refused (409)
+    entries: list[AllowlistEntryOut]
+    scope: str
+
+
+ALLOWLIST_SCOPE = (
+    "An allowlisted fingerprint is the keyed hash of one exact value: every detector stops "
+    "reporting that value in every request of this tenant, so none of the rules listed "
+    "acts on it any more. Saved as a new policy version; restoring the previous one undoes it."
+)
+
+
+def plan_out(plan: review.Plan) -> AllowlistPlanOut:
+    return AllowlistPlanOut(
+        str(plan.decision.id),
+        plan.policy_version,
+        [
+            AllowlistEntryOut(
+                e.fingerprint,
+                e.category,
+                e.rule,
+                e.preview,
+                e.where,
+                [SilencedOut(s.policy_rule, s.action, s.direction, s.shadow) for s in e.silences],
+            )
+            for e in plan.entries
+        ],
+        ALLOWLIST_SCOPE,
+    )
 
 
 class AssignIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,7 +175,20 @@ class CasesApi(Controller):
     ) -> list[DecisionOut]:
         return [decision_out(d) for d in await review.queue(db, principal, mine=mine)]
 
-    @post("/decisions/{decision_id:str}/false-positive", status_code=200)
+    @get(
+        "/decisions/{decision_id:str}/allowlist",
+        summary="What allowlisting a decision's values would change (admins); changes nothing",
+    )
+    async def allowlist_plan(
+        self, db: Db, principal: Caller, decision_id: FromPath[str]
+    ) -> AllowlistPlanOut:
+        return plan_out(await review.allowlist_plan(db, principal, decision_id))
+
+    @post(
+        "/decisions/{decision_id:str}/false-positive",
+        summary="Dismiss as a false positive; allowlist named values (admins) as a new version",
+        status_code=200,
+    )
     async def false_positive(
         self,
         request: Request,
@@ -127,12 +197,23 @@ class CasesApi(Controller):
         decision_id: FromPath[str],
         data: JSONBody[FalsePositiveIn],
     ) -> FalsePositiveOut:
+        if data.allowlist is True:
+            raise PosturioError(
+                "name the values to allowlist: `allowlist` takes the fingerprints that GET "
+                f"/api/decisions/{decision_id}/allowlist lists with the rules each silences",
+                code="invalid_allowlist",
+            )
         row, version = await review.false_positive(
-            db, principal, decision_id, allowlist=data.allowlist
+            db,
+            principal,
+            decision_id,
+            allowlist=data.allowlist or None,
+            policy_version=data.policy_version,
         )
-        if version is not None:
-            policy_changed(request, db, principal.tenant_id)
-        return FalsePositiveOut(decision_out(row), version.version if version else None)
+        if version is None:
+            return FalsePositiveOut(decision_out(row), None, None)
+        policy_changed(request, db, principal.tenant_id)
+        return FalsePositiveOut(decision_out(row), version.version, version.version - 1)
 
     @post("/decisions/{decision_id:str}/assign", status_code=200)
     async def assign(

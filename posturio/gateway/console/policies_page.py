@@ -1,16 +1,17 @@
-"""Policies: the rules in force with shadow toggles, the editor (admins), version history
-with a diff, and a test-a-prompt box that shows findings and the decision."""
+"""Policies: the rules in force with shadow toggles, the allowlist (each value traced to
+the review that added it, the rules it silences, and its removal), the editor (admins),
+version history with a diff of the canonical documents and restore, and a test-a-prompt
+box that shows findings and the decision."""
 
 from __future__ import annotations
 
-import difflib
-import json
 from typing import Annotated, Any
 
 from litestar import Request, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
+from posturio.gateway import review
 from posturio.gateway.console.forms import form, text
 from posturio.gateway.policy import store
 from posturio.gateway.policy.api import policy_changed, policy_out
@@ -22,8 +23,9 @@ from posturio.platform.errors import PosturioError
 from posturio.platform.models import Role
 
 
-def pretty(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, sort_keys=False)
+def _expected(data: dict[str, Any]) -> int | None:
+    seen = text(data, "expect")
+    return int(seen) if seen.isdigit() else None
 
 
 class PoliciesPage(ConsoleController):
@@ -34,6 +36,7 @@ class PoliciesPage(ConsoleController):
     ) -> Template:
         principal.require(Role.reviewer)
         current = policy_out(await store.latest(db, principal.tenant_id))
+        doc = decode(current.document)
         return await page(
             request,
             db,
@@ -41,7 +44,9 @@ class PoliciesPage(ConsoleController):
             "console/policies.html",
             active="Policies",
             policy=current,
-            rules=decode(current.document).rules,
+            rules=doc.rules,
+            allowlisted=await review.allowlisted(db, principal, doc),
+            patterns=doc.allowlist.patterns,
             versions=await store.versions(db, principal.tenant_id),
             can_edit=principal.at_least(Role.admin),
             **extra,
@@ -49,9 +54,14 @@ class PoliciesPage(ConsoleController):
 
     @get("/")
     async def overview(
-        self, request: Request[Any, Any, Any], db: Db, principal: Caller
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        undo: Annotated[int | None, QueryParameter(ge=1, le=2**31 - 1)] = None,
     ) -> Template:
-        return await self._render(request, db, principal)
+        # `undo`: the version just saved (an allowlisting); offered while still in force.
+        return await self._render(request, db, principal, undo=undo)
 
     @get("/edit")
     async def editor(self, request: Request[Any, Any, Any], db: Db, principal: Caller) -> Template:
@@ -64,7 +74,7 @@ class PoliciesPage(ConsoleController):
             "console/policy_edit.html",
             active="Policies",
             policy=current,
-            source=pretty(current.document),
+            source=store.canonical(current.document),
         )
 
     @post("/edit", status_code=303)
@@ -113,26 +123,72 @@ class PoliciesPage(ConsoleController):
         flash(request, f"Rule {rule_id} is now {state} (version {row.version}).")
         return Redirect("/console/policies", status_code=303)
 
+    @post("/allowlist/remove", status_code=303)
+    async def remove_allowlisted(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller
+    ) -> Redirect:
+        """One entry out of the allowlist (a fingerprint or a pattern), as a new version."""
+        principal.require(Role.admin)
+        data = await form(request)
+        _, current = await store.in_force(db, principal.tenant_id)
+        doc = decode(to_builtins(current))  # a copy: the default policy is shared
+        fingerprint, pattern = text(data, "fingerprint"), data.get("pattern")
+        if fingerprint in doc.allowlist.fingerprints:
+            doc.allowlist.fingerprints.remove(fingerprint)
+            what = f"fingerprint {fingerprint}"
+        elif isinstance(pattern, str) and pattern in doc.allowlist.patterns:
+            doc.allowlist.patterns.remove(pattern)
+            what = f"pattern {pattern}"
+        else:
+            flash(request, "That entry is not in the allowlist in force (nothing changed).")
+            return Redirect("/console/policies#allowlist", status_code=303)
+        row = await store.save(db, principal, doc, f"allowlist: removed {what}")
+        policy_changed(request, db, principal.tenant_id)
+        await db.commit()
+        flash(request, f"Removed {what} from the allowlist (version {row.version}).")
+        return Redirect("/console/policies#allowlist", status_code=303)
+
+    @post("/versions/{number:int}/restore", status_code=303)
+    async def restore(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        number: Annotated[int, PathParameter(ge=0, le=2**31 - 1)],
+    ) -> Redirect:
+        principal.require(Role.admin)
+        try:
+            row = await store.rollback_to(
+                db, principal, number, expect=_expected(await form(request))
+            )
+        except PosturioError as exc:
+            if exc.status_code in (401, 403):
+                raise
+            await db.rollback()
+            flash(request, f"Nothing restored: {exc.message}.")
+            return Redirect("/console/policies", status_code=303)
+        policy_changed(request, db, principal.tenant_id)
+        await db.commit()
+        flash(request, f"Version {number} restored as version {row.version}, now in force.")
+        return Redirect("/console/policies", status_code=303)
+
     @get("/diff")
     async def diff(
         self,
         request: Request[Any, Any, Any],
         db: Db,
         principal: Caller,
-        a: Annotated[int, QueryParameter(ge=0)],
-        b: Annotated[int, QueryParameter(ge=0)],
+        a: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)],
+        b: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)],
     ) -> Template:
+        """What changed from version a to version b, on the canonical documents (so a
+        one-entry change is one line, whatever order the keys were stored in)."""
         principal.require(Role.reviewer)
 
-        async def source(n: int) -> list[str]:
-            doc = policy_out(await store.version(db, principal.tenant_id, n) if n else None)
-            return pretty(doc.document).splitlines()
+        async def document(n: int) -> dict[str, Any]:
+            return store.document(await store.version(db, principal.tenant_id, n) if n else None)
 
-        lines = list(
-            difflib.unified_diff(
-                await source(a), await source(b), f"version {a}", f"version {b}", lineterm=""
-            )
-        )
+        latest = await store.latest(db, principal.tenant_id)
         return await page(
             request,
             db,
@@ -141,7 +197,9 @@ class PoliciesPage(ConsoleController):
             active="Policies",
             a=a,
             b=b,
-            lines=lines,
+            current=latest.version if latest else 0,
+            lines=store.diff(await document(a), await document(b), f"version {a}", f"version {b}"),
+            can_edit=principal.at_least(Role.admin),
         )
 
     @post("/test", status_code=200)

@@ -1,6 +1,7 @@
-"""Review queue: blocked and flagged requests awaiting a reviewer. Confirm, mark false
-positive (an admin may allowlist the values as a new policy version), assign, or escalate
-into an investigation. j/k move, c confirms, f marks false positive, e escalates."""
+"""Review queue: requests with a flagged or blocked finding awaiting a reviewer. Confirm,
+mark false positive, assign, or escalate into an investigation; j/k move, c confirms, f
+marks false positive (and nothing else), e escalates. Allowlisting values is a separate,
+confirmed step for admins: a page shows which fingerprints and which rules they silence."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from litestar.response import Redirect, Template
 
 from posturio.gateway import investigations as cases
 from posturio.gateway import review
-from posturio.gateway.console.forms import form, text
+from posturio.gateway.console.forms import form, many, text
 from posturio.gateway.policy import store
 from posturio.gateway.policy.api import policy_changed
 from posturio.platform.console import ConsoleController, flash, page
 from posturio.platform.dependencies import Caller, Db
+from posturio.platform.errors import Forbidden, PosturioError
 from posturio.platform.models import Membership, Role, User
 from posturio.platform.repository import scoped
 
@@ -56,6 +58,67 @@ class ReviewPage(ConsoleController):
             can_allowlist=principal.at_least(Role.admin),
         )
 
+    @get("/{decision_id:str}/allowlist")
+    async def allowlist_plan(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller, decision_id: FromPath[str]
+    ) -> Template:
+        return await self._plan_page(request, db, principal, decision_id)
+
+    @staticmethod
+    async def _plan_page(
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        decision_id: str,
+        error: str | None = None,
+    ) -> Template:
+        """Exactly what allowlisting would change; nothing is ticked until the admin does."""
+        plan = await review.allowlist_plan(db, principal, decision_id)
+        return await page(
+            request,
+            db,
+            principal,
+            "console/review_allowlist.html",
+            active="Review queue",
+            plan=plan,
+            error=error,
+            status_code=400 if error else 200,
+        )
+
+    @post("/{decision_id:str}/allowlist", status_code=303)
+    async def allowlist(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller, decision_id: FromPath[str]
+    ) -> Redirect | Template:
+        data = await form(request)
+        chosen = many(data, "fingerprint")
+        if not chosen:
+            return await self._plan_page(
+                request, db, principal, decision_id, "Tick at least one value to allowlist."
+            )
+        seen = text(data, "policy_version")
+        try:
+            _, version = await review.false_positive(
+                db,
+                principal,
+                decision_id,
+                allowlist=chosen,
+                policy_version=int(seen) if seen.isdigit() else None,
+            )
+        except PosturioError as exc:
+            if isinstance(exc, Forbidden):
+                raise
+            await db.rollback()
+            return await self._plan_page(request, db, principal, decision_id, exc.message)
+        assert version is not None
+        policy_changed(request, db, principal.tenant_id)
+        await db.commit()
+        flash(
+            request,
+            f"Marked as a false positive; {len(chosen)} value(s) allowlisted in policy "
+            f"version {version.version}.",
+        )
+        return Redirect(f"/console/policies?undo={version.version}#allowlist", status_code=303)
+
     @post("/{decision_id:str}", status_code=303)
     async def act(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, decision_id: FromPath[str]
@@ -66,13 +129,8 @@ class ReviewPage(ConsoleController):
             await review.confirm(db, principal, decision_id)
             message = "Confirmed."
         elif action == "false_positive":
-            allow = text(data, "allowlist") == "on"
-            _, version = await review.false_positive(db, principal, decision_id, allowlist=allow)
-            message = "Marked as a false positive." + (
-                f" Allowlisted in policy version {version.version}." if version else ""
-            )
-            if version is not None:
-                policy_changed(request, db, principal.tenant_id)
+            await review.false_positive(db, principal, decision_id)
+            message = "Marked as a false positive (the policy is unchanged)."
         elif action == "assign":
             who = text(data, "user_id")
             await review.assign(db, principal, decision_id, uuid.UUID(who) if who else None)

@@ -36,6 +36,10 @@ from posturio.gateway.policy.schema import (
 from posturio.gateway.tokens import estimate_text
 
 SNAPSHOT_CHARS = 8_000
+QUOTE_CHARS = 300  # an instruction's text in a finding's preview
+# Instructions are not secrets: a reviewer must read them to judge them. Every other
+# detector's values (credentials, personal data, a tenant's own terms) stay masked.
+QUOTED_DETECTORS = frozenset({"injection"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +59,13 @@ class Hit:
     action: str  # what the deciding rule does with it ("allow" when no rule matched)
     rule: PolicyRule | None
     shadow: list[PolicyRule] = field(default_factory=list)
+    # An instruction's text as written, with any value inside it masked (None: masked)
+    quote: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = self.finding.as_dict()
+        if self.quote is not None:
+            out["preview"] = _clip(self.quote, QUOTE_CHARS)
         out["where"] = self.where
         out["action"] = self.action
         out["policy_rule"] = self.rule.id if self.rule else None
@@ -85,6 +93,14 @@ class Verdict:
         """Worth a decision record: anything but a plain allow, or a shadow rule's match."""
         return self.action != "allow" or self.shadowed
 
+    @property
+    def needs_review(self) -> bool:
+        """A rule (shadow ones included) flags or blocks one of the findings, whatever the
+        request's overall action: a flagged injection beside a redacted e-mail is reviewed."""
+        return any(
+            h.action in REVIEWED or any(r.action in REVIEWED for r in h.shadow) for h in self.hits
+        )
+
     def findings_header(self) -> str:
         counts = Counter(h.finding.category for h in self.hits)
         return ",".join(f"{c}={n}" for c, n in sorted(counts.items())) or "none"
@@ -96,6 +112,13 @@ class Verdict:
             return None
         f = hit.finding
         return f"blocked by policy rule '{hit.rule.id}': {f.category} ({f.rule}) in {hit.where}"
+
+
+REVIEWED = frozenset({"flag", "block"})  # a finding with one of these goes to review
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _custom_rule(d: CustomDetector) -> Rule:
@@ -165,22 +188,54 @@ class CompiledPolicy:
     def evaluate(self, segments: list[Segment], ctx: Context) -> Verdict:
         if not self._rules[ctx.direction]:
             return Verdict()  # no rule could act on a finding: nothing to inspect
-        hits: list[tuple[Finding, str]] = []
+        hits: list[tuple[Finding, str, str | None]] = []
         for segment in segments:
-            for finding in self.inspector.inspect(segment.text):
-                hits.append((finding, segment.where))
+            found = self.inspector.inspect(segment.text)
+            quoted = any(f.detector in QUOTED_DETECTORS for f in found)
+            text = normalize(segment.text) if quoted else ""
+            for finding in found:
+                hits.append((finding, segment.where, self._quote(text, finding)))
         if ctx.direction == "input":
-            hits += self._size(segments)
+            hits += [(f, where, None) for f, where in self._size(segments)]
         if not hits:
             return Verdict()
         rules = [r for r in self._rules[ctx.direction] if _context_matches(r, ctx)]
         verdict = Verdict()
-        for finding, where in hits:
+        for finding, where, quote in hits:
             hit = _decide(finding, where, rules)
+            hit.quote = quote
             verdict.hits.append(hit)
             if hit.rule is not None and SEVERITY[hit.action] > SEVERITY[verdict.action]:
                 verdict.action, verdict.rule = hit.action, hit.rule
         return verdict
+
+    def _quote(self, text: str, finding: Finding) -> str | None:
+        """An instruction as written, with every value another detector finds inside it
+        masked. The instruction's own match hid any weaker finding it overlapped, so each
+        round breaks the instructions' first letters and inspects again (a few rounds:
+        instruction rules hold at most one free-text gap)."""
+        if finding.detector not in QUOTED_DETECTORS:
+            return None
+        chars = list(text[finding.start : finding.end])
+        masked: list[Finding] = []
+        for _ in range(3):
+            found = self.inspector.inspect("".join(chars))
+            masked += [f for f in found if f.detector not in QUOTED_DETECTORS]
+            instructions = [f for f in found if f.detector in QUOTED_DETECTORS]
+            if not instructions:
+                break
+            for f in instructions:
+                chars[f.start] = " "
+        else:
+            return None  # still hiding something after the rounds: keep it masked
+        spans: list[tuple[int, int, str]] = []
+        for f in sorted(masked, key=lambda f: f.start):  # one mask over overlapping values
+            if spans and f.start < spans[-1][1]:
+                start, end, label = spans[-1]
+                spans[-1] = (start, max(end, f.end), label)
+            else:
+                spans.append((f.start, f.end, f"[{f.category.upper()}]"))
+        return replace_spans(text[finding.start : finding.end], spans)
 
     def _size(self, segments: list[Segment]) -> list[tuple[Finding, str]]:
         limits = self.doc.size
@@ -222,6 +277,12 @@ def _finding_matches(rule: PolicyRule, f: Finding) -> bool:
         and (m.categories is None or f.category in m.categories)
         and (m.rules is None or f.rule in m.rules)
     )
+
+
+def rules_acting_on(doc: PolicyDoc, finding: Finding) -> list[PolicyRule]:
+    """The enabled rules (shadow ones too, either direction, whatever their context) that
+    a finding of this kind meets: what allowlisting its value silences."""
+    return [r for r in doc.rules if r.enabled and _finding_matches(r, finding)]
 
 
 def _decide(finding: Finding, where: str, rules: list[PolicyRule]) -> Hit:
@@ -364,13 +425,15 @@ def redact(segments: list[Segment], verdict: Verdict, labels: Labels) -> int:
 
 
 def snapshot(segments: list[Segment], verdict: Verdict) -> str:
-    """The prompt as a reviewer may see it: every finding replaced by its placeholder,
-    whatever the action (raw values are never stored)."""
+    """The prompt as a reviewer may see it: every value (credentials, personal data, a
+    tenant's terms) replaced by its placeholder whatever the action, so raw values are
+    never stored; instructions stay readable, with any value inside them masked."""
     labels = Labels()
     by_where: dict[str, list[tuple[Finding, str]]] = {}
     for h in verdict.hits:
         if h.finding.end > h.finding.start:
-            by_where.setdefault(h.where, []).append((h.finding, labels.placeholder(h.finding)))
+            shown = h.quote if h.quote is not None else labels.placeholder(h.finding)
+            by_where.setdefault(h.where, []).append((h.finding, shown))
     parts, size = [], 0
     for segment in segments:
         text = normalize(segment.text)

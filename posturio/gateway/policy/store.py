@@ -3,6 +3,8 @@ tenant's policy in force for the gateway, and the decision records' queries."""
 
 from __future__ import annotations
 
+import difflib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -105,10 +107,38 @@ async def save(
     return row
 
 
-async def rollback_to(session: AsyncSession, principal: Principal, number: int) -> Policy:
-    """Make an old version current again, as a new version (history stays linear)."""
-    old = await version(session, principal.tenant_id, number)
-    return await save(session, principal, decode(old.document), f"rollback to version {number}")
+async def rollback_to(
+    session: AsyncSession, principal: Principal, number: int, *, expect: int | None = None
+) -> Policy:
+    """Make an old version current again, as a new version (history stays linear).
+    `expect`: the version the caller saw in force (an undo must not also undo a change
+    someone made since); version 0 is the built-in default."""
+    principal.require(Role.admin)
+    row, _ = await in_force(session, principal.tenant_id)
+    now = row.version if row else 0
+    if expect is not None and expect != now:
+        raise Conflict(f"the policy changed since: version {now} is in force, not {expect}")
+    old = await version(session, principal.tenant_id, number) if number else None
+    return await save(session, principal, decode(document(old)), f"rollback to version {number}")
+
+
+def document(row: Policy | None) -> dict[str, object]:
+    return row.document if row else to_builtins(DEFAULT_POLICY)
+
+
+def canonical(doc: dict[str, object]) -> str:
+    """The document as the schema writes it (field order, defaults left out), whatever
+    order its keys were stored in: the text that diffs and the editor show."""
+    return json.dumps(to_builtins(decode(doc)), indent=2, ensure_ascii=False)
+
+
+def diff(old: dict[str, object], new: dict[str, object], a: str, b: str) -> list[str]:
+    """Unified diff of two documents' canonical texts: only what changed."""
+    return list(
+        difflib.unified_diff(
+            canonical(old).splitlines(), canonical(new).splitlines(), a, b, lineterm=""
+        )
+    )
 
 
 PolicyLoader = Callable[[AsyncSession, uuid.UUID], Awaitable[CompiledPolicy]]
