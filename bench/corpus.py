@@ -797,7 +797,8 @@ def s_saas(g: Gen) -> Doc:
             ]
         )
         return fill(template, key=key)
-    sid = sec(g.twilio_sid(), "saas_token", "twilio.account_sid")
+    # An account SID is an identifier (the auth token is the secret): not labelled.
+    sid = g.twilio_sid()
     token = sec(g.s(HEX, 32), "saas_token", "twilio.auth_token")
     if g.chance(0.3):
         key_sid = sec(g.twilio_sid("SK"), "saas_token", "twilio.api_key")
@@ -816,7 +817,7 @@ def s_saas(g: Gen) -> Doc:
             "-u [[sid]]:[[token]]",
         ]
     )
-    return fill(template, sid=sid, token=token, sid2=sec(sid.text, sid.category, sid.kind))
+    return fill(template, sid=sid, token=token, sid2=sid)
 
 
 def s_private_key(g: Gen) -> Doc:
@@ -1846,9 +1847,9 @@ def wrap(g: Gen, body: Doc) -> tuple[str, Doc]:
 # --------------------------------------------------------------------------- assembly
 
 
-def _sample(i: int, kind: str, source: str, doc: Doc) -> Sample:
+def _sample(i: int, kind: str, source: str, doc: Doc, prefix: str = "") -> Sample:
     assert unicodedata.normalize("NFKC", doc.text) == doc.text, doc.text
-    return Sample(f"{kind}-{i:04d}", kind, source, doc.text, doc.labels)
+    return Sample(f"{prefix}{kind}-{i:04d}", kind, source, doc.text, doc.labels)
 
 
 @lru_cache(maxsize=4)
@@ -1884,8 +1885,391 @@ def _build(seed: int, positives: int, negatives: int, clean: int) -> tuple[Sampl
 def corpus(
     seed: int = SEED, positives: int = 1400, negatives: int = 600, clean: int = 1200
 ) -> list[Sample]:
-    """The labelled corpus: positives, hard negatives, clean prompts (in that order)."""
-    return list(_build(seed, positives, negatives, clean))
+    """The labelled corpus: round 1 (positives, hard negatives, clean prompts, in that
+    order), then round 2 (see `round2`)."""
+    return list(_build(seed, positives, negatives, clean)) + round2()
+
+
+# --------------------------------------------------------------------------- round 2
+#
+# Written for issue 16 after the outside evaluation: national phone formats, IP look-alikes
+# (four-part versions, OIDs, timestamps), generic assignments in more shapes, Azure keys
+# and connection strings, Twilio identifiers. Generated apart from round 1 (own seed, own
+# sample ids) so that round 1 stays what it was.
+
+US_AREAS = ("212", "415", "646", "312", "617", "206", "512", "303", "404", "416", "604", "713")
+
+
+def national_phone(g: Gen) -> str:
+    """A number as people write it at home, without a country code: NANP, UK, Germany,
+    France, India and Australia (the default region hints)."""
+    d = g.digits
+    npa = g.pick(US_AREAS)
+    nxx = f"{g.n(2, 9)}{g.pick([x for x in range(10, 100) if x not in (11, 55)])}"
+    formats: list[Callable[[], str]] = [
+        lambda: f"({npa}) {nxx}-{d(4)}",
+        lambda: f"{npa}-{nxx}-{d(4)}",
+        lambda: f"{npa}.{nxx}.{d(4)}",
+        lambda: f"{npa} {nxx} {d(4)}",
+        lambda: f"1-{npa}-{nxx}-{d(4)}",
+        lambda: f"1 ({npa}) {nxx}-{d(4)}",
+        lambda: f"020 {g.pick('378')}{d(3)} {d(4)}",
+        lambda: (
+            f"07{g.pick(['700', '711', '723', '745', '766', '786', '812', '836', '903', '956'])}"
+            f" {d(6)}"
+        ),
+        lambda: f"0161 {g.n(2, 8)}{d(2)} {d(4)}",
+        lambda: f"0113 {g.n(2, 8)}{d(2)} {d(4)}",
+        lambda: f"030 {g.n(2, 9)}{d(7)}",
+        lambda: f"089 {g.n(2, 9)}{d(6)}",
+        lambda: f"0{g.pick(['151', '152', '160', '170', '171', '176'])} {d(8)}",
+        lambda: f"0{g.pick(['30', '40', '69', '221'])}/{g.n(2, 9)}{d(6)}",
+        lambda: f"01 {g.n(40, 79)} {d(2)} {d(2)} {d(2)}",
+        lambda: f"06 {d(2)} {d(2)} {d(2)} {d(2)}",
+        lambda: f"07 {g.n(50, 89)} {d(2)} {d(2)} {d(2)}",
+        lambda: f"04.{g.n(72, 91)}.{d(2)}.{d(2)}.{d(2)}",
+        lambda: f"{g.n(7, 9)}{d(4)} {d(5)}",
+        lambda: f"0{g.n(7, 9)}{d(4)}-{d(5)}",
+        lambda: f"022 {g.n(2, 6)}{d(3)} {d(4)}",
+        lambda: f"(02) 9{d(3)} {d(4)}",
+        lambda: f"04{g.n(0, 9)}{d(1)} {d(3)} {d(3)}",
+    ]
+    return g.pick(formats)()
+
+
+def r2_phone(g: Gen) -> Doc:
+    phone = pii(national_phone(g) if g.chance(0.75) else g.phone(), "phone")
+    other = pii(national_phone(g), "phone")
+    template = g.pick(
+        [
+            "Caller: [[name]]\nCallback number: [[phone]]\nIssue: cannot export invoices",
+            "Hi, it's [[first]] from accounts. Please call me back on [[phone]] when you get "
+            "a chance.",
+            "--\n[[name]]\nSupport Engineer\nOffice: [[phone]]\nMobile: [[other]]",
+            '{"customer": "[[name]]", "phone": "[[phone]]", "plan": "pro"}',
+            "BEGIN:VCARD\nVERSION:3.0\nFN:[[name]]\nTEL;TYPE=cell:[[phone]]\nEND:VCARD",
+            "Kontakt: [[name]], Tel.: [[phone]], bitte vormittags anrufen.",
+            "Rappel client : [[name]], tél : [[phone]], préfère être joint le matin.",
+            "text me at [[phone]] if the deploy goes sideways",
+            "[[date]] 10:02:11 INFO sms.sent to=[[phone]] template=otp status=queued",
+            "name,phone,city\n[[name]],[[phone]],[[city]]\n[[name2]],[[other]],[[city]]",
+            "Emergency contact: [[name]] ([[phone]])",
+            "The driver could not reach the customer at [[phone]], parcel returned to depot.",
+            "phone: [[phone]]\nalt_phone: [[other]]",
+        ]
+    )
+    return fill(
+        template,
+        phone=phone,
+        other=other,
+        name=g.name(),
+        name2=g.name(),
+        first=g.pick(FIRST),
+        date=g.date(),
+        city=g.pick(CITIES),
+    )
+
+
+def r2_phone_plain(g: Gen) -> Doc:
+    """Digits only, written where the text says it is a phone number."""
+    number = g.pick([f"{g.pick(US_AREAS)}{g.n(2, 9)}{g.digits(6)}", f"07{g.n(4, 9)}{g.digits(8)}"])
+    if number.startswith("07"):
+        number = f"07{g.pick(['700', '711', '723', '745', '766', '786'])}{g.digits(6)}"
+    template = g.pick(
+        ["mobile: [[phone]]", "Phone [[phone]]", "call [[phone]] after 6pm", "tel=[[phone]]"]
+    )
+    return fill(template, phone=pii(number, "phone"))
+
+
+def r2_ip(g: Gen) -> Doc:
+    ip = pii(g.private_ip() if g.chance(0.6) else g.public_ip(), "ip_address")
+    ip2 = pii(g.private_ip(), "ip_address")
+    template = g.pick(
+        [
+            "2: eth0: <BROADCAST,MULTICAST,UP> mtu 1500\n    inet [[ip]]/24 scope global eth0",
+            "ssh -i ~/.ssh/deploy.pem ubuntu@[[ip]]",
+            "curl -s http://[[ip]]:9200/_cluster/health?pretty",
+            "host    all    all    [[ip]]/32    scram-sha-256",
+            "[Peer]\nPublicKey = [[wg]]\nAllowedIPs = [[ip]]/32\nEndpoint = [[ip2]]:51820",
+            "nameserver [[ip]]\nnameserver [[ip2]]",
+            "Connection refused: [[ip]]:5432 - is the replica up?",
+            "the build server [[ip]] ran out of disk again",
+            "NAME       READY   STATUS    IP\napi-7d9f   1/1     Running   [[ip]]",
+            "X-Real-IP: [[ip]]\nX-Forwarded-For: [[ip]], [[ip2]]",
+            '{"event": "login_failed", "src_ip": "[[ip]]", "attempts": [[n]]}',
+            "Please whitelist [[ip]] for the release pipeline.",
+            "upgraded the firewall at [[ip]] to the new release tonight",
+        ]
+    )
+    return fill(template, ip=ip, ip2=ip2, wg=g.s(B64, 43) + "=", n=str(g.n(3, 40)))
+
+
+def r2_generic(g: Gen) -> Doc:
+    pw = sec(g.password(), "generic_secret", "generic.password")
+    key = sec(g.s(ALNUM, g.pick([32, 40, 48])), "generic_secret", "generic.api_key")
+    hexkey = sec("0x" + g.s(HEX, 64), "generic_secret", "generic.private_key")
+    laravel = sec(
+        "base64:" + base64.b64encode(g.r.randbytes(32)).decode(),
+        "generic_secret",
+        "generic.app_key",
+    )
+    punct = sec(g.s(ALNUM + "!#%&*+-=?@^_;,<>", g.n(14, 22)), "generic_secret", "generic.password")
+    template = g.pick(
+        [
+            "DB_PASS=[[pw]]",
+            "SMTP_PASS: [[pw]]",
+            "transporter = nodemailer.createTransport({\n  host: 'smtp.[[dom]]',\n"
+            "  auth: { user: 'alerts', pass: '[[pw]]' },\n});",
+            "app.config['SECRET_KEY'] = '[[key]]'",
+            'os.environ["DB_PASSWORD"] = "[[pw]]"',
+            "ENV['STRIPE_SECRET'] = '[[key]]'",
+            "ACCESS_KEY=[[key]]",
+            'accessKey: "[[key]]"',
+            "PRIVATE_KEY=[[hexkey]]",
+            "APP_KEY=[[laravel]]",
+            "LICENSE_KEY=[[key]]",
+            "MAPBOX_KEY=[[key]]",
+            '"apiToken": "[[key]]",',
+            'password = "[[punct]]"',
+            "GET /export/download?token=[[key]]&format=csv HTTP/1.1",
+            "kubectl create secret generic db --from-literal=password='[[pw]]'",
+            "  datasource:\n    username: app\n    password: '[[punct]]'",
+            'Set-Item Env:DB_PASSWORD "[[pw]]"',
+            "The new wifi passphrase is [[pw]] (the old one stops working on Monday).",
+        ]
+    )
+    return fill(
+        template,
+        pw=pw,
+        key=key,
+        hexkey=hexkey,
+        laravel=laravel,
+        punct=punct,
+        dom=g.company()[1],
+    )
+
+
+def r2_azure(g: Gen) -> Doc:
+    account = f"{g.word()}{g.pick(['prod', 'data', 'logs', 'backup'])}{g.n(1, 99)}"
+    key = g.azure_account_key()
+    which = g.n(0, 7)
+    if which == 0:
+        value = sec(
+            f"DefaultEndpointsProtocol=https;AccountName={account};AccountKey={key};"
+            f"BlobEndpoint=https://{account}.blob.core.windows.net/;"
+            f"QueueEndpoint=https://{account}.queue.core.windows.net/",
+            "cloud_credential",
+            "azure.connection_string",
+        )
+        template = '"StorageConnection": "[[v]]"'
+    elif which == 1:
+        value = sec(
+            f"AccountName={account};AccountKey={key};EndpointSuffix=core.windows.net",
+            "cloud_credential",
+            "azure.connection_string",
+        )
+        template = "STORAGE=[[v]]"
+    elif which == 2:
+        value = sec(key, "cloud_credential", "azure.account_key")
+        template = g.pick(
+            [
+                "AZURE_STORAGE_KEY=[[v]]",
+                "export AZURE_STORAGE_ACCESS_KEY=[[v]]",
+                'storage_account_key = "[[v]]"',
+                "az storage blob upload --account-name [[acct]] --account-key [[v]] "
+                "--container-name backups --file db.dump",
+            ]
+        )
+    elif which == 3:
+        value = sec(key, "cloud_credential", "azure.account_key")
+        template = (
+            '[\n  {\n    "creationTime": "[[stamp]]",\n    "keyName": "key1",\n'
+            '    "permissions": "FULL",\n    "value": "[[v]]"\n  }\n]'
+        )
+    elif which == 4:
+        value = sec(
+            f"Endpoint=sb://{account}.servicebus.windows.net/;"
+            f"SharedAccessKeyName=RootManageSharedAccessKey;"
+            f"SharedAccessKey={g.s(B64, 43)}=",
+            "cloud_credential",
+            "azure.service_bus",
+        )
+        template = g.pick(['"ServiceBus": "[[v]]"', "SERVICEBUS_CONNECTION=[[v]]"])
+    elif which == 5:
+        value = sec(
+            f"AccountEndpoint=https://{account}.documents.azure.com:443/;AccountKey={key};",
+            "cloud_credential",
+            "azure.cosmos",
+        )
+        template = 'var client = new CosmosClient("[[v]]");'
+    else:
+        value = sec(
+            f"DefaultEndpointsProtocol=https;AccountName={account};AccountKey={key};"
+            "EndpointSuffix=core.windows.net",
+            "cloud_credential",
+            "azure.storage_connection_string",
+        )
+        template = g.pick(
+            [
+                'spark.conf.set("fs.azure.account.key", "[[v]]")',
+                '<add name="Storage" connectionString="[[v]]" />',
+            ]
+        )
+    return fill(template, v=value, acct=account, stamp=g.stamp())
+
+
+def r2_twilio(g: Gen) -> Doc:
+    sid = g.twilio_sid()
+    token = sec(g.s(HEX, 32), "saas_token", "twilio.auth_token")
+    template = g.pick(
+        [
+            "account_sid = '[[sid]]'\nauth_token = '[[token]]'\nclient = Client(account_sid, "
+            "auth_token)",
+            "curl 'https://api.twilio.com/2010-04-01/Accounts/[[sid]]/Calls.json' -u "
+            "'[[sid]]:[[token]]'",
+            "TWILIO_ACCOUNT_SID=[[sid]]\nTWILIO_AUTH_TOKEN=[[token]]",
+        ]
+    )
+    return fill(template, sid=sid, token=token)
+
+
+R2_POSITIVES: tuple[Callable[[Gen], Doc], ...] = (
+    r2_phone,
+    r2_phone,
+    r2_phone,
+    r2_phone_plain,
+    r2_ip,
+    r2_ip,
+    r2_generic,
+    r2_generic,
+    r2_azure,
+    r2_twilio,
+)
+
+
+def n_r2_numbers(g: Gen) -> Doc:
+    """Numbers that are not phone numbers, in the places they occur."""
+    d = g.digits
+    options = [
+        f"Order {g.n(2, 9)}{d(9)} was refunded on {g.date()}",
+        f"invoice INV-{g.n(2019, 2025)}-{d(6)} is overdue by {g.n(2, 40)} days",
+        f"Reported {g.date()} {g.clock()}, resolved {g.date()} {g.clock()}",
+        f"Valid from {g.n(1, 28):02d}.{g.n(1, 12):02d}.{g.n(2020, 2026)} to "
+        f"{g.n(1, 28):02d}.{g.n(1, 12):02d}.{g.n(2020, 2026)}",
+        f"shipping to ZIP {g.n(10000, 99999)}-{d(4)}, weight {g.n(1, 30)}.{d(1)} kg",
+        f"total {g.pick(['$', '€'])}{g.n(1, 999)},{d(3)},{d(3)}.{d(2)} across {g.n(2, 90)} "
+        "accounts",
+        f"ISBN 978-{g.n(0, 1)}-{d(3)}-{d(5)}-{g.n(0, 9)}",
+        f"CVE-{g.n(2019, 2025)}-{g.n(10000, 49999)} affects {g.n(1, 9)}.{g.n(0, 20)}.{g.n(0, 9)}",
+        f"epoch {g.n(1_600_000_000, 1_750_000_000)} ms {g.n(1_600_000_000_000, 1_750_000_000_000)}",
+        f"resolution {g.pick(['1920 x 1080', '2560 x 1440', '3840 x 2160'])} at "
+        f"{g.pick(['60', '120', '144'])} Hz",
+        f"coordinates {g.n(10, 60)}.{d(6)}, -{g.n(0, 120)}.{d(6)}",
+        f"ports {g.pick(['8080 8443 9090 9443', '3000 3001 5432 6379', '80 443 8000 8888'])}",
+        f"tracking 1Z {g.s(UPPER_DIGITS, 3)} {g.s(UPPER_DIGITS, 3)} {d(2)} {d(4)} {d(4)}",
+        f"PO number {d(4)} {d(4)} {d(2)}, cost centre {d(4)}",
+        f"account no. {d(8)}, sort code {d(2)}-{d(2)}-{d(2)}",
+        f"build {g.n(2020, 2025)}{g.n(1, 12):02d}{g.n(1, 28):02d}.{g.n(1, 9)} passed "
+        f"{g.n(100, 999)} tests in {g.n(10, 99)}.{d(2)} s",
+        f"| {g.n(2019, 2025)} | {g.n(1, 999)},{d(3)} | {g.n(1, 999)},{d(3)} | "
+        f"{g.n(1, 99)}.{d(1)}% |",
+        "pi to 14 places is 3.14159265358979, e is 2.71828182845904",
+        f"Serial number: {g.s(UPPER_DIGITS, 4)}-{d(4)}-{d(4)}-{d(4)}",
+        f"memory {g.n(1000, 9999)} MiB / {g.n(10000, 65000)} MiB, {g.n(100, 999)} threads",
+        f"the batch processed {g.n(1, 9)} {d(3)} {d(3)} rows in {g.n(2, 59)} minutes",
+        f"GTIN {d(14)} / EAN {d(13)} on the pallet label",
+        f"Process ID {g.n(1000, 65000)}, parent {g.n(1000, 65000)}, started {g.date()}T{g.clock()}",
+    ]
+    return Doc(g.pick(options))
+
+
+def n_r2_dotted(g: Gen) -> Doc:
+    """Four-part dotted numbers that are versions, OIDs and timestamps, not addresses."""
+    big = lambda: g.n(10, 250)  # noqa: E731 - octet-sized parts, the hard case
+    small = lambda: g.n(0, 30)  # noqa: E731
+    v4 = f"{g.n(2, 24)}.{small()}.{big()}.{big()}"
+    options = [
+        f"version {v4}",
+        f"Version: {v4}",
+        f"upgrade to release {v4} before Friday",
+        f"pip install acme-sdk=={v4}",
+        f"acme-client>={v4},<{g.n(25, 30)}.0",
+        f'<PackageReference Include="Acme.Core" Version="{v4}" />',
+        f'[assembly: AssemblyFileVersion("{v4}")]',
+        f"System.Runtime, Version={v4}, Culture=neutral, PublicKeyToken={g.sha(16)}",
+        f"Firmware {v4} (build {g.n(1000, 9999)})",
+        f"Installed: acme-agent-{v4}.msi",
+        f"AcmeAgent/{v4} (Linux x86_64)",
+        f"running v{v4} since {g.date()}",
+        f"OID {g.pick(['2.5.29.17', '2.5.29.37', '2.5.29.19', '2.5.4.10', '2.5.29.31'])} is the "
+        "extension we need",
+        f"extendedKeyUsage (OID 1.3.6.1.5.5.7.3.{g.n(1, 9)}) missing",
+        f"{g.date()} {g.n(10, 23)}.{g.n(10, 59)}.{g.n(10, 59)}.{g.n(10, 250)} ERROR queue full",
+        f"see section {g.n(2, 12)}.{g.n(1, 20)}.{g.n(10, 40)}.{g.n(10, 40)} of the contract",
+        f"Chrome/{g.n(100, 126)}.0.{g.n(100, 250)}.{g.n(10, 200)}",
+        f"build {v4} is the release candidate",
+    ]
+    return Doc(g.pick(options))
+
+
+def n_r2_secrets(g: Gen) -> Doc:
+    """Assignments that hold no secret, and identifiers that look like keys."""
+    options = [
+        "PASSWORD_MIN_LENGTH=12\nPASSWORD_RESET_TIMEOUT=3600",
+        'api_key_header = "X-API-Key"',
+        'secret_name = "prod/db/password"',
+        'cache_key = f"user:{user_id}:profile"',
+        "PARTITION_KEY=tenant_id\nSORT_KEY=created_at",
+        f"STRIPE_PUBLISHABLE_KEY=pk_live_{g.s(ALNUM, 24)}",
+        "primary_key=True, nullable=False",
+        "DB_PASS=${DB_PASS}",
+        "pass: process.env.SMTP_PASS",
+        "bypass_cache = true",
+        "PASS_MAX_DAYS   99999\nPASS_MIN_DAYS   0",
+        'token_type: "Bearer"',
+        "secret: {{ .Values.redis.secretName }}",
+        'key_vault_name = "kv-prod-weu-01"',
+        "SSH_KEY_PATH=~/.ssh/id_ed25519",
+        f"TWILIO_ACCOUNT_SID={g.twilio_sid()}",
+        f"POST /2010-04-01/Accounts/{g.twilio_sid()}/Messages.json 201",
+        f"account_sid={g.twilio_sid()} message_sid=SM{g.s(HEX, 32)} status=delivered",
+        f"AZURE_STORAGE_ACCOUNT={g.word()}prod{g.n(1, 99)}",
+        "AccountKey=<storage-account-key>",
+        "DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;"
+        "AccountKey=${AZURE_STORAGE_KEY};EndpointSuffix=core.windows.net",
+        f'"integrity": "sha512-{g.s(B64, 86)}=="',
+        "password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256",
+        'token = await get_token(scope="orders:read")',
+    ]
+    return Doc(g.pick(options))
+
+
+R2_NEGATIVES: tuple[Callable[[Gen], Doc], ...] = (n_r2_numbers, n_r2_dotted, n_r2_secrets)
+R2_SEED = 20251116
+
+
+@lru_cache(maxsize=2)
+def _build_round2(seed: int, positives: int, negatives: int) -> tuple[Sample, ...]:
+    g = Gen(seed)
+    out: list[Sample] = []
+    for i in range(positives):
+        body = R2_POSITIVES[i % len(R2_POSITIVES)](g)
+        if g.chance(0.2):
+            body = join([Doc(g.pick(CLEAN_BODIES)(g)), body], "\n\n")
+        if g.chance(0.3):
+            body = join([body, g.pick(R2_NEGATIVES)(g)], "\n")
+        source, doc = wrap(g, body)
+        out.append(_sample(i, "positive", source, doc, "r2-"))
+    for i in range(negatives):
+        parts = [g.pick(R2_NEGATIVES)(g) for _ in range(g.n(1, 3))]
+        source, doc = wrap(g, join(parts))
+        out.append(_sample(i, "hard_negative", source, doc, "r2-"))
+    return tuple(out)
+
+
+def round2(seed: int = R2_SEED, positives: int = 600, negatives: int = 500) -> list[Sample]:
+    """The round-2 samples alone (ids start with ``r2-``)."""
+    return list(_build_round2(seed, positives, negatives))
 
 
 def latency_prompts(seed: int = SEED) -> dict[str, str]:

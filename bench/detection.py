@@ -19,7 +19,15 @@ or ``pii``) and their character spans overlap by at least one character. Then
   ``generic_secret`` finding that matches, and as recall for ``cloud_credential``);
 - for our inspector, *category agreement* is the share of matched labels for which one
   of the matching findings carries the label's exact category;
-- clean share = clean prompts with at least one secrets/pii finding / clean prompts.
+- clean share = clean prompts with at least one secrets/pii finding / clean prompts;
+- a finding our inspector marks ``test_value`` (a documented test value such as
+  ``4111 1111 1111 1111`` or ``AKIAIOSFODNN7EXAMPLE``, reported so that a tester sees it
+  found, with a low score) is counted apart and not scored: the corpus does not label
+  documented test values, and no policy treats such a finding as a detection.
+
+The corpus has two rounds (bench/corpus.py); the table is printed for the whole corpus
+and again for round 2 alone (phones in national formats, IP look-alikes, generic
+assignments, Azure keys, Twilio identifiers).
 
 Only the ``secrets`` and ``pii`` detectors are scored; other detectors (prompt injection)
 are not labelled in this corpus and are ignored.
@@ -87,6 +95,7 @@ class Pred:
     group: str  # secrets | pii
     category: str
     score: float = 1.0
+    test_value: bool = False
 
 
 @dataclass
@@ -121,6 +130,7 @@ class Report:
     negatives: int = 0
     negatives_flagged: int = 0
     agreement: tuple[int, int] = (0, 0)  # labels matched with the exact category, matched
+    test_values: int = 0  # findings marked test_value: counted, not scored
     misses: list[tuple[Sample, str]] = field(default_factory=list)  # (sample, label text)
     false: list[tuple[Sample, Pred]] = field(default_factory=list)
 
@@ -142,7 +152,8 @@ def evaluate(samples: list[Sample], preds: dict[str, list[Pred]]) -> Report:
     report = Report()
     agree = matched = 0
     for sample in samples:
-        found = [p for p in preds.get(sample.id, []) if p.group in GROUPS]
+        found = [p for p in preds.get(sample.id, []) if p.group in GROUPS and not p.test_value]
+        report.test_values += sum(p.test_value for p in preds.get(sample.id, []))
         if sample.kind == "clean":
             report.clean += 1
             report.clean_flagged += bool(found)
@@ -187,7 +198,7 @@ def our_scanner() -> Callable[[str], list[Pred]]:
 
     def scan(text: str) -> list[Pred]:
         return [
-            Pred(f.start, f.end, f.detector, f.category, f.score)
+            Pred(f.start, f.end, f.detector, f.category, f.score, f.test_value)
             for f in inspector.inspect(text)
             if f.detector in GROUPS
         ]
@@ -423,10 +434,10 @@ def best_threshold(samples: list[Sample], preds: dict[str, list[Pred]]) -> float
     return max(PRESIDIO_THRESHOLDS, key=f1)
 
 
-def print_table(
-    samples: list[Sample],
-    columns: list[tuple[str, Report | None, set[str], dict[str, list[float]] | None]],
-) -> None:
+Column = tuple[str, Report | None, set[str], dict[str, list[float]] | None]
+
+
+def print_table(samples: list[Sample], columns: list[Column], *, timings: bool = True) -> None:
     kinds = defaultdict(int)
     for s in samples:
         kinds[s.kind] += 1
@@ -461,6 +472,8 @@ def print_table(
         for _, rep, _, _ in columns:
             row += f"{getattr(rep, attr) * 100:>16.2f} %     " if rep else f"{'—':^23}"
         print(row)
+    if not timings:
+        return
     print("\nLatency per prompt (p50 / p99)")
     for name in LATENCY_RUNS:
         row = f"  {name:<24}"
@@ -483,24 +496,33 @@ def main() -> None:
     samples = corpus()
     prompts = latency_prompts()
     scan = our_scanner()
-    ours = evaluate(samples, {s.id: scan(s.text) for s in samples})
     our_lat = latency(scan, prompts, budget_s=10.0)
-    columns: list[tuple[str, Report | None, set[str], dict[str, list[float]] | None]] = [
-        ("ours", ours, {"secrets", "pii"}, our_lat)
+    our_preds = {s.id: scan(s.text) for s in samples}
+    ours = evaluate(samples, our_preds)
+    round2 = [s for s in samples if s.id.startswith("r2-")]
+    # (name, predictions, groups covered, latency)
+    runs: list[tuple[str, dict[str, list[Pred]], set[str], dict[str, list[float]] | None]] = [
+        ("ours", our_preds, {"secrets", "pii"}, our_lat)
     ]
     notes = []
     if not args.no_peers:
         ds_preds, ds_lat, ds_note = run_peer("detect-secrets", samples, prompts)
-        columns.append(("detect-secrets", evaluate(samples, ds_preds), {"secrets"}, ds_lat))
+        runs.append(("detect-secrets", ds_preds, {"secrets"}, ds_lat))
         notes.append(ds_note)
         pr_preds, pr_lat, pr_note = run_peer("presidio", samples, prompts)
         t = best_threshold(samples, pr_preds)
         kept = {k: [p for p in v if p.score >= t] for k, v in pr_preds.items()}
-        columns.append((f"presidio (score>={t:g})", evaluate(samples, kept), {"pii"}, pr_lat))
+        runs.append((f"presidio (score>={t:g})", kept, {"pii"}, pr_lat))
         notes.append(f"{pr_note}; score threshold {t:g} chosen from {PRESIDIO_THRESHOLDS}")
-    print_table(samples, columns)
+    print_table(samples, [(n, evaluate(samples, p), c, lat) for n, p, c, lat in runs])
+    print("\nRound 2 alone:", end="")
+    columns = [(n, evaluate(round2, p), c, None) for n, p, c, _ in runs]
+    print_table(round2, columns, timings=False)
     agree, matched = ours.agreement
     print(f"\nours: category agreement on matched labels {agree}/{matched}")
+    print(
+        f"ours: {ours.test_values} findings marked test_value (documented test values, not scored)"
+    )
     print(
         "note: the corpus and our rules were written by the same hand; ours at 1.000 means "
         "every format and context in it is covered, not that unseen formats would be"

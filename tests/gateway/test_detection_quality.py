@@ -1,11 +1,13 @@
 """Detection quality on the labelled corpus (bench/corpus.py), scored as in
-bench/detection.py: the issue's targets, plus pointed look-alikes that must stay quiet."""
+bench/detection.py: the issues' targets (round 2 holds issue 16's: phones, IP look-alikes,
+generic assignments, Azure keys, Twilio identifiers), plus pointed look-alikes that must
+stay quiet."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.corpus import TEST_CARDS, corpus
+from bench.corpus import TEST_CARDS, corpus, round2
 from bench.detection import Report, evaluate, our_scanner
 from posturio.gateway.inspection.engine import Inspector
 
@@ -13,6 +15,13 @@ from posturio.gateway.inspection.engine import Inspector
 @pytest.fixture(scope="module")
 def report() -> Report:
     samples = corpus()
+    scan = our_scanner()
+    return evaluate(samples, {s.id: scan(s.text) for s in samples})
+
+
+@pytest.fixture(scope="module")
+def round2_report() -> Report:
+    samples = round2()
     scan = our_scanner()
     return evaluate(samples, {s.id: scan(s.text) for s in samples})
 
@@ -48,6 +57,20 @@ def test_clean_prompts_are_rarely_flagged(report):
     assert report.clean_share <= 0.01, _detail(report)
 
 
+def test_round2_phones_recall_and_precision(round2_report):
+    phone = round2_report.categories["phone"]
+    assert phone.labels >= 250
+    assert phone.recall >= 0.95 and phone.precision >= 0.98, _detail(round2_report)
+
+
+def test_round2_ip_precision(round2_report):
+    assert round2_report.categories["ip_address"].precision >= 0.98, _detail(round2_report)
+
+
+def test_round2_secrets_f1(round2_report):
+    assert round2_report.groups["secrets"].f1 >= 0.97, _detail(round2_report)
+
+
 def test_findings_carry_the_right_category(report):
     agree, matched = report.agreement
     assert agree / matched >= 0.95
@@ -58,9 +81,13 @@ def inspector() -> Inspector:
     return Inspector(b"quality-test")
 
 
+# Documented test values among them are findings marked test_value (see test_inspection),
+# never detections.
 LOOK_ALIKES = [
     "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",  # AWS documentation
     "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "TWILIO_ACCOUNT_SID=AC4fc4b5888dae2c480184a90b9a0f3ab4",  # an identifier
+    "pip install acme-sdk==12.4.18.103",
     "DATABASE_URL=postgres://postgres:postgres@localhost:5432/postgres",  # default
     "DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DB",  # template
     "password = os.environ.get('DB_PASSWORD')",
@@ -80,7 +107,9 @@ LOOK_ALIKES = [
 
 @pytest.mark.parametrize("text", LOOK_ALIKES)
 def test_look_alikes_are_not_findings(inspector, text):
-    findings = [f for f in inspector.inspect(text) if f.detector in ("secrets", "pii")]
+    findings = [
+        f for f in inspector.inspect(text) if f.detector in ("secrets", "pii") and not f.test_value
+    ]
     assert findings == [], [(f.rule, text[f.start : f.end]) for f in findings]
 
 
@@ -93,7 +122,14 @@ REAL_SHAPES = [
     ("define( 'DB_PASSWORD', 'Tq8#rV2m!xLp' );", "generic.assignment"),
     ("<password>Tq8#rV2m!xLp</password>", "generic.assignment"),
     ("Applicant SSN: 287654321", "pii.us_ssn_plain"),
-    ("call (415) 867-5309 after lunch", "pii.phone_nanp"),
+    ("call (415) 867-5309 after lunch", "pii.phone"),
+    ("Tel.: 030 23456789", "pii.phone"),
+    ("DB_PASS=Tq8#rV2m!xLp", "generic.short_name"),
+    (
+        "AZURE_STORAGE_KEY=q8Xv2m+RkP4sLw9/Hn3TzYb6DcJf1GaE5uVo7NiWq8Xv2m+RkP4sLw9/Hn3TzYb6DcJf1GaE"
+        "5uVo7NiWxyz7Ab==",
+        "azure.storage_account_key",
+    ),
     ("redis://:s3cr%40tPa55w0rd@cache.internal:6379/0", "url.credentials"),
 ]
 

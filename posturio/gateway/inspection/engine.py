@@ -25,9 +25,16 @@ import hyperscan
 import re2
 
 from posturio.gateway.inspection.injection import INJECTION_RULES
+from posturio.gateway.inspection.phones import DEFAULT_REGIONS
 from posturio.gateway.inspection.rules import RULES, Rule
 
 BUILTIN_RULES: tuple[Rule, ...] = RULES + INJECTION_RULES
+# A documented test value's score: below every detection's, so that a policy rule with a
+# `min_score` of 0.5 (the default policy's secret rules) leaves it alone.
+TEST_VALUE_SCORE = 0.3
+# Which of two overlapping findings stays: the rule's own score, also for a test value (a
+# test card number is still a card, not the phone number inside it).
+_PRIORITY = {r.id: r.score for r in BUILTIN_RULES}
 
 # Zero-width and bidi controls: invisible, and a classic way to split a secret.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
@@ -83,6 +90,7 @@ class Finding:
     evidence: str
     fingerprint: str  # keyed hash: the same value matches across prompts, never reversible
     preview: str  # e.g. "AKIA…LE (20 chars)"
+    test_value: bool = False  # a documented test value (4111 1111 1111 1111, …EXAMPLE)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -94,6 +102,7 @@ class Finding:
             "evidence": self.evidence,
             "fingerprint": self.fingerprint,
             "preview": self.preview,
+            "test_value": self.test_value,
         }
 
 
@@ -155,8 +164,9 @@ def builtin_ruleset() -> RuleSet:
 
 
 class Inspector:
-    """The built-in rules, a tenant's own (optional), a fingerprint key and an allowlist;
-    cheap to create, safe to share within a process."""
+    """The built-in rules, a tenant's own (optional), a fingerprint key, an allowlist and
+    the regions whose national phone formats count; cheap to create, safe to share within
+    a process."""
 
     def __init__(
         self,
@@ -165,8 +175,10 @@ class Inspector:
         *,
         allow_fingerprints: frozenset[str] = frozenset(),
         allow_patterns: tuple[str, ...] = (),
+        phone_regions: tuple[str, ...] = DEFAULT_REGIONS,
     ) -> None:
         self._key = fingerprint_key
+        self._regions = phone_regions
         self._sets = (builtin_ruleset(), tenant_rules) if tenant_rules else (builtin_ruleset(),)
         self._allow_fps = allow_fingerprints
         self._allow = [compile_re2(p, caseless=False) for p in allow_patterns]
@@ -211,33 +223,26 @@ class Inspector:
         self, text: str, rule: Rule, exact: Matcher, spans: list[tuple[int, int]]
     ) -> list[Finding]:
         found = []
-        for start, end in spans:
-            pos = start
-            while pos < end:
-                candidate = exact.search(text, pos, end)
-                if candidate is None:
-                    break
-                match = exact.match(text, candidate.start()) or candidate
-                pos = max(match.end(), candidate.start() + 1)
-                value = match.group(0)
-                if not value:
-                    continue
-                evidence = rule.check(value)
-                if evidence is None or self._allowed(value):
-                    continue
-                found.append(
-                    Finding(
-                        detector=rule.detector,
-                        rule=rule.id,
-                        category=rule.category,
-                        start=match.start(),
-                        end=match.end(),
-                        score=rule.score,
-                        evidence=evidence,
-                        fingerprint=self.fingerprint(value),
-                        preview=preview(value),
-                    )
+        for start, end, evidence, test_value in _candidates(
+            text, rule, exact, spans, self._regions
+        ):
+            value = text[start:end]
+            if self._allowed(value):
+                continue
+            found.append(
+                Finding(
+                    detector=rule.detector,
+                    rule=rule.id,
+                    category=rule.category,
+                    start=start,
+                    end=end,
+                    score=TEST_VALUE_SCORE if test_value else rule.score,
+                    evidence=evidence,
+                    fingerprint=self.fingerprint(value),
+                    preview=preview(value),
+                    test_value=test_value,
                 )
+            )
         return found
 
     def _allowed(self, value: str) -> bool:
@@ -274,6 +279,45 @@ class Inspector:
                     )
                 )
         return found
+
+
+def _candidates(
+    text: str, rule: Rule, exact: Matcher, spans: list[tuple[int, int]], regions: tuple[str, ...]
+) -> Iterator[tuple[int, int, str, bool]]:
+    """(start, end, evidence, documented test value) of each confirmed value of `rule` in
+    the windows where it fired."""
+    if rule.finder is not None:
+        for start, end in spans:
+            yield from rule.finder(text, start, end, regions)
+        return
+    for start, end in spans:
+        pos = start
+        while pos < end:
+            candidate = exact.search(text, pos, end)
+            if candidate is None:
+                break
+            match = exact.match(text, candidate.start()) or candidate
+            pos = max(match.end(), candidate.start() + 1)
+            if not match.group(0):
+                continue
+            if rule.context is not None and not rule.context(text, match.start(), match.end()):
+                continue
+            s, e = _value_span(text, match, rule.group)
+            if rule.test_value is not None and rule.test_value(text[s:e]):
+                yield s, e, f"documented test value ({rule.category})", True
+                continue
+            evidence = rule.check(match.group(0))
+            if evidence is not None:
+                yield s, e, evidence, False
+
+
+def _value_span(text: str, match: re.Match[str], group: int) -> tuple[int, int]:
+    if not group:
+        return match.start(), match.end()
+    s, e = match.span(group)
+    if e - s > 2 and text[s] in "\"'`" and text[e - 1] == text[s]:
+        return s + 1, e - 1
+    return s, e
 
 
 # Blocks: every rule's shortest match is under OVERLAP characters, so each match lies
@@ -316,7 +360,11 @@ def _without_overlaps(findings: list[Finding]) -> list[Finding]:
     if len(findings) < 2:
         return findings
     kept: list[Finding] = []
-    for f in sorted(findings, key=lambda f: (-f.score, -(f.end - f.start), f.start)):
+
+    def priority(f: Finding) -> tuple[float, int, int]:
+        return (-_PRIORITY.get(f.rule, f.score), -(f.end - f.start), f.start)
+
+    for f in sorted(findings, key=priority):
         if all(f.end <= k.start or f.start >= k.end for k in kept):
             kept.append(f)
     return sorted(kept, key=lambda f: f.start)

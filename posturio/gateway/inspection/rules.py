@@ -7,17 +7,28 @@ look-ahead, the pattern takes the longest run and the check measures it.
 
 Scores decide which finding survives when two overlap: a vendor format with a checksum
 or fixed prefix beats the generic keyword rules, and a whole credential object (a
-service-account file) beats the values inside it."""
+service-account file) beats the values inside it.
+
+Beyond the pattern and its check a rule may have: `group`, the part of the match that is
+the value, reported without its quotes (`password = "…"` and Twilio's `SID:token` report
+the value alone, so that redaction keeps the name); `context`, a look at the text around
+the match (a dotted quad after `version` is not an address); `test_value`, which tells a
+documented test value (reported, marked, with a low score); and `finder`, which replaces
+the exact match: the pattern then only gates it (phone numbers, see phones.py)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from posturio.gateway.inspection import phones
 from posturio.gateway.inspection import validators as v
 
 Check = Callable[[str], str | None]  # candidate -> evidence, or None to drop it
+Context = Callable[[str, int, int], bool]  # (text, match start, end) -> still a candidate
+# (text, window start, window end, region hints) -> (start, end, evidence, test value)
+Finder = Callable[[str, int, int, tuple[str, ...]], Iterator[tuple[int, int, str, bool]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,10 @@ class Rule:
     check: Check
     score: float
     caseless: bool = False
+    group: int = 0
+    context: Context | None = None
+    test_value: Callable[[str], bool] | None = None
+    finder: Finder | None = None
 
     def compiled(self) -> re.Pattern[str]:
         return re.compile(self.pattern, re.IGNORECASE if self.caseless else 0)
@@ -86,14 +101,6 @@ def long_value(minimum: int, evidence: str) -> Check:
     return check
 
 
-def _digits_between(low: int, high: int) -> Check:
-    def check(candidate: str) -> str | None:
-        n = sum(c.isdigit() for c in candidate)
-        return "pattern, digit count" if low <= n <= high else None
-
-    return check
-
-
 def _service_account(candidate: str) -> str | None:
     if '"private_key"' in candidate and "PRIVATE KEY" in candidate:
         return "service account JSON with private key"
@@ -116,6 +123,23 @@ def _bearer(candidate: str) -> str | None:
 def _flag(candidate: str) -> str | None:
     value = re.split(r"[ \t=]|-p", candidate)[-1]
     return v.secret_value(value.strip("\"'"), True, 2.5)
+
+
+def _by_finder(_candidate: str) -> str | None:
+    return None  # a rule with a finder is never checked match by match
+
+
+def _azure_account_key(candidate: str) -> str | None:
+    """The key is exactly 86 base64 characters and == ({86} is over Hyperscan's limit)."""
+    key = re.search(r"[A-Za-z0-9+/]+==$", candidate)
+    if key is None or len(key.group(0)) != 88 or v.looks_fake(key.group(0)):
+        return None
+    return "Azure storage account key (64 bytes)"
+
+
+def _twilio_pair(candidate: str) -> str | None:
+    token = candidate[-32:]
+    return None if v.looks_fake(token) else "Twilio auth token beside its account SID"
 
 
 def _aws_pair(candidate: str) -> str | None:
@@ -169,15 +193,29 @@ _KEYWORDS = _spellings(
     "encryption_key",
     "signing_key",
     "master_key",
+    "access_key",
+    "accessKey",
+    "private_key",
+    "privateKey",
 )
+# Names that are a secret's only as a whole word: DB_PASS, pass: '…' (not passport,
+# bypass_cache, PASS_MAX_DAYS), and dotenv names ending in _KEY (LICENSE_KEY, MAPBOX_KEY).
+# A rule of their own: in one alternation with the keywords they would cost Python's `re`
+# its literal-prefix scan on every prompt that mentions a password.
+_SHORT_NAMES = r"(?:(?:\b|_)(?:pass|Pass|PASS)\b|\b[A-Z][A-Z0-9]*_KEY\b)"
 # Then at most a short suffix that starts a new word (SECRET_KEY, passwordProd; not
 # "tokenizer"), or a few words ("password for
 # the VPN"), and = : => > or "is", or a quoted comma (define('DB_PASSWORD', '…')).
+# A closing bracket too: config['SECRET_KEY'] = '…'.
 _ASSIGN = (
     r"(?:[_\-A-Z][A-Za-z0-9_\-]{0,20})?(?:[ \t]+[A-Za-z]+){0,4}"
-    r"(?:[\"']?[ \t]*(?:=>|[:=>]|\bis\b|\bwas\b)|[\"'][ \t]*,)[ \t]*[\"'`]?"
+    r"(?:[\"']?\]?[ \t]*(?:=>|[:=>]|\bis\b|\bwas\b)|[\"'][ \t]*,)[ \t]*"
 )
-_VALUE = r"[^\s\"'`<;,]{8,200}"
+# Quoted, a value runs to its closing quote (passwords hold ; , <); bare, it ends at
+# whitespace, a quote, ; , or <.
+# Unbounded in the pattern (bounded repeats of four alternatives are over Hyperscan's
+# size limit); secret_value turns down values over 200 characters.
+_VALUE = r"(\"[^\"\s]{8,}\"|'[^'\s]{8,}'|`[^`\s]{8,}`|[^\s\"'`<;,]{8,})"
 
 RULES: tuple[Rule, ...] = (
     # ---- secrets: cloud
@@ -188,6 +226,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
         pattern_only("AWS key id format"),
         0.95,
+        test_value=v.documented_secret,
     ),
     Rule(
         "aws.key_pair",
@@ -197,6 +236,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:AKIA|ASIA)[A-Z2-7]{16}[ \t]*[,;:|\t][ \t]*[A-Za-z0-9/+]{40}",
         _aws_pair,
         0.96,
+        test_value=v.documented_secret,
     ),
     Rule(
         "aws.secret_access_key",
@@ -207,6 +247,7 @@ RULES: tuple[Rule, ...] = (
         exact_length(40, 4.0),
         0.9,
         caseless=True,
+        test_value=v.documented_secret,
     ),
     Rule(
         "aws.session_token",
@@ -217,6 +258,7 @@ RULES: tuple[Rule, ...] = (
         long_value(100, "AWS session token"),
         0.9,
         caseless=True,
+        test_value=v.documented_secret,
     ),
     Rule(
         "google.api_key",
@@ -247,10 +289,27 @@ RULES: tuple[Rule, ...] = (
         "azure.storage_connection_string",
         "secrets",
         "cloud_credential",
-        r"(?:DefaultEndpointsProtocol=https?;AccountName=[A-Za-z0-9]{3,24};)?"
-        r"AccountKey=[A-Za-z0-9+/]{60,}={0,2}(?:;EndpointSuffix=[A-Za-z0-9.\-]+)?",
-        pattern_only("Azure storage account key"),
+        # The whole string, whatever its other fields and their order (storage, Cosmos DB,
+        # Service Bus / Event Hubs): the key alone is under half of it.
+        r"(?:[A-Za-z]+=[^;\s\"'=<>]*;)*(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/]{40,}={0,2}"
+        r"(?:;[A-Za-z]+=[^;\s\"'=<>]*)*;?",
+        pattern_only("Azure account or shared access key"),
         0.95,
+        test_value=v.documented_secret,
+    ),
+    Rule(
+        "azure.storage_account_key",
+        "secrets",
+        "cloud_credential",
+        # A storage account key (64 bytes, base64) under its name, as a CLI flag, or in
+        # `az storage account keys list` output.
+        r"(?:(?:account|storage)[_\-. ]?(?:access[_\-. ]?)?key[\"']?[ \t]*[=:,]?[ \t]*[\"']?"
+        r"|\"keyName\"[^{}]{0,80}\"value\"[ \t]*:[ \t]*\")([A-Za-z0-9+/]{60,}==)",
+        _azure_account_key,
+        0.93,
+        caseless=True,
+        group=1,
+        test_value=v.documented_secret,
     ),
     # ---- secrets: code hosts and package registries
     Rule(
@@ -324,10 +383,12 @@ RULES: tuple[Rule, ...] = (
         "twilio.account",
         "secrets",
         "saas_token",
-        # An account SID, and the auth token right after it (SID:token, "SID", "token").
-        r"\bAC[0-9a-f]{32}\b(?:[\"']?[ \t]*[,:][ \t]*[\"']?[0-9a-f]{32}\b)?",
-        pattern_only("Twilio account SID"),
+        # The auth token right after its account SID (SID:token, "SID", "token"). The SID
+        # alone is an identifier, not a secret: no finding.
+        r"\bAC[0-9a-f]{32}[\"']?[ \t]*[,:][ \t]*[\"']?([0-9a-f]{32})\b",
+        _twilio_pair,
         0.95,
+        group=1,
     ),
     Rule(
         "twilio.api_key",
@@ -421,6 +482,7 @@ RULES: tuple[Rule, ...] = (
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         checksum(v.jwt, "JWT header decodes"),
         0.85,
+        test_value=v.documented_secret,
     ),
     Rule(
         "http.basic_auth",
@@ -455,16 +517,30 @@ RULES: tuple[Rule, ...] = (
         _KEYWORDS + _ASSIGN + _VALUE,
         high_entropy(2.5),
         0.7,
+        group=1,
+        context=v.key_context,
+    ),
+    Rule(
+        "generic.short_name",
+        "secrets",
+        "generic_secret",
+        _SHORT_NAMES + _ASSIGN + _VALUE,
+        high_entropy(2.5),
+        0.7,
+        group=1,
+        context=v.key_context,
     ),
     Rule(
         "generic.cli_flag",
         "secrets",
         "generic_secret",
-        r"(?:--(?:password|passwd|token|api-key|apikey|secret|client-secret)[ \t=]+"
+        r"(?:--(?:password|passwd|token|api-key|apikey|secret|client-secret|account-key"
+        r"|access-key|secret-key)[ \t=]+"
         r"|\b(?:mysql|mysqldump|mysqladmin|docker login)\b[^\n]{0,120}?[ \t]-p[ \t]?)"
-        r"[\"']?[^\s\"'`<;,]{8,200}",
+        r"[\"']?([^\s\"'`<;,]{8,200})",
         _flag,
         0.72,
+        group=1,
     ),
     # ---- personal data
     Rule(
@@ -474,22 +550,16 @@ RULES: tuple[Rule, ...] = (
         r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
         valid(v.personal_email, "email format"),
         0.95,
+        test_value=v.documentation_email,
     ),
     Rule(
         "pii.phone",
         "pii",
         "phone",
-        r"\+[1-9][0-9]{0,3}[ .\-]?(?:\(?[0-9]{1,4}\)?[ .\-]?){2,4}[0-9]{2,4}\b",
-        _digits_between(8, 15),
+        phones.PREFILTER,  # gates the libphonenumber pass: a run of seven digits
+        _by_finder,
         0.8,
-    ),
-    Rule(
-        "pii.phone_nanp",
-        "pii",
-        "phone",
-        r"\([2-9][0-9]{2}\)[ \t]?[2-9][0-9]{2}[\-. ][0-9]{4}\b",  # (415) 867-5309
-        valid(v.nanp_phone, "North American number format"),
-        0.8,
+        finder=phones.find,
     ),
     Rule(
         "pii.payment_card",
@@ -499,6 +569,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:[0-9]{13,19}|[0-9]{4}(?:[ \-][0-9]{4}){3}|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{4,5})\b",
         valid(v.payment_card, "issuer range and Luhn checksum"),
         0.95,
+        test_value=v.documented_card,
     ),
     Rule(
         "pii.iban",
@@ -507,6 +578,7 @@ RULES: tuple[Rule, ...] = (
         r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
         checksum(v.iban, "IBAN mod-97"),
         0.95,
+        test_value=v.documented_iban,
     ),
     Rule(
         "pii.us_ssn",
@@ -515,6 +587,7 @@ RULES: tuple[Rule, ...] = (
         r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
         valid(v.us_ssn, "SSN ranges"),
         0.85,
+        test_value=v.documented_ssn,
     ),
     Rule(
         "pii.us_ssn_plain",
@@ -523,6 +596,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:SSN|[Ss]ocial [Ss]ecurity(?: [Nn]umber)?)[ \t]*(?:#|[Nn]o\.?|:)?[ \t]*[0-9]{9}\b",
         valid(lambda c: v.us_ssn(c[-9:]), "SSN ranges, named as such"),
         0.85,
+        test_value=v.documented_ssn,
     ),
     Rule(
         "pii.ipv4",
@@ -532,5 +606,7 @@ RULES: tuple[Rule, ...] = (
         r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:\.[0-9]+)*\b",
         valid(v.ipv4, "IPv4 host address"),
         0.6,
+        context=v.address_context,
+        test_value=v.documented_ip,
     ),
 )

@@ -1,5 +1,10 @@
 """Checks that turn a pattern match into a finding: checksums and structure first, entropy
-only as supporting evidence. Each function looks at the matched text alone."""
+only as supporting evidence. Each function looks at the matched text alone, except the
+context checks (`address_context`, `key_context`), which look at the text around it.
+
+`documented_*` tell the values published for testing and documentation (test card
+numbers, example.com mailboxes, AWS's ...EXAMPLE keys): they are reported as findings
+marked `test_value`, with a low score, instead of being dropped."""
 
 from __future__ import annotations
 
@@ -90,14 +95,17 @@ def card_issuer_range(digits: str) -> bool:
     return False
 
 
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
 def payment_card(value: str) -> bool:
-    digits = "".join(c for c in value if c.isdigit())
-    return (
-        card_issuer_range(digits)
-        and luhn(digits)
-        and digits not in TEST_CARD_NUMBERS
-        and len(set(digits)) >= 4
-    )
+    digits = _digits(value)
+    return card_issuer_range(digits) and luhn(digits) and len(set(digits)) >= 4
+
+
+def documented_card(value: str) -> bool:
+    return _digits(value) in TEST_CARD_NUMBERS
 
 
 def iban(value: str) -> bool:
@@ -110,6 +118,27 @@ def iban(value: str) -> bool:
     except ValueError:
         return False
     return number % 97 == 1
+
+
+# IBANs printed in standards, bank documentation and validator libraries as examples.
+EXAMPLE_IBANS = frozenset(
+    {
+        "GB82WEST12345698765432",
+        "GB33BUKB20201555555555",
+        "DE89370400440532013000",
+        "FR1420041010050500013M02606",
+        "NL91ABNA0417164300",
+        "BE68539007547034",
+        "CH9300762011623852957",
+        "ES9121000418450200051332",
+        "IT60X0542811101000000123456",
+        "AT611904300234573201",
+    }
+)
+
+
+def documented_iban(value: str) -> bool:
+    return value.replace(" ", "").upper() in EXAMPLE_IBANS
 
 
 def github_classic(token: str) -> bool:
@@ -133,23 +162,29 @@ def us_ssn(value: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
-def nanp_phone(value: str) -> bool:
-    """(NPA) NXX-XXXX: area code and exchange both start 2-9; N11 codes are services."""
-    digits = "".join(c for c in value if c.isdigit())
-    if len(digits) != 10:
-        return False
-    npa, nxx = digits[:3], digits[3:6]
-    return npa[0] not in "01" and nxx[0] not in "01" and npa[1:] != "11" and nxx[1:] != "11"
+# Never issued and published as samples: the 1938 wallet card, an SSA advertisement, the
+# number every form shows.
+EXAMPLE_SSNS = frozenset({"078051120", "219099999", "123456789"})
 
 
-# Known example tokens from public documentation (the jwt.io debugger's sample).
-EXAMPLE_JWT_SIGNATURES = frozenset({"SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"})
+def documented_ssn(value: str) -> bool:
+    return _digits(value)[-9:] in EXAMPLE_SSNS
+
+
+# Secrets published in vendors' documentation: the jwt.io debugger's signature, the
+# Azure storage emulator's well-known account key. AWS marks its own with EXAMPLE.
+DOCUMENTED_SECRETS = (
+    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+)
+
+
+def documented_secret(value: str) -> bool:
+    return "EXAMPLE" in value or any(known in value for known in DOCUMENTED_SECRETS)
 
 
 def jwt(token: str) -> bool:
-    header, _, rest = token.partition(".")
-    if rest.rsplit(".", 1)[-1] in EXAMPLE_JWT_SIGNATURES:
-        return False
+    header, _, _rest = token.partition(".")
     try:
         decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -164,7 +199,7 @@ def ipv4(value: str) -> bool:
     """A host address someone could be behind. Not: dotted runs longer than four parts
     (OIDs, versions), loopback, link-local, multicast/reserved, netmasks, network
     addresses (x.y.z.0, also what version strings such as Chrome/120.0.0.0 look like),
-    the RFC 5737 documentation ranges, and all-small-octet runs (1.2.3.4 is a version)."""
+    and all-small-octet runs (1.2.3.4 is a version)."""
     parts = value.split(".")
     if len(parts) != 4 or any(not p.isdigit() or (len(p) > 1 and p[0] == "0") for p in parts):
         return False
@@ -173,24 +208,61 @@ def ipv4(value: str) -> bool:
         return False
     if o[:2] == [169, 254] or max(o) < 10:
         return False
-    if o[0] == 255 or (all(x in _NETMASK_OCTETS for x in o) and o == sorted(o, reverse=True)):
+    return not (
+        o[0] == 255 or (all(x in _NETMASK_OCTETS for x in o) and o == sorted(o, reverse=True))
+    )
+
+
+def documented_ip(value: str) -> bool:
+    """The RFC 5737 documentation ranges."""
+    return value.startswith(("192.0.2.", "198.51.100.", "203.0.113.")) and ipv4(value)
+
+
+# What a dotted number is when it is not an address: a version (`version 4.18.2.15`,
+# `acme==4.18.2.15`, `AcmeAgent/4.18.2.15`, `acme-agent-4.18.2.15.msi`), an OID, a
+# section number, or the time in a timestamp (`2024-03-15 14.22.31.57`).
+_NOT_AN_ADDRESS_BEFORE = re.compile(
+    r"(?:(?:\b(?:v|ver|release|rel|build|rev|revision|firmware|fw|oid|section|clause"
+    r"|chapter|§)|version)\.?[\s:=(\"'#]*|(?:==|>=|<=|~=|!=|\^|~)\s*|[A-Za-z][\w.]*[/\-_]"
+    r"|\d{2,4}[-/.]\d{1,2}[-/.]\d{1,4}[ T])$",
+    re.IGNORECASE,
+)
+_NOT_AN_ADDRESS_AFTER = re.compile(
+    r"[-+~_][A-Za-z]|\.(?:msi|exe|jar|zip|tar|tgz|gz|whl|deb|rpm|dmg|pkg|nupkg|apk|dll)\b",
+    re.IGNORECASE,
+)
+
+
+def address_context(text: str, start: int, end: int) -> bool:
+    """False where the words around a dotted quad say it is not an address."""
+    if _NOT_AN_ADDRESS_BEFORE.search(text, max(0, start - 24), start):
         return False
-    return o[:3] not in ([192, 0, 2], [198, 51, 100], [203, 0, 113])
+    return _NOT_AN_ADDRESS_AFTER.match(text, end) is None
 
 
 # Domains reserved for documentation and tests (RFC 2606 / 6761) and machine identities.
 _DOC_DOMAINS = ("example.com", "example.org", "example.net")
-_DOC_TLDS = (".example", ".test", ".invalid", ".localhost", ".local")
+_DOC_TLDS = (".example", ".test", ".invalid")
+_MACHINE_TLDS = (".localhost", ".local")
 _FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".js", ".css", ".map")
 
 
+def documentation_email(value: str) -> bool:
+    """An address at a domain reserved for documentation (jane.doe@example.org)."""
+    domain = value.lower().rpartition("@")[2]
+    return (
+        domain in _DOC_DOMAINS
+        or domain.endswith(tuple("." + d for d in _DOC_DOMAINS))
+        or domain.endswith(_DOC_TLDS)
+    )
+
+
 def personal_email(value: str) -> bool:
-    """A mailbox of a person: not a documentation domain, not a file name such as
-    logo@2x.png, not a cloud service account, not the `git@host` SSH user of a remote."""
+    """A mailbox of a person: not a file name such as logo@2x.png, not a machine's own
+    domain (.local, .localhost), not a cloud service account, not the `git@host` SSH user
+    of a remote."""
     local, _, domain = value.lower().rpartition("@")
-    if not local or domain.endswith(_FILE_SUFFIXES) or domain.endswith(_DOC_TLDS):
-        return False
-    if domain in _DOC_DOMAINS or domain.endswith(tuple("." + d for d in _DOC_DOMAINS)):
+    if not local or domain.endswith(_FILE_SUFFIXES) or domain.endswith(_MACHINE_TLDS):
         return False
     if domain.endswith("gserviceaccount.com") or local == "git":
         return False
@@ -246,8 +318,6 @@ PLACEHOLDER_MARKS = (
     "your_",
     "your-",
     "yourkey",
-    "<",
-    ">",
     "${",
     "{{",
     "%(",
@@ -292,7 +362,9 @@ COMMON_DEFAULTS = frozenset(
         "string",
     }
 )
-_PLACEHOLDER = re.compile("|".join(re.escape(m) for m in PLACEHOLDER_MARKS), re.IGNORECASE)
+_PLACEHOLDER = re.compile(
+    "|".join(re.escape(m) for m in PLACEHOLDER_MARKS) + r"|<[\w .:/\-]*>", re.IGNORECASE
+)
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SEQUENCE = re.compile("|".join(_ALPHABET[i : i + 10] for i in range(len(_ALPHABET) - 9)))
 _VENDOR_PREFIX = re.compile(r"^[a-z]{2,10}[_\-]")
@@ -339,13 +411,36 @@ _NOT_THE_SECRET = frozenset(
     "max expiry expires ttl count reset confirm confirmation hint label prompt placeholder "
     "format".split()
 )
+# Keys that open nothing: cache_key, SORT_KEY, primary_key.
+_DATA_KEYS = frozenset(
+    "cache sort partition primary foreign idempotency routing shard lookup dedup dedupe "
+    "composite unique".split()
+)
 _KEY_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 
 def _names_something_else(key: str) -> bool:
-    """password_hash, tokenUrl, SECRET_NAME, api_key_id: not where the secret itself is."""
-    words = _KEY_WORDS.findall(key)
-    return bool(words) and words[-1].lower() in _NOT_THE_SECRET
+    """password_hash, tokenUrl, SECRET_NAME, api_key_id, PUBLIC_KEY, cache_key: not where
+    a secret itself is."""
+    words = [w.lower() for w in _KEY_WORDS.findall(key)]
+    if not words:
+        return False
+    if words[-1] in _NOT_THE_SECRET or "public" in words or "publishable" in words:
+        return True
+    return len(words) > 1 and words[-1] == "key" and words[-2] in _DATA_KEYS
+
+
+_KEY_NAME_BEFORE = re.compile(r"[\w.\-]{1,40}$")
+
+
+def key_context(text: str, start: int, _end: int) -> bool:
+    """The whole name a keyword sits in (`PublicKeyToken=`, `cache_key =`) must still name a
+    secret."""
+    prefix = _KEY_NAME_BEFORE.search(text, max(0, start - 40), start)
+    if prefix is None:
+        return True
+    name = prefix.group(0) + text[start : start + 40].split("=")[0].split(":")[0]
+    return not _names_something_else(name)
 
 
 def assigned_value(candidate: str) -> tuple[str, str, bool]:
@@ -369,6 +464,9 @@ def secret_literal(candidate: str, min_entropy: float) -> str | None:
 _CHAR_CLASSES = tuple(re.compile(p) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]"))
 _PATH = re.compile(r"(?:~|\.{1,2})?(?:[/\\][\w.\-]+)+[/\\]?|\.[\w.\-]+")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}.*)?")
+# Identifiers that sit next to secrets: Twilio SIDs (account, API key, message), Stripe
+# publishable keys.
+_IDENTIFIER = re.compile(r"[A-Z]{2}[0-9a-f]{32}|pk_(?:live|test)_\w+")
 _HOST_OR_PATH = re.compile(r"[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}(?:[/:].*)?")
 
 
@@ -377,7 +475,9 @@ def secret_value(value: str, quoted: bool, min_entropy: float) -> str | None:
     placeholders and defaults, references to code or environment (`os.environ["X"]`,
     `settings.api_key`, `getpass()`), URLs, host names and paths, timestamps, plain words
     (`required`, `db-credentials`), numbers."""
-    if len(value) < 8 or value.isdigit() or re.search(r"\w\(", value):
+    if not 8 <= len(value) <= 200 or value.isdigit() or re.search(r"\w\(", value):
+        return None
+    if _IDENTIFIER.fullmatch(value):
         return None
     classes = sum(bool(p.search(value)) for p in _CHAR_CLASSES)
     if re.match(r"[a-z][a-z0-9+.\-]*://|-----", value, re.IGNORECASE):

@@ -85,12 +85,17 @@ class PolicyDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     size: SizeLimits = msgspec.field(default_factory=SizeLimits)
 
 
+# Documented test values (AKIAIOSFODNN7EXAMPLE, 4111 1111 1111 1111) are findings with a
+# score of 0.3, every detection scores 0.6 or more: from this score on, a finding is real.
+REAL_FINDING_SCORE = 0.5
+
 DEFAULT_POLICY = PolicyDoc(
     rules=[
+        # A documentation secret stays a finding, but the request is allowed.
         PolicyRule(
             "block-secrets",
             "block",
-            Match(detectors=["secrets"]),
+            Match(detectors=["secrets"], min_score=REAL_FINDING_SCORE),
             "Credentials never leave for a provider.",
         ),
         PolicyRule(
@@ -99,6 +104,7 @@ DEFAULT_POLICY = PolicyDoc(
             Match(detectors=["size"]),
             "Prompts over the size limits are refused.",
         ),
+        # Test values included: replacing them costs nothing and shows that they were found.
         PolicyRule(
             "redact-personal-data",
             "redact",
@@ -117,7 +123,7 @@ DEFAULT_POLICY = PolicyDoc(
         PolicyRule(
             "flag-secrets-in-output",
             "flag",
-            Match(detectors=["secrets"], direction="output"),
+            Match(detectors=["secrets"], min_score=REAL_FINDING_SCORE, direction="output"),
             "A credential in a model's answer is queued for review.",
         ),
     ]
