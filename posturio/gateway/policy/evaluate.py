@@ -93,14 +93,6 @@ class Verdict:
         """Worth a decision record: anything but a plain allow, or a shadow rule's match."""
         return self.action != "allow" or self.shadowed
 
-    @property
-    def needs_review(self) -> bool:
-        """A rule (shadow ones included) flags or blocks one of the findings, whatever the
-        request's overall action: a flagged injection beside a redacted e-mail is reviewed."""
-        return any(
-            h.action in REVIEWED or any(r.action in REVIEWED for r in h.shadow) for h in self.hits
-        )
-
     def findings_header(self) -> str:
         counts = Counter(h.finding.category for h in self.hits)
         return ",".join(f"{c}={n}" for c, n in sorted(counts.items())) or "none"
