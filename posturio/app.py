@@ -11,7 +11,6 @@ from pathlib import Path
 
 from litestar import Litestar, asgi
 from litestar.config.csrf import CSRFConfig
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -55,7 +54,8 @@ from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.logging import RequestIdMiddleware, configure_logging
 from posturio.platform.public import PublicPages
 from posturio.platform.redis import create_redis
-from posturio.platform.sessions import ConsoleSessionStore
+from posturio.platform.sessions import ConsoleSessionConfig, ConsoleSessionStore
+from posturio.platform.sso import SsoApi, SsoSignIn
 from posturio.workers.broker import setup_broker
 
 TEMPLATES = Path(__file__).parent / "platform" / "templates"
@@ -184,6 +184,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             playground_chat,
             ConsoleAuth,
             InvitationPage,
+            SsoSignIn,
+            SsoApi,
             ConsoleHome,
             OverviewPage,
             RequestsPage,
@@ -214,9 +216,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PrometheusConfig(
                 app_name="posturio", prefix="posturio", group_path=True, exclude=["^/metrics"]
             ).middleware,
-            ServerSideSessionConfig(
+            ConsoleSessionConfig(
                 store="sessions",
-                key="posturio_session",
                 max_age=12 * 3600,
                 httponly=True,
                 secure=settings.cookies_secure,

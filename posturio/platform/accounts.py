@@ -232,6 +232,10 @@ async def _owners(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     return len((await session.scalars(stmt)).all())
 
 
+async def owner_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    return await _owners(session, tenant_id)
+
+
 async def change_role(
     session: AsyncSession, principal: Principal, membership_id: str, role: Role
 ) -> MemberView:

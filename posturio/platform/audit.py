@@ -103,6 +103,35 @@ async def record(
     return event
 
 
+# Sign-in events: how (password, sso) and from which client address.
+SIGN_IN = "auth.sign_in"
+SIGN_IN_FAILED = "auth.sign_in_failed"
+SIGN_OUT = "auth.sign_out"
+BREAK_GLASS = "auth.break_glass"  # an owner's password into a tenant that is SSO only
+
+
+async def record_auth(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    action: str,
+    user_id: uuid.UUID | str | None,
+    method: str,
+    client: str,
+    **data: Any,
+) -> AuditEvent:
+    """A sign-in, failed sign-in or sign-out in the tenant it concerns."""
+    return await record(
+        session,
+        tenant_id,
+        actor=f"user:{user_id}" if user_id else "anonymous",
+        action=action,
+        target_type="user" if user_id else None,
+        target_id=user_id,
+        data={"method": method, "client": client, **data},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     tenant_id: uuid.UUID

@@ -14,9 +14,11 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.platform import accounts, invitations
+from posturio.platform import accounts, audit, invitations, sessions
+from posturio.platform.db import switch_tenant
 from posturio.platform.dependencies import Caller, Db, provide_console_principal, provide_db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError, Unauthorized
 from posturio.platform.models import Role, User
@@ -53,6 +55,66 @@ async def _note_failure(redis: Redis, key: str) -> None:
         await pipe.incr(key).expire(key, LOGIN_WINDOW_S).execute()
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def sso_only_tenants(db: AsyncSession, tenant_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these tenants refuse passwords (single sign-on only)."""
+    rows = await db.execute(
+        text("SELECT tenant_id FROM posturio_sso_only_tenants(:t)"), {"t": tenant_ids}
+    )
+    return {r.tenant_id for r in rows}
+
+
+async def start_session(
+    request: Request,
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    *,
+    method: str,
+    action: str = audit.SIGN_IN,
+) -> Redirect:
+    """Signed in: audited, and the session starts under a new id (a session id chosen
+    before sign-in, by anyone, is worth nothing after it). An SSO session stays in the
+    tenant whose identity provider vouched for it."""
+    await switch_tenant(db, tenant_id)
+    await audit.record_auth(
+        db, tenant_id, action=action, user_id=user_id, method=method, client=client_address(request)
+    )
+    data = {"user_id": str(user_id), "tenant_id": str(tenant_id), "method": method}
+    if method == "sso":
+        data["bound"] = str(tenant_id)
+    sessions.begin(request, data)
+    return Redirect("/console", status_code=303)
+
+
+async def sign_in_failed(
+    request: Request,
+    db: AsyncSession,
+    tenant_ids: list[uuid.UUID],
+    *,
+    user_id: uuid.UUID | None,
+    method: str,
+    reason: str,
+    email: str = "",
+) -> None:
+    """Audited in each tenant concerned (an address nobody has concerns none)."""
+    for tenant_id in tenant_ids:
+        await switch_tenant(db, tenant_id)
+        await audit.record_auth(
+            db,
+            tenant_id,
+            action=audit.SIGN_IN_FAILED,
+            user_id=user_id,
+            method=method,
+            client=client_address(request),
+            reason=reason,
+            email=email[:320],
+        )
+
+
 class ConsoleAuth(Controller):
     path = "/"
     include_in_schema = False
@@ -82,14 +144,58 @@ class ConsoleAuth(Controller):
         access = await accounts.memberships_of(db, user.id) if user else []
         if user is None or not access:
             await _note_failure(redis, throttle_key)
+            known = user or await accounts.user_by_email(db, data.email)
+            tenants = (
+                [a.tenant_id for a in await accounts.memberships_of(db, known.id)] if known else []
+            )
+            await sign_in_failed(
+                request,
+                db,
+                tenants,
+                user_id=known.id if known else None,
+                method="password",
+                reason="wrong_password",
+                email=data.email,
+            )
             context["error"] = "Wrong email or password."
             return Template("login.html", context=context, status_code=401)
-        request.clear_session()
-        request.set_session({"user_id": str(user.id), "tenant_id": str(access[0].tenant_id)})
-        return Redirect("/console", status_code=303)
+        sso_only = await sso_only_tenants(db, [a.tenant_id for a in access])
+        # Owners keep a password into an SSO-only tenant (break glass), audited as such.
+        usable = [a for a in access if a.tenant_id not in sso_only or a.role == Role.owner]
+        if not usable:
+            await sign_in_failed(
+                request,
+                db,
+                [a.tenant_id for a in access],
+                user_id=user.id,
+                method="password",
+                reason="sso_only",
+                email=user.email,
+            )
+            context["error"] = (
+                "Your organisation signs in with single sign-on: use “Sign in with SSO” below."
+            )
+            return Template("login.html", context=context, status_code=403)
+        chosen = next((a for a in usable if a.tenant_id not in sso_only), usable[0])
+        action = audit.BREAK_GLASS if chosen.tenant_id in sso_only else audit.SIGN_IN
+        return await start_session(
+            request, db, user.id, chosen.tenant_id, method="password", action=action
+        )
 
     @post("/logout", status_code=303)
-    async def logout(self, request: Request) -> Redirect:
+    async def logout(self, request: Request, db: Db) -> Redirect:
+        user_id = request.session.get("user_id") if request.session else None
+        tenant_id = request.session.get("tenant_id") if request.session else None
+        if user_id and tenant_id:
+            await switch_tenant(db, uuid.UUID(tenant_id))
+            await audit.record_auth(
+                db,
+                uuid.UUID(tenant_id),
+                action=audit.SIGN_OUT,
+                user_id=user_id,
+                method=request.session.get("method", "password"),
+                client=client_address(request),
+            )
         request.clear_session()
         return Redirect("/login", status_code=303)
 
@@ -125,6 +231,12 @@ class InvitationPage(Controller):
         if await _too_many_failures(redis, throttle_key):
             context["error"] = "Too many failed attempts. Wait 15 minutes and try again."
             return Template("invite.html", context=context, status_code=429)
+        if await sso_only_tenants(db, [found.invitation.tenant_id]):
+            context["error"] = (
+                f"{found.tenant_name} signs in with single sign-on: use “Sign in with SSO” "
+                "on the sign-in page instead of a password."
+            )
+            return Template("invite.html", context=context, status_code=403)
         try:
             user = await invitations.accept(db, found, data.password)
         except PosturioError as exc:
@@ -133,9 +245,9 @@ class InvitationPage(Controller):
                 await _note_failure(redis, throttle_key)
             context["error"] = exc.message
             return Template("invite.html", context=context, status_code=exc.status_code)
-        request.clear_session()
-        request.set_session({"user_id": str(user.id), "tenant_id": str(found.invitation.tenant_id)})
-        return Redirect("/console", status_code=303)
+        return await start_session(
+            request, db, user.id, found.invitation.tenant_id, method="password"
+        )
 
 
 def _invite_context(found: invitations.OpenInvitation) -> dict[str, Any]:
@@ -191,6 +303,9 @@ async def page(
     assert principal.user_id is not None
     user = await db.get(User, principal.user_id)
     tenants = await accounts.memberships_of(db, principal.user_id)
+    bound = request.session.get("bound") if request.session else None
+    if bound:  # an SSO session offers no other tenant to switch to
+        tenants = [t for t in tenants if str(t.tenant_id) == bound]
     current = next(t for t in tenants if t.tenant_id == principal.tenant_id)
     flash = request.session.pop("flash", None) if request.session else None
     return Template(
@@ -248,10 +363,30 @@ class ConsoleHome(ConsoleController):
         data: Annotated[TenantSwitch, Form],
     ) -> Redirect:
         assert principal.user_id is not None
-        allowed = {str(t.tenant_id) for t in await accounts.memberships_of(db, principal.user_id)}
-        if data.tenant_id not in allowed:
+        allowed = {t.tenant_id: t for t in await accounts.memberships_of(db, principal.user_id)}
+        try:
+            target = allowed.get(uuid.UUID(data.tenant_id))
+        except ValueError:
+            target = None
+        if target is None:
             raise Unauthorized("you are not a member of that tenant")
-        request.set_session(
-            {"user_id": str(principal.user_id), "tenant_id": str(uuid.UUID(data.tenant_id))}
-        )
+        method = request.session.get("method", "password")
+        bound = request.session.get("bound")
+        if bound and bound != str(target.tenant_id):
+            raise Forbidden(
+                "you signed in with single sign-on for one tenant: sign in again for another"
+            )
+        if method == "password" and await sso_only_tenants(db, [target.tenant_id]):
+            if target.role != Role.owner:
+                raise Forbidden(f"{target.tenant_name} signs in with single sign-on only")
+            return await start_session(
+                request,
+                db,
+                principal.user_id,
+                target.tenant_id,
+                method=method,
+                action=audit.BREAK_GLASS,
+            )
+        # Another tenant is another role: the session gets a new id too.
+        sessions.begin(request, {**request.session, "tenant_id": str(target.tenant_id)})
         return Redirect("/console", status_code=303)

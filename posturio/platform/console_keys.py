@@ -21,6 +21,7 @@ from posturio.platform.api import key_changed_everywhere
 from posturio.platform.console import ConsoleController, Form, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError, Unauthorized
+from posturio.platform.keyauth import scopes_for_role
 from posturio.platform.models import ApiKey, Role, Scope, Tenant, User
 from posturio.platform.schemas import KeyLimits
 
@@ -168,7 +169,7 @@ async def _list_page(
         next_url=_list_url(status, q, page_no + 1) if more else None,
         prev_url=_list_url(status, q, page_no - 1) if page_no > 1 else None,
         can_admin=principal.at_least(Role.admin),
-        scopes=[s.value for s in Scope],
+        scopes=[s.value for s in Scope if s.value in scopes_for_role(principal.role)],
         created=created,
     )
     if created:

@@ -8,13 +8,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts
 from posturio.platform.db import bind_tenant, switch_tenant
 from posturio.platform.errors import Forbidden, Unauthorized
-from posturio.platform.keyauth import KeyAuthenticator, token_from_headers
-from posturio.platform.models import Role, Scope
+from posturio.platform.keyauth import KeyAuthenticator, role_for_scopes, token_from_headers
+from posturio.platform.models import Role, SsoConfig
 from posturio.platform.principal import Principal
 
 # Injected by name (Litestar resolves these from the layer's `dependencies`).
@@ -57,18 +58,29 @@ async def provide_tenant_db(state: State, principal: Caller) -> AsyncGenerator[A
 
 
 async def provide_api_principal(request: Request) -> Principal:
-    """Admin API callers: a tenant API key with the `admin` scope."""
+    """/api callers: a tenant API key acting with the role its scopes say (`admin` or
+    `review`), its scopes already cut to what its creator may hold now."""
     authenticator: KeyAuthenticator = request.app.state.key_authenticator
     key = await authenticator.authenticate(token_from_headers(request.headers))
-    if Scope.admin.value not in key.scopes:
-        raise Forbidden("this API key lacks the admin scope")
+    role = role_for_scopes(key.scopes)
+    if role is None:
+        raise Forbidden(
+            "this API key lacks the admin scope (or the review scope, to act as a reviewer)"
+        )
     return Principal(
         tenant_id=key.tenant_id,
-        role=Role.admin,
+        role=role,
         actor=f"key:{key.prefix}",
         key_id=key.id,
         scopes=key.scopes,
     )
+
+
+async def _sso_only(db: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    stmt = select(SsoConfig.sso_only).where(
+        SsoConfig.tenant_id == tenant_id, SsoConfig.enabled.is_(True)
+    )
+    return bool(await db.scalar(stmt))
 
 
 async def provide_console_principal(request: Request, db: Db) -> Principal:
@@ -79,12 +91,20 @@ async def provide_console_principal(request: Request, db: Db) -> Principal:
         raise Unauthorized("sign in first", code="login_required")
     access = {a.tenant_id: a for a in await accounts.memberships_of(db, uuid.UUID(user_id))}
     current = access.get(uuid.UUID(tenant_id))
-    if current is None:
+    bound = request.session.get("bound")
+    if current is None or (bound and bound != tenant_id):
         request.clear_session()
         raise Unauthorized("your membership has ended; sign in again", code="login_required")
     # The page's session now works in this tenant (row-level security), this transaction
     # and any after a rollback.
     await switch_tenant(db, current.tenant_id)
+    if (
+        request.session.get("method", "password") == "password"
+        and current.role != Role.owner
+        and await _sso_only(db, current.tenant_id)
+    ):
+        request.clear_session()
+        raise Unauthorized("this tenant signs in with single sign-on now", code="login_required")
     return Principal(
         tenant_id=current.tenant_id,
         role=current.role,

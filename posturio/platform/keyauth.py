@@ -54,11 +54,22 @@ _CREATOR = text(
 )
 
 
+# The least role that may hold each scope; on /api a scope acts with that role.
+_SCOPE_ROLE = {Scope.gateway: Role.member, Scope.review: Role.reviewer, Scope.admin: Role.admin}
+
+
 def scopes_for_role(role: Role) -> frozenset[str]:
-    """The scopes a member in `role` may hold: the admin scope needs admin or owner."""
-    if ROLE_RANK[role] >= ROLE_RANK[Role.admin]:
-        return frozenset(s.value for s in Scope)
-    return frozenset(s.value for s in Scope if s is not Scope.admin)
+    """The scopes a member in `role` may hold: the admin scope needs admin or owner, the
+    review scope a reviewer or above."""
+    return frozenset(
+        s.value for s, least in _SCOPE_ROLE.items() if ROLE_RANK[role] >= ROLE_RANK[least]
+    )
+
+
+def role_for_scopes(scopes: frozenset[str]) -> Role | None:
+    """The role a key acts with on /api: the highest its scopes say (None: no /api role)."""
+    roles = [least for s, least in _SCOPE_ROLE.items() if s is not Scope.gateway and s in scopes]
+    return max(roles, key=ROLE_RANK.__getitem__, default=None)
 
 
 @dataclass(slots=True)

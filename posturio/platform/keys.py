@@ -130,7 +130,10 @@ def key_status(key: ApiKey) -> str:
 
 def _visible(principal: Principal, key: ApiKey) -> bool:
     # Members see and manage only the keys they created; admins see all of the tenant's.
-    return principal.at_least(Role.admin) or key.created_by == principal.user_id
+    # A key below admin is nobody's user: it sees none (never the operator's, made by no one).
+    if principal.at_least(Role.admin):
+        return True
+    return principal.user_id is not None and key.created_by == principal.user_id
 
 
 KEY_STATUSES = ("active", "expired", "revoked")
@@ -152,6 +155,8 @@ async def list_keys(
     if not include_revoked:
         stmt = stmt.where(ApiKey.revoked_at.is_(None))
     if not principal.at_least(Role.admin):
+        if principal.user_id is None:
+            return []
         stmt = stmt.where(ApiKey.created_by == principal.user_id)
     now = utcnow()
     lapsed = ApiKey.expires_at.is_not(None) & (ApiKey.expires_at <= now)

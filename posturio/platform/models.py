@@ -39,8 +39,13 @@ ROLE_RANK = {Role.member: 0, Role.reviewer: 1, Role.admin: 2, Role.owner: 3}
 
 
 class Scope(enum.StrEnum):
-    gateway = "gateway"  # /v1 API
-    admin = "admin"  # admin REST API
+    """What a key may do. On /api a key acts with the role its scopes say: `admin` as an
+    admin, `review` as a reviewer (the review queue, the request log, reading the policy);
+    a key with neither is refused there."""
+
+    gateway = "gateway"  # /v1 API (and Navigator's reader API)
+    review = "review"  # /api as a reviewer
+    admin = "admin"  # /api as an admin
 
 
 def _uuid() -> uuid.UUID:
@@ -183,3 +188,29 @@ class OutboxEmail(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SsoConfig(Base):
+    """A tenant's OpenID Connect single sign-on (one per tenant)."""
+
+    __tablename__ = "sso_configs"
+    __table_args__ = (
+        CheckConstraint("default_role IN ('admin', 'reviewer', 'member')", name="default_role"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)  # SecretBox
+    email_domains: Mapped[list[str]] = mapped_column(ARRAY(String(253)))
+    groups_claim: Mapped[str] = mapped_column(String(100), default="groups")
+    role_map: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)  # IdP group -> role
+    # IdP group -> Navigator source groups (memberships.groups)
+    group_map: Mapped[dict[str, list[str]]] = mapped_column(JSONB, default=dict)
+    default_role: Mapped[str | None] = mapped_column(String(20))  # None: no mapped group, no entry
+    sso_only: Mapped[bool] = mapped_column(default=False)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -292,7 +292,8 @@ async def test_audit_filter_pages_and_chain(browser, client, owner_engine, make_
     assert actions and set(actions) == {"key.create"}
     by_actor = await browser.get(f"/console/audit?actor={t.owner_email}")
     rows = re.findall(r'<td class="actor">([^<]+)</td>', by_actor.text)
-    assert rows == [t.owner_email] * 3  # the fixture's two keys and the console's one
+    # the fixture's two keys, the sign-in and the console's key
+    assert rows == [t.owner_email] * 4
     older = await browser.get("/console/audit?before_seq=3")
     seqs = re.findall(r"<tr>\s*<td>(\d+)</td>", older.text)
     assert seqs == ["2", "1"]
