@@ -24,8 +24,11 @@ from posturio.gateway.dialects.chat import CHAT
 from posturio.gateway.dialects.messages import MESSAGES, estimate
 from posturio.gateway.dialects.responses import RESPONSES
 from posturio.gateway.errors import GatewayError, invalid
-from posturio.gateway.inspection.segments import body_segments, embeddings_segments
+from posturio.gateway.inspection.segments import Segment, body_segments, embeddings_segments
 from posturio.gateway.pipeline import Call, Gateway, Send, estimate_inputs
+from posturio.gateway.policy.evaluate import Verdict
+from posturio.gateway.policy.stream import StreamGuard
+from posturio.gateway.providers.base import Provider, Target, sse
 from posturio.platform.db import DB_RETRY_AFTER_S, database_unreachable
 from posturio.platform.keyauth import bearer_or_key
 from posturio.platform.logging import REQUEST_ID_HEADER, current_request_id, new_request_id
@@ -113,7 +116,8 @@ def _unhandled(call: Call, exc: Exception) -> GatewayError:
 
 async def generate(dialect: Dialect, gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
     """A generation request in any dialect: inspected as the caller sent it, redacted in
-    place, translated to Chat for the provider adapters, and answered in the dialect."""
+    place, then forwarded as is to a deployment that speaks the dialect, or translated
+    to Chat for one that does not, and answered in the caller's dialect."""
     request = dialect.parse(body)
     call.stream = request.stream
     virtual = gateway.virtual_models.get(request.model)
@@ -127,21 +131,79 @@ async def generate(dialect: Dialect, gateway: Gateway, call: Call, body: bytes, 
     route = await gateway.inspect_input(call, route, body_segments(request.payload))
     max_out = request.max_output or gateway.tier(call).max_output_tokens or 1024
     await gateway.admit(call, route, call.prompt_estimate, max_out * request.n)
-    payload = dialect.to_chat(request.payload)  # after redaction: it rewrote the original
+    guard = gateway.stream_guard(call) if request.stream else None
+    # Forwarded natively unless the answer's events may have to be rewritten (a redacting
+    # output rule on a stream): the guard rewrites Chat events only.
+    may_forward = dialect is not CHAT and not (guard is not None and guard.holding)
+    translated: list[dict[str, Any]] = []
+
+    def chat_payload() -> dict[str, Any]:
+        if not translated:  # once, after redaction rewrote the original
+            translated.append(dialect.to_chat(request.payload))
+        return translated[0]
+
+    async def attempt(provider: Provider, target: Target) -> tuple[bool, Any]:
+        if may_forward and dialect.name in provider.speaks(target):
+            headers = call.forward_headers
+            if request.stream:
+                return True, await provider.forward_stream(target, request.payload, headers)
+            return True, await provider.forward(target, request.payload, headers)
+        if request.stream:
+            return False, await provider.chat_stream(target, chat_payload(), request.include_usage)
+        return False, await provider.chat(target, chat_payload())
+
+    native, result = await gateway.try_deployments(call, route, attempt)
+    call.usage = result.usage
     if request.stream:
-        stream = await gateway.open_stream(call, route, payload, request.include_usage)
+        call.overhead()  # fixed when the first byte is ready: what the caller waited on us
         await send(
             {"type": "http.response.start", "status": 200, "headers": response_headers(call, SSE)}
         )
-        chunks: AsyncIterator[bytes] = dialect.stream_from_chat(
-            gateway.relay(call, stream, gateway.stream_guard(call)), request
-        )
+        if native:
+            observer = NativeObserver(guard, dialect) if guard is not None else None
+            chunks = native_errors(dialect, gateway.relay(call, result, observer))
+        else:
+            chunks = dialect.stream_from_chat(gateway.relay(call, result, guard), request)
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
-    result = await gateway.complete(call, route, payload)
-    await send_json(send, call, 200, msgspec.json.encode(dialect.from_chat(result.body, request)))
+    answer = result.body if native else dialect.from_chat(result.body, request)
+    if native:
+        answer["model"] = request.model  # the alias the caller asked for, as on Chat
+    gateway.inspect_output(call, answer, dialect.output_segments(answer))
+    await send_json(send, call, 200, msgspec.json.encode(answer))
+
+
+class NativeObserver:
+    """The stream guard beside a stream forwarded in its own dialect: it reads the text
+    each event adds (flag-only output rules: nothing is rewritten or held back)."""
+
+    def __init__(self, guard: StreamGuard, dialect: Dialect) -> None:
+        self._guard, self._text = guard, dialect.event_text
+
+    def feed(self, chunk: bytes) -> bytes:
+        if text := self._text(chunk):
+            delta = {"choices": [{"index": 0, "delta": {"content": text}}]}
+            self._guard.feed(sse(msgspec.json.encode(delta)))
+        return chunk
+
+    def flush(self) -> bytes:
+        self._guard.flush()
+        return b""
+
+    def verdict(self) -> tuple[Verdict, list[Segment]]:
+        return self._guard.verdict()
+
+
+async def native_errors(dialect: Dialect, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The relay ends a broken stream with a Chat error event: say it in the dialect."""
+    async for chunk in chunks:
+        if chunk.startswith(b'data: {"error"'):
+            error = msgspec.json.decode(chunk[6:]).get("error") or {}
+            yield dialect.stream_error(str(error.get("message", "the upstream stream broke off")))
+        else:
+            yield chunk
 
 
 def translated_send(dialect: Dialect, request: Request, send: Send) -> Send:
@@ -372,11 +434,21 @@ class GatewayASGI:
         gateway: Gateway = (self._app or scope["app"]).state.gateway
         path = scope["path"].removeprefix("/v1").rstrip("/") or "/"
         method, endpoint, dialect, handler = ROUTES.get(path, ("", "unknown", "chat", None))  # type: ignore[assignment]
-        if any(name == b"anthropic-version" for name, _ in scope["headers"]):
-            dialect = "messages"  # an Anthropic client: its envelope for errors and listings
+        # An Anthropic client: its envelope for errors and listings, its API version and
+        # betas for a native upstream.
+        forward = {
+            name.decode(): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in (b"anthropic-version", b"anthropic-beta")
+        }
+        if forward and endpoint == "models":
+            dialect = "messages"
         # Mounted in Litestar, its middleware has named the request already.
         call = Call(
-            request_id=current_request_id() or new_request_id(), endpoint=endpoint, dialect=dialect
+            request_id=current_request_id() or new_request_id(),
+            endpoint=endpoint,
+            dialect=dialect,
+            forward_headers=forward,
         )
 
         async def authenticate(call: Call) -> None:

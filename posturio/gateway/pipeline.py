@@ -36,7 +36,7 @@ from posturio.gateway.limits import (
 from posturio.gateway.metrics import upstream_attempts
 from posturio.gateway.policy.evaluate import CompiledPolicy, Context, Labels, Verdict, redact
 from posturio.gateway.policy.evaluate import snapshot as redacted_snapshot
-from posturio.gateway.policy.stream import StreamGuard
+from posturio.gateway.policy.stream import Guard, StreamGuard
 from posturio.gateway.providers.base import (
     ChatResult,
     ChatStream,
@@ -70,6 +70,8 @@ class Call:
     request_id: str
     endpoint: str
     dialect: str = "chat"  # chat | messages | responses: the shape of answers and errors
+    # Client headers a native upstream must see (anthropic-version, anthropic-beta).
+    forward_headers: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     key: CachedKey | None = None
     alias: str | None = None
@@ -411,11 +413,14 @@ class Gateway:
         call.alias = target
         return rerouted
 
-    def inspect_output(self, call: Call, body: dict[str, Any]) -> None:
-        """Flag or redact what the answer contains, in place, before the caller sees it."""
+    def inspect_output(
+        self, call: Call, body: dict[str, Any], segments: list[Segment] | None = None
+    ) -> None:
+        """Flag or redact what the answer contains, in place, before the caller sees it
+        (`segments`: where its text lives; a Chat answer's choices by default)."""
         if call.policy is None or not call.policy.output_rules(call.context("output")):
             return
-        segments = response_segments(body)
+        segments = response_segments(body) if segments is None else segments
         verdict = call.policy.evaluate(segments, call.context("output"))
         self._output_verdict(call, verdict, segments)
         redact(segments, verdict, Labels())
@@ -460,7 +465,7 @@ class Gateway:
         cap = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2**attempt)
         return random.uniform(0, cap)
 
-    async def _try_deployments(
+    async def try_deployments(
         self, call: Call, route: ResolvedRoute, fn: Callable[[Provider, Target], Awaitable[R]]
     ) -> R:
         assert call.key is not None
@@ -534,7 +539,7 @@ class Gateway:
     async def complete(
         self, call: Call, route: ResolvedRoute, payload: dict[str, Any]
     ) -> ChatResult:
-        result = await self._try_deployments(call, route, lambda p, t: p.chat(t, payload))
+        result = await self.try_deployments(call, route, lambda p, t: p.chat(t, payload))
         call.usage = result.usage
         self.inspect_output(call, result.body)
         return result
@@ -542,7 +547,7 @@ class Gateway:
     async def open_stream(
         self, call: Call, route: ResolvedRoute, payload: dict[str, Any], include_usage: bool
     ) -> ChatStream:
-        stream = await self._try_deployments(
+        stream = await self.try_deployments(
             call, route, lambda p, t: p.chat_stream(t, payload, include_usage)
         )
         call.usage = stream.usage
@@ -552,12 +557,12 @@ class Gateway:
     async def embed(
         self, call: Call, route: ResolvedRoute, payload: dict[str, Any]
     ) -> EmbeddingsResult:
-        result = await self._try_deployments(call, route, lambda p, t: p.embeddings(t, payload))
+        result = await self.try_deployments(call, route, lambda p, t: p.embeddings(t, payload))
         call.usage = result.usage
         return result
 
     async def relay(
-        self, call: Call, stream: ChatStream, guard: StreamGuard | None = None
+        self, call: Call, stream: ChatStream, guard: Guard | None = None
     ) -> AsyncIterator[bytes]:
         """Pass the stream through chunk by chunk (through the output guard when the policy
         inspects answers). A failure after the first byte cannot fall back any more: it

@@ -79,6 +79,7 @@ class FakeUpstream:
         app.router.add_post("/v1/embeddings", self._openai_embeddings)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._openai_chat)
         app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1/responses", self._responses)
         runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
@@ -264,6 +265,63 @@ class FakeUpstream:
         await response.write(b"data: [DONE]\n\n")
         return response
 
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API: answers the last user input's text."""
+        body = await request.json()
+        self._record(request, body)
+        items = body["input"]
+        if isinstance(items, str):
+            text = items
+        else:
+            users = [i for i in items if i.get("role") == "user"]
+            content = users[-1]["content"] if users else ""
+            text = (
+                content
+                if isinstance(content, str)
+                else " ".join(p.get("text", "") for p in content)
+            )
+        usage = {"input_tokens": 13, "output_tokens": 5, "total_tokens": 18}
+        item = {
+            "type": "message",
+            "id": "msg_fake",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+        done = {
+            "id": "resp_fake",
+            "object": "response",
+            "status": "completed",
+            "model": body["model"],
+            "output": [item],
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            return web.json_response(done)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        seq = 0
+
+        async def event(name: str, **data: Any) -> None:
+            nonlocal seq
+            payload = {"type": name, "sequence_number": seq, **data}
+            seq += 1
+            await response.write(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
+
+        await event("response.created", response={**done, "status": "in_progress", "output": []})
+        await event("response.output_item.added", output_index=0, item={**item, "content": []})
+        for word in text.split(" "):
+            await event(
+                "response.output_text.delta",
+                item_id="msg_fake",
+                output_index=0,
+                content_index=0,
+                delta=word + " ",
+            )
+        await event("response.output_item.done", output_index=0, item=item)
+        await event("response.completed", response=done)
+        return response
+
     async def _openai_embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
         self._record(request, body)
@@ -292,12 +350,16 @@ class FakeUpstream:
                 "messages": [
                     {
                         "role": m["role"],
-                        "content": [b for b in m["content"] if b.get("type") == "text"],
+                        "content": m["content"]
+                        if isinstance(m["content"], str)
+                        else [b for b in m["content"] if b.get("type") == "text"],
                     }
                     for m in body["messages"]
                 ]
             }
         )
+        # Prompt caching, as Anthropic reports it, when the request marks a cache point.
+        cached = 100 if "cache_control" in json.dumps(body) else 0
         if not body.get("stream"):
             content: list[dict[str, Any]] = [{"type": "text", "text": text}]
             if wants_tool:
@@ -317,7 +379,11 @@ class FakeUpstream:
                     "model": body["model"],
                     "content": content,
                     "stop_reason": "tool_use" if wants_tool else "end_turn",
-                    "usage": {"input_tokens": 21, "output_tokens": 9},
+                    "usage": {
+                        "input_tokens": 21,
+                        "output_tokens": 9,
+                        "cache_read_input_tokens": cached,
+                    },
                 }
             )
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -330,7 +396,19 @@ class FakeUpstream:
             "message_start",
             {
                 "type": "message_start",
-                "message": {"id": "msg_fake", "usage": {"input_tokens": 21, "output_tokens": 1}},
+                "message": {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": [],
+                    "stop_reason": None,
+                    "usage": {
+                        "input_tokens": 21,
+                        "output_tokens": 1,
+                        "cache_read_input_tokens": cached,
+                    },
+                },
             },
         )
         await event(

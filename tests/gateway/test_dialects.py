@@ -4,6 +4,7 @@ own shape, tool round trips translated both ways (streamed tool arguments includ
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -278,3 +279,125 @@ async def test_anthropic_model_listing_and_token_count(server, tenant):
         model="echo", messages=[{"role": "user", "content": "count these words please"}]
     )
     assert count.input_tokens > 0
+
+
+async def test_messages_to_an_anthropic_deployment_pass_through_untouched(
+    server, fake, tenant, worker
+):
+    """Claude Code's prompt caching and extended thinking depend on fields the gateway
+    does not model: on a deployment that speaks Messages they reach it as sent."""
+    alias = f"claude-{uuid.uuid4().hex[:6]}"
+    model = f"claude-native-{uuid.uuid4().hex[:6]}"
+    native = {**deployment("main", model, fake.base_url), "provider": "anthropic"}
+    native["base_url"] = fake.base_url  # Anthropic's adapter adds /v1/messages
+    await put_route(server, tenant, alias, [native])
+    client = anthropic.AsyncAnthropic(
+        base_url=server,
+        api_key=tenant.gateway_key,
+        max_retries=0,
+        default_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
+    )
+    thinking = {"type": "thinking", "thinking": "plan", "signature": "sig-abc"}
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": [thinking, {"type": "text", "text": "ok"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "cache me", "cache_control": {"type": "ephemeral"}}
+            ],
+        },
+    ]
+    raw = await client.messages.with_raw_response.create(
+        model=alias,
+        max_tokens=50,
+        messages=messages,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
+    reply = await raw.parse()
+    assert reply.content[0].text.strip() == "cache me" and reply.model == alias
+    assert reply.usage.cache_read_input_tokens == 100
+    call = fake.calls(model)[-1]
+    assert call["path"] == "/v1/messages"
+    assert call["body"]["messages"] == messages  # thinking signature, cache_control: as sent
+    assert call["body"]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert call["headers"]["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert raw.headers["x-posturio-route"] == f"main:anthropic/{model}"
+
+    async with client.messages.stream(model=alias, max_tokens=50, messages=messages) as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_message()
+    assert final.content[0].text.strip() == "cache me"
+    # The upstream's own events reach the caller (a translated stream has no ping).
+    async with httpx.AsyncClient(base_url=server) as http:
+        body = {"model": alias, "max_tokens": 50, "messages": messages, "stream": True}
+        headers = {"x-api-key": tenant.gateway_key, "anthropic-version": "2023-06-01"}
+        raw_stream = (await http.post("/v1/messages", json=body, headers=headers)).text
+    assert "event: ping" in raw_stream and "sig-abc" not in raw_stream
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+
+    # A secret in a tool result is redacted in the forwarded body under the agent recipe.
+    await put_policy(
+        server,
+        tenant,
+        {
+            "rules": [
+                {
+                    "id": "agents-redact-secrets",
+                    "action": "redact",
+                    "match": {"detectors": ["secrets"], "dialects": ["messages"]},
+                }
+            ]
+        },
+    )
+    turn = [
+        {"role": "user", "content": "read .env"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": DOTENV,
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        },
+    ]
+    raw = await client.messages.with_raw_response.create(model=alias, max_tokens=50, messages=turn)
+    assert raw.headers["x-posturio-decision"] == "redact"
+    sent = fake.calls(model)[-1]["body"]["messages"][2]["content"][0]
+    assert AWS_KEY not in sent["content"] and "[CLOUD_CREDENTIAL_1]" in sent["content"]
+    assert sent["cache_control"] == {"type": "ephemeral"}
+
+    # Metered from Anthropic's own usage, cache reads included.
+    async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
+        for _ in range(100):
+            rows = (await http.get("/api/usage/requests?limit=10")).json()
+            if len(rows) >= 3:
+                break
+            await asyncio.sleep(0.2)
+    assert {r["endpoint"] for r in rows} == {"messages"}
+    assert any(r["prompt_tokens"] == 121 and not r["tokens_estimated"] for r in rows), rows
+
+
+async def test_responses_to_a_responses_deployment_pass_through(server, fake, tenant):
+    alias = f"codex-{uuid.uuid4().hex[:6]}"
+    model = f"resp-native-{uuid.uuid4().hex[:6]}"
+    native = deployment("main", model, fake.base_url, api_version="responses")
+    await put_route(server, tenant, alias, [native])
+    client = sdk(server, tenant.gateway_key)
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque=="}
+    items = [reasoning, {"role": "user", "content": "native words"}]
+    reply = await client.responses.create(model=alias, input=items, store=False)
+    assert reply.output_text == "native words" and reply.model == alias
+    assert reply.usage.input_tokens == 13
+    call = fake.calls(model)[-1]
+    assert call["path"] == "/v1/responses" and call["body"]["input"][0] == reasoning
+    events = [e async for e in await client.responses.create(model=alias, input=items, stream=True)]
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text.strip() == "native words"

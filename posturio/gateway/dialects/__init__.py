@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from posturio.gateway.errors import GatewayError
+from posturio.gateway.inspection.segments import Segment
 
 _encode = msgspec.json.encode
 
@@ -51,12 +52,31 @@ class Dialect:
 
     name: str  # chat | messages | responses
     endpoint: str  # the usage record's endpoint
-    # body -> (payload as sent, its model, stream?, max output tokens asked, message count)
     parse: Callable[[bytes], Request]
     to_chat: Callable[[dict[str, Any]], dict[str, Any]]
     from_chat: Callable[[dict[str, Any], Request], dict[str, Any]]
     stream_from_chat: Callable[[AsyncIterator[bytes], Request], AsyncIterator[bytes]]
     error_body: Callable[[GatewayError, str | None], dict[str, Any]]
+    # Where an answer's text lives (output inspection redacts it in place).
+    output_segments: Callable[[dict[str, Any]], list[Segment]]
+    # The text one streamed event of the dialect adds (text, tool arguments), if any.
+    event_text: Callable[[bytes], str]
+    # The event that ends a stream broken after its first byte.
+    stream_error: Callable[[str], bytes]
+
+
+def event_data(chunk: bytes, kinds: tuple[bytes, ...]) -> dict[str, Any] | None:
+    """The decoded data of one `event:`-named SSE event when its name is in `kinds`."""
+    if not chunk.startswith(b"event: "):
+        return None
+    name, _, rest = chunk[7:].partition(b"\n")
+    if name not in kinds or not rest.startswith(b"data: "):
+        return None
+    try:
+        data = msgspec.json.decode(rest[6:].strip())
+    except msgspec.DecodeError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @dataclass(slots=True)

@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
+
 from posturio.gateway.decode import parse
 from posturio.gateway.dialects import Dialect, Request
 from posturio.gateway.errors import GatewayError
+from posturio.gateway.inspection.segments import response_segments
+from posturio.gateway.providers.base import sse
 from posturio.gateway.schemas import ChatShape
 from posturio.gateway.tokens import estimate_prompt
 
@@ -43,6 +47,14 @@ def error_body(exc: GatewayError, request_id: str | None) -> dict[str, Any]:
     return exc.body(request_id)
 
 
+def _never(chunk: bytes) -> str:
+    return ""  # Chat is never forwarded natively: the stream guard reads its events
+
+
+def _stream_error(message: str) -> bytes:
+    return sse(msgspec.json.encode({"error": {"message": message, "type": "api_error"}}))
+
+
 CHAT = Dialect(
     name="chat",
     endpoint="chat.completions",
@@ -51,4 +63,7 @@ CHAT = Dialect(
     from_chat=_answer,
     stream_from_chat=_events,
     error_body=error_body,
+    output_segments=response_segments,
+    event_text=_never,
+    stream_error=_stream_error,
 )

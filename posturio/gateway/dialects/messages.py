@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from posturio.gateway.decode import parse
-from posturio.gateway.dialects import Dialect, Request, chat_events, named_event
+from posturio.gateway.dialects import Dialect, Request, chat_events, event_data, named_event
 from posturio.gateway.errors import GatewayError
+from posturio.gateway.inspection.segments import Segment, body_segments
 from posturio.gateway.tokens import estimate_text
 
 # Anthropic's error "type" by HTTP status.
@@ -386,11 +387,7 @@ async def stream_from_chat(chunks: AsyncIterator[bytes], request: Request) -> As
         if event is None:
             continue
         if "error" in event:  # the relay's own event for a stream broken upstream
-            error = event["error"] or {}
-            yield named_event(
-                "error",
-                {"type": "error", "error": {"type": "api_error", "message": error.get("message")}},
-            )
+            yield stream_error(str((event["error"] or {}).get("message")))
             return
         for out in state.feed(event):
             yield out
@@ -404,6 +401,22 @@ def error_body(exc: GatewayError, request_id: str | None) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
+def output_segments(body: dict[str, Any]) -> list[Segment]:
+    return body_segments({"content": body.get("content")})
+
+
+def event_text(chunk: bytes) -> str:
+    event = event_data(chunk, (b"content_block_delta",))
+    delta = (event or {}).get("delta") or {}
+    return str(delta.get("text") or delta.get("partial_json") or delta.get("thinking") or "")
+
+
+def stream_error(message: str) -> bytes:
+    return named_event(
+        "error", {"type": "error", "error": {"type": "api_error", "message": message}}
+    )
+
+
 MESSAGES = Dialect(
     name="messages",
     endpoint="messages",
@@ -412,4 +425,7 @@ MESSAGES = Dialect(
     from_chat=from_chat,
     stream_from_chat=stream_from_chat,
     error_body=error_body,
+    output_segments=output_segments,
+    event_text=event_text,
+    stream_error=stream_error,
 )

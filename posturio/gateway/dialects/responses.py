@@ -17,8 +17,9 @@ from typing import Annotated, Any
 import msgspec
 
 from posturio.gateway.decode import parse
-from posturio.gateway.dialects import Dialect, Request, chat_events, named_event
+from posturio.gateway.dialects import Dialect, Request, chat_events, event_data, named_event
 from posturio.gateway.errors import GatewayError, invalid
+from posturio.gateway.inspection.segments import Segment, body_segments
 from posturio.gateway.tokens import estimate_text
 
 
@@ -434,6 +435,21 @@ def error_body(exc: GatewayError, request_id: str | None) -> dict[str, Any]:
     return exc.body(request_id)  # OpenAI's envelope, as on Chat
 
 
+def output_segments(body: dict[str, Any]) -> list[Segment]:
+    return body_segments({"output": body.get("output")})
+
+
+_DELTAS = (b"response.output_text.delta", b"response.function_call_arguments.delta")
+
+
+def event_text(chunk: bytes) -> str:
+    return str((event_data(chunk, _DELTAS) or {}).get("delta") or "")
+
+
+def stream_error(message: str) -> bytes:
+    return named_event("error", {"type": "error", "code": "stream_interrupted", "message": message})
+
+
 RESPONSES = Dialect(
     name="responses",
     endpoint="responses",
@@ -442,4 +458,7 @@ RESPONSES = Dialect(
     from_chat=from_chat,
     stream_from_chat=stream_from_chat,
     error_body=error_body,
+    output_segments=output_segments,
+    event_text=event_text,
+    stream_error=stream_error,
 )

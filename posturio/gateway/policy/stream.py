@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -73,6 +73,16 @@ class _Choice:
         return len(self.text) - self.sent
 
 
+class Guard(Protocol):
+    """What the relay asks of whatever watches a stream's text."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+    def verdict(self) -> tuple[Verdict, list[Segment]]: ...
+
+
 class StreamGuard:
     def __init__(self, policy: CompiledPolicy, ctx: Context) -> None:
         self._policy = policy
@@ -82,6 +92,11 @@ class StreamGuard:
         self._labels = Labels()
         self._last: dict[str, Any] = {}
         self.redactions = 0
+
+    @property
+    def holding(self) -> bool:
+        """Whether the guard may rewrite the answer (a redacting output rule applies)."""
+        return self._holding
 
     def feed(self, chunk: bytes) -> bytes:
         """One SSE event in, the event to send out (possibly rewritten, or b"")."""

@@ -18,6 +18,7 @@ from posturio.gateway.providers.base import (
     Target,
     UpstreamError,
     Usage,
+    named_sse,
     sse,
 )
 from posturio.gateway.providers.http import Upstreams, post, read_json, sse_events, timeout_for
@@ -34,6 +35,7 @@ FINISH = {
     "pause_turn": "stop",
 }
 _encode = msgspec.json.encode
+MESSAGES_ONLY = frozenset({"messages"})
 
 
 def _text_of(content: Any) -> str:
@@ -223,8 +225,25 @@ class Anthropic:
     def __init__(self, upstreams: Upstreams) -> None:
         self._upstreams = upstreams
 
-    def _call(self, target: Target, body: dict[str, Any], *, stream: bool):  # type: ignore[no-untyped-def]
-        headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
+    def speaks(self, target: Target) -> frozenset[str]:
+        return MESSAGES_ONLY
+
+    def _call(  # type: ignore[no-untyped-def]
+        self,
+        target: Target,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        client: dict[str, str] | None = None,
+    ):
+        # A native request keeps the client's API version and betas (Claude Code's
+        # prompt caching and extended thinking depend on them).
+        headers = {
+            "content-type": "application/json",
+            "anthropic-version": (client or {}).get("anthropic-version", API_VERSION),
+        }
+        if client and client.get("anthropic-beta"):
+            headers["anthropic-beta"] = client["anthropic-beta"]
         if target.api_key:
             headers["x-api-key"] = target.api_key
         base = (target.base_url or DEFAULT_BASE).rstrip("/")
@@ -355,6 +374,52 @@ class Anthropic:
         raise UpstreamError(
             "Anthropic has no embeddings API", status=400, retryable=False, client_fault=True
         )
+
+    async def forward(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatResult:
+        body = {**payload, "model": target.model}
+        response = await self._call(target, body, stream=False, client=headers)
+        result = await read_json(response)
+        return ChatResult(result, _usage(result.get("usage")))
+
+    async def forward_stream(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatStream:
+        body = {**payload, "model": target.model, "stream": True}
+        response = await self._call(target, body, stream=True, client=headers)
+        stream = ChatStream(first=b"", rest=_nothing())
+        events = _passthrough(sse_events(response), stream)
+        try:
+            stream.first = await anext(events)
+        except StopAsyncIteration:
+            raise UpstreamError("upstream closed the stream before any event") from None
+        stream.rest = events
+        return stream
+
+
+async def _passthrough(
+    events: AsyncIterator[tuple[bytes, bytes]], stream: ChatStream
+) -> AsyncIterator[bytes]:
+    """Anthropic's events as they come, metered on the way (input and cache tokens from
+    message_start, output tokens from message_delta)."""
+    async for name, data in events:
+        if name in (b"message_start", b"message_delta"):
+            try:
+                event = msgspec.json.decode(data)
+            except msgspec.DecodeError:
+                event = {}
+            if name == b"message_start":
+                start = _usage((event.get("message") or {}).get("usage"))
+                stream.usage.prompt_tokens, stream.usage.estimated = start.prompt_tokens, False
+            else:
+                stream.usage.completion_tokens = int(
+                    (event.get("usage") or {}).get("output_tokens") or 0
+                )
+        yield named_sse(name, data)
+        if name in (b"message_stop", b"error"):
+            return
+    raise UpstreamError("upstream stream ended without message_stop")
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -107,6 +107,13 @@ class EmbeddingsResult:
 
 
 class Provider(Protocol):
+    def speaks(self, target: Target) -> frozenset[str]:
+        """Client dialects the deployment's API speaks itself ("messages", "responses"): a
+        request in one of them is forwarded as the client wrote it (after redaction), so
+        fields the gateway does not model (cache_control, thinking, reasoning items,
+        betas) keep working. Others are translated to and from Chat."""
+        ...
+
     async def chat(self, target: Target, payload: dict[str, Any]) -> ChatResult: ...
 
     async def chat_stream(
@@ -114,6 +121,35 @@ class Provider(Protocol):
     ) -> ChatStream: ...
 
     async def embeddings(self, target: Target, payload: dict[str, Any]) -> EmbeddingsResult: ...
+
+    async def forward(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatResult: ...
+
+    async def forward_stream(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatStream: ...
+
+
+class ChatOnly:
+    """A provider whose API speaks only Chat: every other dialect is translated to it."""
+
+    def speaks(self, target: Target) -> frozenset[str]:
+        return frozenset()
+
+    async def forward(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatResult:
+        raise NotImplementedError("a Chat-only provider is never asked natively")
+
+    async def forward_stream(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatStream:
+        raise NotImplementedError("a Chat-only provider is never asked natively")
+
+
+def named_sse(name: bytes, data: bytes) -> bytes:
+    return b"event: " + name + b"\ndata: " + data + b"\n\n" if name else sse(data)
 
 
 def sse(data: bytes) -> bytes:

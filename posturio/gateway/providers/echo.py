@@ -13,6 +13,7 @@ import msgspec
 
 from posturio.gateway.providers.base import (
     SSE_DONE,
+    ChatOnly,
     ChatResult,
     ChatStream,
     EmbeddingsResult,
@@ -35,7 +36,7 @@ def _usage(payload: dict[str, Any], reply: str) -> Usage:
     return Usage(estimate_prompt(payload.get("messages", [])), estimate_text(reply), False)
 
 
-class Echo:
+class Echo(ChatOnly):
     async def chat(self, target: Target, payload: dict[str, Any]) -> ChatResult:
         reply = _reply(payload)
         usage = _usage(payload, reply)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from posturio.gateway.providers.base import (
+    ChatOnly,
     ChatResult,
     ChatStream,
     EmbeddingsResult,
@@ -25,7 +26,7 @@ DIMENSIONS = 384
 MAX_INPUTS = 2048
 
 
-class LocalEmbeddings:
+class LocalEmbeddings(ChatOnly):
     def __init__(self) -> None:
         self._model: Any = None
         self._lock = asyncio.Lock()

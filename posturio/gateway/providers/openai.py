@@ -15,11 +15,13 @@ from posturio.gateway.providers.base import (
     Target,
     UpstreamError,
     Usage,
+    named_sse,
     sse,
 )
 from posturio.gateway.providers.http import Upstreams, post, read_json, sse_events, timeout_for
 
 DEFAULT_BASE = "https://api.openai.com/v1"
+RESPONSES_ONLY, NOTHING = frozenset({"responses"}), frozenset[str]()
 
 
 class _UsageOnly(msgspec.Struct):
@@ -139,6 +141,48 @@ class OpenAICompatible:
             yield sse(data)
         raise UpstreamError("upstream stream ended without [DONE]")
 
+    def speaks(self, target: Target) -> frozenset[str]:
+        """Responses is OpenAI's own API; OpenAI-compatible servers mostly speak Chat only,
+        so a deployment is asked in Responses when its base URL is OpenAI's, or when the
+        operator marks a self-hosted server that speaks it (api_version "responses", the
+        one field OpenAI-compatible deployments leave unused)."""
+        if self._azure:
+            return NOTHING
+        official = (target.base_url or DEFAULT_BASE).rstrip("/") == DEFAULT_BASE
+        return RESPONSES_ONLY if official or target.api_version == "responses" else NOTHING
+
+    async def forward(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatResult:
+        response = await post(
+            self._upstreams.session(self._kind),
+            self._url(target, "responses"),
+            headers=self._headers(target),
+            payload={**payload, "model": target.model},
+            timeout=timeout_for(target.timeout_s, stream=False),
+        )
+        result = await read_json(response)
+        return ChatResult(result, responses_usage(result.get("usage")))
+
+    async def forward_stream(
+        self, target: Target, payload: dict[str, Any], headers: dict[str, str]
+    ) -> ChatStream:
+        response = await post(
+            self._upstreams.session(self._kind),
+            self._url(target, "responses"),
+            headers=self._headers(target),
+            payload={**payload, "model": target.model, "stream": True},
+            timeout=timeout_for(target.timeout_s, stream=True),
+        )
+        stream = ChatStream(first=b"", rest=_empty())
+        events = _responses_passthrough(sse_events(response), stream)
+        try:
+            stream.first = await anext(events)
+        except StopAsyncIteration:
+            raise UpstreamError("upstream closed the stream before any event") from None
+        stream.rest = events
+        return stream
+
     async def embeddings(self, target: Target, payload: dict[str, Any]) -> EmbeddingsResult:
         body = {**payload, "model": target.model}
         response = await post(
@@ -150,6 +194,35 @@ class OpenAICompatible:
         )
         result = await read_json(response)
         return EmbeddingsResult(result, usage_from(result))
+
+
+def responses_usage(u: Any) -> Usage:
+    if isinstance(u, dict) and isinstance(u.get("input_tokens"), int):
+        return Usage(u["input_tokens"], int(u.get("output_tokens") or 0), estimated=False)
+    return Usage()
+
+
+_TERMINAL = (b"response.completed", b"response.failed", b"response.incomplete")
+
+
+async def _responses_passthrough(
+    events: AsyncIterator[tuple[bytes, bytes]], stream: ChatStream
+) -> AsyncIterator[bytes]:
+    """Responses events as they come; usage from the terminal event."""
+    async for name, data in events:
+        yield named_sse(name, data)
+        if name in _TERMINAL or name == b"error":
+            try:
+                response = msgspec.json.decode(data).get("response") or {}
+            except (msgspec.DecodeError, AttributeError):
+                response = {}
+            usage = responses_usage(response.get("usage"))
+            if not usage.estimated:
+                stream.usage.prompt_tokens = usage.prompt_tokens
+                stream.usage.completion_tokens = usage.completion_tokens
+                stream.usage.estimated = False
+            return
+    raise UpstreamError("upstream stream ended without a final response event")
 
 
 async def _empty() -> AsyncIterator[bytes]:
