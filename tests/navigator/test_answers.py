@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -225,6 +226,24 @@ async def test_generative_answers_drop_dead_citations_and_speak_openai(
     )
     parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(parts).startswith(expected + "\n\nSources:\n[1] ")
+
+    # The same answers in the other dialects (Claude Code, Codex, the Agents SDK).
+    claude = anthropic.AsyncAnthropic(base_url=server, api_key=t.gateway_key, max_retries=0)
+    message = await claude.messages.create(
+        model="navigator", max_tokens=500, messages=[{"role": "user", "content": QUESTION}]
+    )
+    assert message.content[0].text.startswith(expected + "\n\nSources:\n[1] ")
+    async with claude.messages.stream(
+        model="navigator", max_tokens=500, messages=[{"role": "user", "content": QUESTION}]
+    ) as streamed:
+        final = await streamed.get_final_message()
+    assert final.content[0].text.startswith(expected + "\n\nSources:\n[1] ")
+    response = await client.responses.create(model="navigator", input=QUESTION)
+    assert response.output_text.startswith(expected + "\n\nSources:\n[1] ")
+    with pytest.raises(anthropic.BadRequestError):
+        await claude.messages.create(
+            model="navigator", max_tokens=50, messages=[{"role": "user", "content": ""}]
+        )
 
     with pytest.raises(openai.BadRequestError):  # no question to answer
         await client.chat.completions.create(
