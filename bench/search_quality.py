@@ -107,10 +107,10 @@ async def index(work: Path) -> dict[str, Any]:
     """The index described by work/index.json when it matches this page list, else a new
     tenant with a directory source over a fresh copy of the pages, synced now."""
     from posturio.config import load_settings
-    from posturio.navigator import sources
+    from posturio.navigator import grants, sources
     from posturio.navigator.pipeline import SourceSync, embedder
     from posturio.platform import accounts
-    from posturio.platform.db import create_engine, create_sessionmaker
+    from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
     from posturio.platform.models import Role
     from posturio.platform.principal import Principal
 
@@ -128,11 +128,16 @@ async def index(work: Path) -> dict[str, Any]:
     settings = load_settings()
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
+    owner = create_engine(settings, as_owner=True)
     try:
         async with sessionmaker() as session, session.begin():
             tenant = await accounts.create_tenant(
                 session, f"Docs {uuid.uuid4().hex[:6]}", actor="bench"
             )
+        # The operator grants the folder (only the owner connection writes grants).
+        async with create_sessionmaker(owner)() as session, session.begin():
+            await grants.grant(session, settings, tenant.id, str(corpus), "bench")
+        async with tenant_session(sessionmaker, tenant.id) as session:
             operator = Principal(tenant.id, Role.owner, "cli")
             source = await sources.propose(
                 session,
@@ -149,6 +154,7 @@ async def index(work: Path) -> dict[str, Any]:
         result = await SourceSync(settings, sessionmaker, tenant.id, source.id).run()
         seconds = time.perf_counter() - started
     finally:
+        await owner.dispose()
         await engine.dispose()
     if result.get("failed"):
         print(f"warning: {result['failed']} documents failed to index", file=sys.stderr)

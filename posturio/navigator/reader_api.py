@@ -104,6 +104,7 @@ async def search(
             groups=groups,
         ),
         mode=data.mode,
+        min_similarity=request.app.state.settings.navigator_min_similarity,
     )
     return [
         SearchHitOut(

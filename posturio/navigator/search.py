@@ -1,5 +1,5 @@
-"""Hybrid retrieval: HNSW over the embeddings and PostgreSQL full text, fused by
-reciprocal rank fusion, over the chunks of sources that are approved now.
+"""Hybrid retrieval: HNSW over the embeddings and PostgreSQL full text ranked by a BM25
+score, fused by score (see TEXT_WEIGHT), over the chunks of sources that are approved now.
 
 A tenant's filter on a shared HNSW index would starve a small tenant's results (the index
 walk finds the big tenant's neighbours, the filter drops them); pgvector's iterative
@@ -19,16 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator.embedding import Embedder
 
-RRF_K = 60  # the usual constant: ranks beyond a few dozen barely count
-TEXT_CAP_FACTOR = 8  # full-text matches ranked per tier, per candidate wanted
-# Weight in the fusion of a full-text rank: a chunk with every word of the query is strong
-# evidence; one with only some of them (OR semantics) is weak, and at full weight it pushed
-# the vectors' better answers down. bench.search_quality (83 questions, Python docs), RRF
-# weight of partial matches -> hybrid recall@5 / MRR@10: 1.0 -> 0.880 / 0.728,
-# 0.5 -> 0.928 / 0.751, 0.3 -> 0.928 / 0.793, 0.15 -> 0.928 / 0.826, 0 -> 0.904 / 0.817
-# (vector only 0.904 / 0.824, text only 0.602 / 0.535). Chosen on those same questions:
-# on a fresh index of the same pages hybrid lands one question below vector-only.
-TEXT_WEIGHT_ALL, TEXT_WEIGHT_SOME = 1.0, 0.15
+# The fused score of a chunk is its cosine similarity to the question plus TEXT_WEIGHT
+# times its full-text score relative to the best full-text hit (0..1): the lexical leg
+# can lift a chunk over another only when their similarities differ by less than
+# TEXT_WEIGHT, so a noisy text match cannot drag the vectors' clear winner down (rank
+# fusion could: at weight 0.15 a text rank 1 outweighed vector ranks 1 against 11).
+# bench.search_fusion (111 Python docs questions, old chunking), weight -> recall@5 /
+# recall@10 / MRR@10: 0 (vectors alone) 0.919 / 0.964 / 0.850, 0.02 0.910 / 0.964 / 0.849,
+# 0.05 0.901 / 0.964 / 0.844, 0.1 0.919 / 0.973 / 0.830, 0.2 0.910 / 0.955 / 0.821; rank
+# fusion at 0.15: 0.901 / 0.964 / 0.830. In-sample, one corpus: 0.1 keeps recall@5 and
+# gains recall@10 at a cost in MRR (the text leg only helps lexical questions here).
+TEXT_WEIGHT = 0.1
 MARK_START, MARK_END = "[[", "]]"  # highlight markers: plain text, escaped by whoever renders
 
 
@@ -87,15 +88,17 @@ _CHUNK_FILTER = """
          OR c.document_id = ANY(ARRAY(SELECT id FROM docs)))
 """
 
-# The two full-text queries from the user's words (websearch syntax: "quoted phrases",
-# -negation, or). `all_terms` ANDs them, as websearch_to_tsquery does; `any_term` ORs
-# them (phrases stay phrases), so a question in natural language ("how do I read a file
-# line by line") still matches the chunks that share some of its words. Both drop the
-# english stop words. With a negation the query is kept as written (an OR beside a NOT
-# would match nearly everything).
+# The user's words as full-text terms (websearch syntax: "quoted phrases", -negation,
+# or), english stop words dropped: each word or phrase is one term of the BM25 score (an
+# identifier such as pg_dump or max_connections is the phrase pg <-> dump, matched whole).
+# A query with a negation or an `or` is one term as written. `any_term` ORs the terms, to
+# mark every word found in the snippet.
 _QUERIES = """
 , q AS MATERIALIZED (
-    SELECT w AS all_terms,
+    SELECT CASE WHEN numnode(w) = 0 THEN CAST(ARRAY[] AS tsquery[])
+                WHEN strpos(CAST(w AS text), '!') > 0 OR strpos(CAST(w AS text), '|') > 0
+                THEN ARRAY[w]
+                ELSE CAST(string_to_array(CAST(w AS text), ' & ') AS tsquery[]) END AS terms,
            CASE WHEN numnode(w) = 0 OR strpos(CAST(w AS text), '!') > 0 THEN w
                 ELSE CAST(replace(CAST(w AS text), ' & ', ' | ') AS tsquery) END AS any_term
     FROM websearch_to_tsquery('english', :query) w
@@ -115,31 +118,20 @@ _NEAREST = f"""
 )
 """  # noqa: S608 - constant fragments; values are bound parameters
 
-# Full-text candidates through the GIN index (posturio_chunk_matches, migration 0008:
-# under row-level security `@@` cannot use an index). Chunks that match every term come
-# first, then those matching some; each tier is capped before ranking (ts_rank costs a
-# heap visit per row, and a common word matches thousands), then ranked by ts_rank over
-# the OR query, which counts how many of the terms a chunk has and how often.
+# Full-text candidates through the GIN index (posturio_chunk_bm25, migration 0013: under
+# row-level security `@@` cannot use an index), every match ranked by its BM25 score.
 _MATCH_ARGS = """
     ARRAY(SELECT id FROM live),
-    ARRAY(SELECT embedding_model FROM live WHERE embedding_model IS NOT NULL),
+    CAST(ARRAY(SELECT embedding_model FROM live WHERE embedding_model IS NOT NULL) AS text[]),
     ARRAY(SELECT id FROM live WHERE embedding_model IS NULL),
     CASE WHEN CAST(:kinds AS text[]) IS NOT NULL OR CAST(:since AS timestamptz) IS NOT NULL
          THEN ARRAY(SELECT id FROM docs) END,
-    :cap
+    CAST(:candidates AS integer)
 """
 _LEXICAL = f"""
-, matched AS MATERIALIZED (
-    SELECT m.id, 0 AS tier, m.rank
-    FROM q, posturio_chunk_matches(q.all_terms, q.any_term, {_MATCH_ARGS}) m
-    UNION ALL
-    SELECT m.id, 1 AS tier, m.rank
-    FROM q, posturio_chunk_matches(q.any_term, q.any_term, {_MATCH_ARGS}) m
-    WHERE CAST(q.any_term AS text) <> CAST(q.all_terms AS text)
-), by_text AS (
-    SELECT id, min(tier) AS tier,
-           row_number() OVER (ORDER BY min(tier), max(rank) DESC, id) AS r
-    FROM matched GROUP BY id ORDER BY r LIMIT :candidates
+, by_text AS (
+    SELECT m.id, m.score AS bm25, row_number() OVER (ORDER BY m.score DESC, m.id) AS r
+    FROM q, posturio_chunk_bm25(q.terms, {_MATCH_ARGS}) m
 )
 """  # noqa: S608
 
@@ -148,22 +140,28 @@ _NO_VECTOR = """
                 WHERE false)
 """
 _NO_TEXT = """
-, by_text AS (SELECT NULL::bigint AS id, NULL::int AS tier, NULL::bigint AS r WHERE false)
+, by_text AS (SELECT NULL::bigint AS id, NULL::float8 AS bm25, NULL::bigint AS r WHERE false)
 """
 
-# Reciprocal rank fusion of both rankings (a full-text rank weighted by its tier, see
-# TEXT_WEIGHT_SOME), then the top hits' details and snippets (the snippet marks every
-# query word found). Ties keep the vector ranking's order.
+# Both candidate lists fused by score (see TEXT_WEIGHT; a chunk found by full text alone
+# gets its similarity computed here), then the top hits' details and snippets (the
+# snippet marks every query word found). Ties keep the vector ranking's order.
 _FUSED = f"""
-, fused AS (
+, pool AS (
     SELECT coalesce(v.id, t.id) AS id, v.r AS vector_rank, t.r AS text_rank, v.distance,
-           coalesce(1.0::float8 / (:rrf_k + v.r), 0)
-           + coalesce(CASE t.tier WHEN 0 THEN CAST(:w_all AS float8)
-                                  ELSE CAST(:w_any AS float8) END
-                    / (:rrf_k + t.r), 0)
-           AS score
+           t.bm25 / max(t.bm25) OVER () AS lexical
     FROM by_vector v FULL JOIN by_text t ON t.id = v.id
-    ORDER BY score DESC, v.r NULLS LAST, t.r
+), fused AS (
+    SELECT b.id, b.vector_rank, b.text_rank,
+           coalesce(b.distance, c.embedding <=> CAST(:vector AS vector)) AS distance,
+           coalesce(1 - coalesce(b.distance, c.embedding <=> CAST(:vector AS vector)), 0)
+           + CAST(:text_weight AS float8) * coalesce(b.lexical, 0) AS score
+    FROM pool b JOIN navigator_chunks c ON c.id = b.id
+    WHERE c.tenant_id = :tenant
+      AND (CAST(:floor AS float8) IS NULL OR CAST(:vector AS vector) IS NULL
+           OR 1 - coalesce(b.distance, c.embedding <=> CAST(:vector AS vector))
+              >= CAST(:floor AS float8))
+    ORDER BY score DESC, b.vector_rank NULLS LAST, b.text_rank
     LIMIT :k
 )
 SELECT f.id, f.score, f.vector_rank, f.text_rank,
@@ -172,9 +170,7 @@ SELECT f.id, f.score, f.vector_rank, f.text_rank,
                    'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords=35, MinWords=15,
                     MaxFragments=2')
        AS snippet,
-       CASE WHEN f.distance IS NOT NULL THEN 1 - f.distance
-            WHEN CAST(:vector AS vector) IS NOT NULL
-            THEN 1 - (c.embedding <=> CAST(:vector AS vector)) END AS similarity
+       1 - f.distance AS similarity
 FROM fused f
 CROSS JOIN q
 JOIN navigator_chunks c ON c.id = f.id
@@ -220,17 +216,8 @@ def _params(
         "query": query,
         "vector": _literal(vector) if vector is not None else None,
         "candidates": candidates,
-        "cap": text_cap(candidates),
-        "rrf_k": RRF_K,
-        "w_all": TEXT_WEIGHT_ALL,
-        "w_any": TEXT_WEIGHT_SOME,
+        "text_weight": TEXT_WEIGHT,
     }
-
-
-def text_cap(candidates: int) -> int:
-    """Full-text matches ranked per tier: enough that the best `candidates` of a focused
-    query are all seen, bounded so that a common word costs a few ms, not a scan."""
-    return max(200, candidates * TEXT_CAP_FACTOR)
 
 
 async def _index_settings(session: AsyncSession, candidates: int) -> None:
@@ -268,6 +255,9 @@ async def hybrid_search(
     candidates: int = 50,
     mode: str = "hybrid",  # hybrid | vector | text (the last two for the quality bench)
     vector: Any = None,  # the query's embedding when the caller has it already
+    # Hits less similar in meaning than this are left out (a nonsense query finds
+    # nothing rather than chunks at similarity 0); text mode has no similarity to judge.
+    min_similarity: float | None = None,
 ) -> list[SearchHit]:
     if mode not in _SEARCH:
         raise ValueError(f"unknown search mode {mode!r}")
@@ -283,6 +273,7 @@ async def hybrid_search(
         {
             **_params(tenant_id, filters, query=query, vector=vector, candidates=candidates),
             "k": k,
+            "floor": min_similarity,
         },
     )
     return [

@@ -57,6 +57,14 @@ async def test_hybrid_search_finds_answers_in_other_words(
     (folder / "parking.txt").write_text(
         "Parking permits for the garage are issued by facilities.\n"
     )
+    # An identifier, and a page with both of its words apart and more often.
+    (folder / "database.md").write_text(
+        "# Database\n\nRaise max_connections in postgresql.conf before adding app servers.\n"
+    )
+    (folder / "meetings.md").write_text(
+        "# Meetings\n\nThe max number of people in a meeting room is ten. Video connections "
+        "need a headset; the max for video connections is fifty.\n"
+    )
     t = await make_tenant()
     http = httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60)
     source = await indexed(http, "HR", grant(t.id, folder))
@@ -79,6 +87,15 @@ async def test_hybrid_search_finds_answers_in_other_words(
     hits = await search(query="where can I get a permit for parking my car?", mode="text")
     assert [h["uri"] for h in hits] == ["parking.txt"]
     assert "[[permits]]" in hits[0]["snippet"]
+    # The full-text leg keeps an identifier whole: only the page that names it matches.
+    hits = await search(query="max_connections", mode="text")
+    assert [h["uri"] for h in hits] == ["database.md"]
+    # Every match is ranked (BM25): the rarer word decides between partial matches.
+    hits = await search(query="garage headset", mode="text")
+    assert {h["uri"] for h in hits} == {"parking.txt", "meetings.md"}
+    # Nothing close in meaning: no hits rather than chunks at similarity ~0.
+    assert await search(query="zqxv wlorft prandle") == []
+    assert await search(query="zqxv wlorft prandle", mode="vector") == []
     assert {h["uri"] for h in await search(query="laptop", kinds=["txt"])} <= {"parking.txt"}
     assert await search(query="laptop", source_ids=[str(uuid.uuid4())]) == []
     assert (await http.post("/api/navigator/search", json={"query": ""})).status_code == 400
