@@ -25,6 +25,7 @@ import charset_normalizer
 import pypdf
 import trafilatura
 from lxml import etree
+from lxml import html as lxml_html
 from markdown_it import MarkdownIt
 
 __all__ = [
@@ -515,6 +516,15 @@ def _parse_markdown(text: str, filename: str | None) -> ParsedDocument:
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>", re.I)
 _LINE_BREAK = "\u2028"  # stands for <lb/> while whitespace is collapsed
+# h1-h4 travel through main-content extraction as paragraphs that start with this mark
+# and their level ("␞3␞Memory"): trafilatura drops real headings it judges boilerplate
+# (every h2/h3 of a DocBook page), never such a paragraph. A visible symbol nobody writes:
+# trafilatura strips invisible characters.
+_HEADING_MARK = "\u241e"  # SYMBOL FOR RECORD SEPARATOR
+_HEADING_TAGS = ("h1", "h2", "h3", "h4")
+# Documentation generators end headings with a permalink: "¶" (Sphinx, MkDocs), "#"
+# (DocBook, since PostgreSQL 16).
+_PERMALINK_TAIL = re.compile(r"[\s¶#]+$")
 
 
 def _parse_html(text: str, filename: str | None) -> ParsedDocument:
@@ -524,10 +534,10 @@ def _parse_html(text: str, filename: str | None) -> ParsedDocument:
     title = _collapse(html_lib.unescape(title_match.group(1))) if title_match else ""
     try:
         # trafilatura finds the main content and drops navigation, headers, footers and
-        # other boilerplate; its XML output keeps headings (<head rend="h2">), lists and
-        # tables, from which the heading path is rebuilt here.
+        # other boilerplate; its XML output keeps lists, tables and the marked headings
+        # (see _HEADING_MARK), from which the heading path is rebuilt here.
         extracted = trafilatura.extract(
-            text,
+            _mark_headings(text),
             output_format="xml",
             include_comments=False,
             include_tables=True,
@@ -560,6 +570,40 @@ def _parse_html(text: str, filename: str | None) -> ParsedDocument:
         first = next((s.heading_path[0] for s in sections if s.heading_path), None)
         title = first or _fallback_title(filename, "\n".join(s.text for s in sections))
     return ParsedDocument(title=title, kind="html", sections=tuple(sections))
+
+
+def _mark_headings(text: str) -> str:
+    """The page with each h1-h4 replaced by a marked paragraph of its text (the page as
+    it was when lxml cannot read it)."""
+    try:
+        tree = lxml_html.document_fromstring(text)
+    except (etree.ParserError, ValueError):
+        return text
+    for heading in list(tree.iter(*_HEADING_TAGS)):
+        parent = heading.getparent()
+        if parent is None:
+            continue
+        marked = lxml_html.Element("p")
+        level = heading.tag[1]
+        marked.text = f"{_HEADING_MARK}{level}{_HEADING_MARK}{heading.text_content()}"
+        marked.tail = heading.tail
+        parent.replace(heading, marked)
+    return lxml_html.tostring(tree, encoding="unicode")
+
+
+def _heading(element: etree._Element) -> tuple[int, str] | None:
+    """(level, text) of a marked heading paragraph (or one trafilatura kept as <head>)."""
+    if element.tag == "head":
+        rend = element.get("rend") or "h2"
+        level = int(rend[1]) if len(rend) == 2 and rend[1].isdigit() else 2
+        return level, _PERMALINK_TAIL.sub("", _collapse(_inline_text(element)))
+    if element.tag != "p":
+        return None
+    text = _inline_text(element)
+    if not text.startswith(_HEADING_MARK):
+        return None
+    level, _, heading = text[1:].partition(_HEADING_MARK)
+    return int(level), _PERMALINK_TAIL.sub("", _collapse(heading))
 
 
 def _inline_text(element: etree._Element) -> str:
@@ -615,19 +659,23 @@ def _sections_from_xml(root: etree._Element) -> list[Section]:
             sections.append(Section(tuple(h for _, h in path), body))
         blocks.clear()
 
-    for element in main:
-        if element.tag == "head":
+    def walk(parent: etree._Element) -> None:
+        for element in parent:
+            if element.tag == "div":  # a section wrapper: its headings start sections
+                walk(element)
+                continue
+            heading = _heading(element)
+            if heading is None:
+                blocks.append(_block_text(element))
+                continue
             flush()
-            rend = element.get("rend") or "h2"
-            level = int(rend[1]) if len(rend) == 2 and rend[1].isdigit() else 2
-            # Documentation generators (Sphinx, MkDocs) end headings with a "¶" permalink.
-            heading = _collapse(_inline_text(element)).rstrip("¶ ")
+            level, name = heading
             while path and path[-1][0] >= level:
                 path.pop()
-            if heading:
-                path.append((level, heading))
-        else:
-            blocks.append(_block_text(element))
+            if name:
+                path.append((level, name))
+
+    walk(main)
     flush()
     return sections
 

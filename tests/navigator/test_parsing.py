@@ -370,3 +370,62 @@ def test_sphinx_permalink_signs_are_not_part_of_headings() -> None:
     paths = [s.heading_path for s in doc.sections]
     assert ("Input and Output", "Reading and Writing Files") in paths
     assert not any("¶" in h for p in paths for h in p)
+
+
+def test_docbook_headings_start_sections_and_make_breadcrumbs() -> None:
+    """DocBook (PostgreSQL's manual) wraps each h2/h3 in title-page divs and ends it with a
+    "#" permalink; main-content extraction used to drop them all."""
+
+    def entry(name: str, text: str) -> str:
+        return (
+            f'<dt id="{name}"><span class="term"><code class="varname">{name}</code> '
+            f'(<code class="type">integer</code>)</span> <a href="#{name}" class="id_link">#'
+            f"</a></dt><dd><p>{text}</p></dd>"
+        )
+
+    def titled(tag: str, title: str) -> str:
+        return (
+            f'<div class="titlepage"><div><div><{tag} class="title">{title} '
+            f'<a href="#x" class="id_link">#</a></{tag}></div></div></div>'
+        )
+
+    memory = (
+        "Sets the amount of memory the database server uses for shared memory buffers. "
+        "The default is typically 128 megabytes, but might be less if your kernel "
+        "settings will not support it, as determined during initdb."
+    )
+    disk = (
+        "Specifies the maximum amount of disk space that a process can use for temporary "
+        "files, such as sort and hash temporary files. A transaction attempting to exceed "
+        "this limit will be canceled."
+    )
+    quotas = (
+        "Quotas on temporary space are enforced per process, and a process that exceeds its "
+        "quota has its current query cancelled with an error naming the limit."
+    )
+    page = (
+        "<!DOCTYPE html><html><head><title>20.4. Resource Consumption</title></head>"
+        '<body id="docContent"><div class="navheader"><table><tr><th>Chapter 20. Server '
+        'Configuration</th></tr><tr><td><a href="prev.html">Prev</a></td><td><a href='
+        '"next.html">Next</a></td></tr></table></div>'
+        f'<div class="sect1">{titled("h2", "20.4. Resource Consumption")}'
+        f'<div class="sect2">{titled("h3", "20.4.1. Memory")}<div class="variablelist"><dl>'
+        f"{entry('shared_buffers', memory)}{entry('work_mem', memory)}</dl></div></div>"
+        f'<div class="sect2">{titled("h3", "20.4.2. Disk")}<div class="variablelist"><dl>'
+        f"{entry('temp_file_limit', disk)}</dl></div>"
+        f'<div class="sect3">{titled("h4", "20.4.2.1. Quotas")}<p>{quotas}</p></div>'
+        "</div></div></body></html>"
+    )
+    doc = parse(page.encode(), filename="runtime-config-resource.html")
+    by_path = {s.heading_path: s.text for s in doc.sections}
+    top = "20.4. Resource Consumption"
+    assert list(by_path) == [
+        (top, "20.4.1. Memory"),
+        (top, "20.4.2. Disk"),
+        (top, "20.4.2. Disk", "20.4.2.1. Quotas"),
+    ]
+    # Each section holds its own text only: a chunk cannot run across the boundary.
+    assert "shared memory buffers" in by_path[(top, "20.4.1. Memory")]
+    assert "disk space" not in by_path[(top, "20.4.1. Memory")]
+    assert "disk space" in by_path[(top, "20.4.2. Disk")]
+    assert "Prev" not in " ".join(by_path.values())  # navigation stays out
