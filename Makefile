@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run start stop status test lint cli bench clean
+.PHONY: run start stop status test test-fast lint cli bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: $(STAMP)  ## the whole suite against a real Postgres (pgvector) and Redis 
 	@scripts/ensure-agents
 	$(BIN)/ruff check posturio migrations tests bench
 	$(BIN)/pytest
+
+test-fast: $(STAMP)  ## the pure tests only (no database, server or browser): well under a minute
+	$(BIN)/pytest -m "not stack" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check posturio migrations tests bench

@@ -35,6 +35,21 @@ from tests.stack_fixtures import (  # noqa: F401 - fixtures for every package
     worker,
 )
 
+# Tests that use any of these run against the real stack (Postgres, Redis, a server, a
+# browser); the rest are pure and make up `make test-fast`.
+STACK_FIXTURES = frozenset(
+    {"services", "settings", "app_engine", "owner_engine", "sessionmaker", "app", "client"}
+    | {"make_tenant", "browser", "chromium", "server", "worker", "gateway_env", "fake"}
+    | {"stack", "idps", "embedder"}  # an embedded stack, identity providers, the model
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        whole_stack = item.path.name == "test_embedded_stack.py"  # each test starts one
+        if whole_stack or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
+
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:

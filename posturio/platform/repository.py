@@ -13,7 +13,7 @@ from posturio.platform.errors import NotFound
 M = TypeVar("M")
 
 
-def scoped(model: type[M], tenant_id: uuid.UUID) -> Select[tuple[M]]:
+def scoped(model: type[M], tenant_id: uuid.UUID) -> Select[M]:
     """SELECT model rows of one tenant (RLS enforces the same thing again)."""
     return select(model).where(model.tenant_id == tenant_id)  # type: ignore[attr-defined]
 
