@@ -6,6 +6,7 @@ plumbing below."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,27 +24,41 @@ def named_event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + _encode(data) + b"\n\n"
 
 
+def _data(event: bytes) -> list[dict[str, Any] | None]:
+    """One event's decoded `data:` object ([None] for `[DONE]`, [] when it holds none)."""
+    for line in event.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return [None]
+        try:
+            decoded = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return []
+        return [decoded] if isinstance(decoded, dict) else []
+    return []
+
+
 async def chat_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any] | None]:
     """Chat SSE bytes -> decoded `data:` objects; None for `[DONE]`. Events may arrive
-    split across chunks or several to a chunk."""
+    split across chunks or several to a chunk (the common case, one whole event per
+    chunk, takes no buffering)."""
     pending = b""
     async for chunk in chunks:
-        pending += chunk
-        while b"\n\n" in pending:
-            event, pending = pending.split(b"\n\n", 1)
-            for line in event.split(b"\n"):
-                if not line.startswith(b"data:"):
-                    continue
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    yield None
-                    continue
-                try:
-                    decoded = msgspec.json.decode(data)
-                except msgspec.DecodeError:
-                    continue
-                if isinstance(decoded, dict):
-                    yield decoded
+        if not pending and chunk.endswith(b"\n\n") and chunk.count(b"\n\n") == 1:
+            events = [chunk]
+        else:
+            pending += chunk
+            *events, pending = pending.split(b"\n\n")
+        for event in events:
+            for data in _data(event):
+                yield data
+
+
+def new_id(prefix: str) -> str:
+    """A unique id for an answer or one of its items (uuid4's randomness, minus its cost)."""
+    return f"{prefix}_{secrets.token_hex(12)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,20 @@ blocks, cache_control) are dropped on a translated route only."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from posturio.gateway.decode import parse
-from posturio.gateway.dialects import Dialect, Request, chat_events, event_data, named_event
+from posturio.gateway.dialects import (
+    Dialect,
+    Request,
+    chat_events,
+    event_data,
+    named_event,
+    new_id,
+)
 from posturio.gateway.errors import GatewayError
 from posturio.gateway.inspection.segments import Segment, body_segments
 from posturio.gateway.tokens import estimate_text
@@ -141,9 +147,11 @@ def _user_turn(content: Any) -> list[dict[str, Any]]:
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image" and (image := _image_part(block)) is not None:
             parts.append(image)
-        elif kind == "document" and (text := _document_text(block)) is not None:
+        elif kind == "document" and (document := _document_text(block)) is not None:
             title = block.get("title")
-            parts.append({"type": "text", "text": f"{title}\n\n{text}" if title else text})
+            parts.append(
+                {"type": "text", "text": f"{title}\n\n{document}" if title else document}
+            )
     if parts:
         only_text = all(p["type"] == "text" for p in parts)
         content_out: Any = "\n".join(p["text"] for p in parts) if only_text else parts
@@ -255,13 +263,13 @@ def from_chat(body: dict[str, Any], request: Request) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+                "id": call.get("id") or new_id("toolu"),
                 "name": fn.get("name"),
                 "input": _arguments(fn.get("arguments")),
             }
         )
     return {
-        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "id": new_id("msg"),
         "type": "message",
         "role": "assistant",
         "model": request.model,
@@ -291,7 +299,7 @@ class _StreamState:
             {
                 "type": "message_start",
                 "message": {
-                    "id": f"msg_{uuid.uuid4().hex[:24]}",
+                    "id": new_id("msg"),
                     "type": "message",
                     "role": "assistant",
                     "model": self.request.model,
@@ -351,7 +359,7 @@ class _StreamState:
                         "tool_use",
                         {
                             "type": "tool_use",
-                            "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
+                            "id": call.get("id") or new_id("toolu"),
                             "name": fn.get("name"),
                             "input": {},
                         },

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
 
 from posturio.gateway.decode import parse
-from posturio.gateway.dialects import Dialect, Request, chat_events, event_data, named_event
+from posturio.gateway.dialects import (
+    Dialect,
+    Request,
+    chat_events,
+    event_data,
+    named_event,
+    new_id,
+)
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.segments import Segment, body_segments
 from posturio.gateway.tokens import estimate_text
@@ -243,29 +249,25 @@ def _response(
     }
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
 def from_chat(body: dict[str, Any], request: Request) -> dict[str, Any]:
     choice = (body.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     output: list[dict[str, Any]] = []
     if message.get("content"):
-        output.append(_message_item(_new_id("msg"), message["content"]))
+        output.append(_message_item(new_id("msg"), message["content"]))
     for call in message.get("tool_calls") or ():
         fn = call.get("function") or {}
         output.append(
             _call_item(
-                _new_id("fc"),
-                call.get("id") or _new_id("call"),
+                new_id("fc"),
+                call.get("id") or new_id("call"),
                 fn.get("name", ""),
                 fn.get("arguments", ""),
                 "completed",
             )
         )
     status = "incomplete" if choice.get("finish_reason") == "length" else "completed"
-    response = _response(request, _new_id("resp"), status, output, _usage(body.get("usage")))
+    response = _response(request, new_id("resp"), status, output, _usage(body.get("usage")))
     if status == "incomplete":
         response["incomplete_details"] = {"reason": "max_output_tokens"}
     return response
@@ -276,7 +278,7 @@ class _StreamState:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.id = _new_id("resp")
+        self.id = new_id("resp")
         self.seq = 0
         self.output: list[dict[str, Any]] = []
         self.text: str | None = None  # the open message item's text
@@ -295,9 +297,10 @@ class _StreamState:
         return _response(self.request, self.id, status, list(self.output), usage)
 
     def start(self) -> list[bytes]:
+        opening = self.snapshot("in_progress")  # the same empty response, announced twice
         return [
-            self.event("response.created", response=self.snapshot("in_progress")),
-            self.event("response.in_progress", response=self.snapshot("in_progress")),
+            self.event("response.created", response=opening),
+            self.event("response.in_progress", response=opening),
         ]
 
     def _close_text(self) -> list[bytes]:
@@ -339,7 +342,7 @@ class _StreamState:
             if delta.get("content"):
                 if self.text is None:
                     out += self._close_call()
-                    item = _message_item(_new_id("msg"), "", "in_progress")
+                    item = _message_item(new_id("msg"), "", "in_progress")
                     item["content"] = []
                     self.output.append(item)
                     self.text = ""
@@ -371,8 +374,8 @@ class _StreamState:
                 if call.get("index", 0) not in self.calls:
                     out += self._close_text() + self._close_call()
                     item = _call_item(
-                        _new_id("fc"),
-                        call.get("id") or _new_id("call"),
+                        new_id("fc"),
+                        call.get("id") or new_id("call"),
                         fn.get("name", ""),
                         "",
                         "in_progress",
