@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -231,7 +232,7 @@ async def test_stream_failure_before_first_byte_falls_back(server, fake, tenant)
     assert text == "x y"
 
 
-async def test_stream_cut_mid_way_ends_with_an_error_event(server, fake, tenant):
+async def test_stream_cut_mid_way_ends_with_an_error_event(server, fake, worker, tenant):
     alias = f"cut-{uuid.uuid4().hex[:6]}"
     await put_route(
         server,
@@ -260,3 +261,12 @@ async def test_stream_cut_mid_way_ends_with_an_error_event(server, fake, tenant)
             model=alias, messages=[{"role": "user", "content": "alpha beta"}], stream=True
         ):
             pass
+    # What was delivered before the break is metered (estimated: no usage chunk came).
+    async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
+        for _ in range(150):
+            rows = (await http.get("/api/usage/requests?limit=10")).json()
+            if len(rows) >= 2:
+                break
+            await asyncio.sleep(0.2)
+    assert len(rows) == 2 and {r["error_code"] for r in rows} == {"stream_interrupted"}
+    assert all(r["completion_tokens"] > 0 and r["tokens_estimated"] for r in rows), rows

@@ -118,28 +118,32 @@ class OpenAICompatible:
         self, events: AsyncIterator[tuple[bytes, bytes]], stream: ChatStream, include_usage: bool
     ) -> AsyncIterator[bytes]:
         completion_chars = 0
-        async for _, data in events:
-            if data == b"[DONE]":
-                if stream.usage.estimated:
-                    stream.usage.completion_tokens = (completion_chars + 3) // 4
-                yield SSE_DONE
-                return
-            try:
-                chunk = _decode_chunk(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                yield sse(data)  # not ours to judge: pass it on untouched
-                continue
-            if chunk.usage is not None:
-                stream.usage.prompt_tokens = chunk.usage.prompt_tokens
-                stream.usage.completion_tokens = chunk.usage.completion_tokens
-                stream.usage.estimated = False
-                if not chunk.choices and not include_usage:
+        try:
+            async for _, data in events:
+                if data == b"[DONE]":
+                    yield SSE_DONE
+                    return
+                try:
+                    chunk = _decode_chunk(data)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    yield sse(data)  # not ours to judge: pass it on untouched
                     continue
-            for choice in chunk.choices:
-                if choice.delta is not None and choice.delta.content:
-                    completion_chars += len(choice.delta.content)
-            yield sse(data)
-        raise UpstreamError("upstream stream ended without [DONE]")
+                if chunk.usage is not None:
+                    stream.usage.prompt_tokens = chunk.usage.prompt_tokens
+                    stream.usage.completion_tokens = chunk.usage.completion_tokens
+                    stream.usage.estimated = False
+                    if not chunk.choices and not include_usage:
+                        continue
+                for choice in chunk.choices:
+                    if choice.delta is not None and choice.delta.content:
+                        completion_chars += len(choice.delta.content)
+                yield sse(data)
+            raise UpstreamError("upstream stream ended without [DONE]")
+        finally:
+            # Without the upstream's count (a stream broken off, or no usage chunk), what
+            # was delivered is still metered: estimated from its characters.
+            if stream.usage.estimated:
+                stream.usage.completion_tokens = (completion_chars + 3) // 4
 
     def speaks(self, target: Target) -> frozenset[str]:
         """Responses is OpenAI's own API; OpenAI-compatible servers mostly speak Chat only,
