@@ -279,7 +279,7 @@ async def count_tokens(gateway: Gateway, call: Call, body: bytes, send: Send) ->
     if not isinstance(payload.get("messages"), list) or not payload["messages"]:
         raise invalid("messages must be a non-empty list", "messages")
     gateway.allow(call, str(payload.get("model") or ""))
-    call.key = None  # a count is not metered
+    call.metered = False  # a count is not a generation
     await send_json(send, call, 200, msgspec.json.encode({"input_tokens": estimate(payload)}))
 
 
@@ -317,7 +317,7 @@ async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
         for alias in gateway.virtual_models
         if (allowed is None or alias in allowed) and (tier_models is None or alias in tier_models)
     ]
-    call.key = None  # a listing is not metered
+    call.metered = False  # a listing is not a generation
     if call.dialect == "messages":  # asked by an Anthropic client (anthropic-version)
         listing: dict[str, Any] = {
             "data": [
@@ -377,13 +377,12 @@ async def serve(
 ) -> None:
     """One request through the gateway, however it was authenticated (an API key on /v1,
     a console session in the playground): body limits, errors, metering, access log."""
-    method = scope["method"]
     try:
         await authenticate(call)
         client = scope.get("client")
         call.client_ip = client[0] if client else None
         body = b""
-        if method == "POST":
+        if scope["method"] == "POST":
             limit = gateway.tier(call).max_body_bytes
             timeout = gateway.settings.body_read_timeout_s
             try:
@@ -409,18 +408,29 @@ async def serve(
     except Exception as exc:
         await _error(send, call, _unhandled(call, exc))
     finally:
-        elapsed = time.perf_counter() - call.started
-        latency.labels(call.endpoint, str(call.status)).observe(elapsed)
         if not call.stream or call.status >= 400:  # a stream meters itself when it ends
             await gateway.finish(call)
-        log.info(
-            "request",
-            method=method,
-            path=scope["path"],
-            status=call.status,
-            duration_ms=round(elapsed * 1000, 2),
-            request_id=call.request_id,
-        )
+        _access_log(call, scope)
+
+
+def _access_log(call: Call, scope: dict[str, Any]) -> None:
+    elapsed = time.perf_counter() - call.started
+    latency.labels(call.endpoint, str(call.status)).observe(elapsed)
+    log.info(
+        "request",
+        method=scope["method"],
+        path=scope["path"],
+        status=call.status,
+        duration_ms=round(elapsed * 1000, 2),
+        request_id=call.request_id,
+    )
+
+
+async def refuse(call: Call, scope: dict[str, Any], send: Send, exc: GatewayError) -> None:
+    """A request for no endpoint, or with the wrong method: answered before anything is
+    authenticated or read."""
+    await _error(send, call, exc)
+    _access_log(call, scope)
 
 
 class GatewayASGI:
@@ -433,7 +443,7 @@ class GatewayASGI:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         gateway: Gateway = (self._app or scope["app"]).state.gateway
         path = scope["path"].removeprefix("/v1").rstrip("/") or "/"
-        method, endpoint, dialect, handler = ROUTES.get(path, ("", "unknown", "chat", None))  # type: ignore[assignment]
+        method, endpoint, dialect, handler = ROUTES.get(path, ("", "unknown", "chat", None))
         # An Anthropic client: its envelope for errors and listings, its API version and
         # betas for a native upstream.
         forward = {
@@ -451,13 +461,15 @@ class GatewayASGI:
             forward_headers=forward,
         )
 
-        async def authenticate(call: Call) -> None:
-            if handler is None:
-                raise GatewayError(404, f"no such endpoint: {scope['path']}", code="not_found")
-            if scope["method"] != method:
-                raise GatewayError(
-                    405, f"use {method} for {scope['path']}", code="method_not_allowed"
-                )
-            await gateway.authenticate(call, scope_token(scope))
+        if handler is None:
+            exc = GatewayError(404, f"no such endpoint: {scope['path']}", code="not_found")
+            await refuse(call, scope, send, exc)
+        elif scope["method"] != method:
+            exc = GatewayError(405, f"use {method} for {scope['path']}", code="method_not_allowed")
+            await refuse(call, scope, send, exc)
+        else:
 
-        await serve(gateway, call, scope, receive, send, handler or models, authenticate)
+            async def authenticate(call: Call) -> None:
+                await gateway.authenticate(call, scope_token(scope))
+
+            await serve(gateway, call, scope, receive, send, handler, authenticate)

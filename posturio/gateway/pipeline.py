@@ -95,6 +95,7 @@ class Call:
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[DecisionRecord] | None = None
     finished: bool = False  # metered (a broken stream is seen by the relay and by serve)
+    metered: bool = True  # listings and token counts are not generations: no usage record
 
     def overhead(self) -> float:
         if self.overhead_ms is None:
@@ -613,7 +614,7 @@ class Gateway:
 
     async def finish(self, call: Call) -> None:
         """After the response: the usage record (buffered) and the limits' true-up."""
-        if call.key is None or call.finished:
+        if call.key is None or not call.metered or call.finished:
             return
         call.finished = True
         if call.usage.estimated and not call.usage.prompt_tokens:
