@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from posturio.config import Settings
 from posturio.gateway import routes
-from posturio.gateway.schemas import CredentialIn, DeploymentIn, RouteIn
+from posturio.gateway.schemas import CredentialIn, CredentialProvider, DeploymentIn, RouteIn
 from posturio.navigator import grants
 from posturio.platform import accounts, keys
 from posturio.platform.crypto import SecretBox
@@ -71,7 +71,7 @@ async def grant_demo_documents(settings: Settings, tenant_id: uuid.UUID, slug: s
 
 
 # Provider keys a newcomer may already have in the environment -> routes on the demo tenant.
-ENV_PROVIDERS = (
+ENV_PROVIDERS: tuple[tuple[str, CredentialProvider, str, str], ...] = (
     ("OPENAI_API_KEY", "openai", "gpt-4o-mini", "gpt-4o-mini"),
     ("ANTHROPIC_API_KEY", "anthropic", "claude-haiku", "claude-3-5-haiku-latest"),
 )
@@ -80,7 +80,7 @@ ENV_PROVIDERS = (
 async def provider_routes_from_env(settings: Settings) -> list[str]:
     """With OPENAI_API_KEY / ANTHROPIC_API_KEY set, give the demo tenant a real model
     (credential stored encrypted, once). Returns what was added, for the console."""
-    wanted = [(var, *rest) for var, *rest in ENV_PROVIDERS if os.environ.get(var)]
+    wanted = [entry for entry in ENV_PROVIDERS if os.environ.get(entry[0])]
     if not wanted:
         return []
     engine = create_engine(settings)
@@ -104,7 +104,7 @@ async def provider_routes_from_env(settings: Settings) -> list[str]:
                     owner,
                     box,
                     CredentialIn(name=name, provider=provider, api_key=os.environ[var]),
-                )  # type: ignore[arg-type]
+                )
                 await routes.put_route(
                     session,
                     owner,
@@ -115,7 +115,7 @@ async def provider_routes_from_env(settings: Settings) -> list[str]:
                             DeploymentIn(
                                 name=provider,
                                 provider=provider,
-                                model=model,  # type: ignore[arg-type]
+                                model=model,
                                 credential=name,
                             )
                         ],

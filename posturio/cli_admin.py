@@ -6,69 +6,26 @@ owner rights) inside the chosen tenant's row-level-security context.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.config import ConfigError, Settings, load_settings
+from posturio.config import Settings
+from posturio.gateway.policy.cli import policy_group
+from posturio.navigator.cli import navigator_group
 from posturio.platform import accounts, audit, keys
-from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
-from posturio.platform.errors import PosturioError
+from posturio.platform.cli import out, publish_change, run, session_for
+from posturio.platform.db import create_engine
 from posturio.platform.invalidation import ROUTES
 from posturio.platform.keyauth import ALL_KEYS
 from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import OPERATOR, Principal
 
-out = Console()
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    if settings.database_url is None:
-        raise click.ClickException(
-            "POSTURIO_DATABASE_URL is not set. For the embedded stack: "
-            "`set -a; . .posturio/services.env; set +a` first (or use `make cli ARGS=...`)."
-        )
-    return settings
-
-
-def run(fn: Callable[[Settings], Awaitable[Any]]) -> Any:
-    settings = _settings()
-    try:
-        return asyncio.run(fn(settings))
-    except PosturioError as exc:
-        raise click.ClickException(exc.message) from None
-
-
-@asynccontextmanager
-async def session_for(
-    settings: Settings, tenant_ref: str | None
-) -> AsyncIterator[tuple[AsyncSession, Principal | None]]:
-    engine = create_engine(settings)
-    try:
-        sessionmaker = create_sessionmaker(engine)
-        tenant: Tenant | None = None
-        if tenant_ref is not None:
-            async with sessionmaker() as lookup:
-                tenant = await accounts.get_tenant_by_ref(lookup, tenant_ref)
-            if tenant is None:
-                raise click.ClickException(f"no tenant {tenant_ref!r} (give its id or slug)")
-        async with tenant_session(sessionmaker, tenant.id if tenant else None) as session:
-            principal = Principal(tenant.id, Role.owner, OPERATOR) if tenant else None
-            yield session, principal
-    finally:
-        await engine.dispose()
+if TYPE_CHECKING:
+    from posturio.gateway.schemas import CredentialProvider
 
 
 def _table(*columns: str) -> Table:
@@ -86,9 +43,6 @@ def register(main: click.Group) -> None:
     main.add_command(audit_group)
     main.add_command(demo_group)
     main.add_command(outbox)
-    from posturio.gateway.policy.cli import policy_group
-    from posturio.navigator.cli import navigator_group
-
     main.add_command(policy_group)
     main.add_command(navigator_group)
 
@@ -448,19 +402,6 @@ def audit_verify(tenant: str | None) -> None:
         raise SystemExit(1)
 
 
-async def publish_change(settings: Settings, channel: str, tenant_id: str) -> None:
-    """Tell running gateways to drop their cached copy (routes, policy) at once."""
-    from posturio.platform.invalidation import publish
-    from posturio.platform.redis import create_redis
-
-    if settings.redis_url:
-        redis = create_redis(settings)
-        try:
-            await publish(redis, channel, tenant_id)
-        finally:
-            await redis.aclose()
-
-
 @click.group("routes")
 def routes_group() -> None:
     """Model aliases and their deployments (applied without restart)."""
@@ -555,7 +496,9 @@ def credentials_group() -> None:
     "env_var",
     help="Read the secret from this environment variable (default: standard input).",
 )
-def credentials_add(tenant: str, name: str, provider: str, env_var: str | None) -> None:
+def credentials_add(
+    tenant: str, name: str, provider: CredentialProvider, env_var: str | None
+) -> None:
     import os
 
     from posturio.gateway import routes as route_service

@@ -227,11 +227,11 @@ class GatewayAdminApi(Controller):
             BreakerOut(
                 deployment_id=str(r["deployment_id"]),
                 deployment=str(r["deployment"]),
-                failures=int(r["failures"]),  # type: ignore[call-overload]
+                failures=int(r["failures"]),
                 cooling_down=bool(r["cooling_down"]),
-                opened_at=float(r["opened_at"]),  # type: ignore[arg-type]
+                opened_at=float(r["opened_at"]),
                 open_until=float(r["open_until"]),
-            )  # type: ignore[arg-type]
+            )
             for r in report
         ]
 

@@ -37,9 +37,6 @@ def decode_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-S = TypeVar("S")
-
-
 def parse(body: bytes, shape: type[S]) -> tuple[dict[str, Any], S]:
     """The body as a dict (passed through untouched) and the fields we rely on, checked."""
     payload = decode_object(body)

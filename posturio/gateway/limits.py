@@ -137,7 +137,7 @@ class Limiter:
                 429, hit.refusal, code=hit.code, retry_after=max(1, -(-retry_ms // 1000))
             )
         counters = [(c.key, c.reconciled, c.amount) for c in checks if c.reconciled]
-        return Reservation(owner, counters) if counters else None  # type: ignore[arg-type]
+        return Reservation(owner, counters) if counters else None
 
     async def today(self, key_id: str) -> dict[str, int]:
         """What a key used today against the daily quotas (zeros if Redis is away)."""

@@ -10,7 +10,7 @@ for a signup, else a key made for the user on first use."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, asgi, get, post
@@ -18,6 +18,8 @@ from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
+from litestar.types import HTTPScope
+from litestar.types import Receive as LitestarReceive
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.gateway.asgi import Receive, Send, chat_completions, serve
@@ -189,7 +191,10 @@ async def session_key(scope: dict[str, Any], receive: Receive, call: Call) -> No
     app = scope["app"]
     if scope["method"] != "POST":
         raise GatewayError(405, "use POST", code="method_not_allowed")
-    request: Request[Any, Any, Any] = Request(scope, receive)
+    # The gateway's raw ASGI callables are typed as plain dicts; they are Litestar's.
+    request: Request[Any, Any, Any] = Request(
+        cast(HTTPScope, scope), cast(LitestarReceive, receive)
+    )
     session = request.session if scope.get("session") is not None else {}
     user_id, tenant_id, prefix = (session.get(k) for k in ("user_id", "tenant_id", SESSION_KEY))
     if not (user_id and tenant_id and prefix):

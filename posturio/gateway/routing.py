@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, cast
 
 import msgspec
 import structlog
@@ -173,8 +174,9 @@ def plan(route: ResolvedRoute, breakers: Breakers) -> list[Target]:
     return healthy + [t for t in ordered if breakers.cooling(t.id)]
 
 
-async def breaker_report(redis: Redis, tenant_id: uuid.UUID) -> list[dict[str, object]]:
-    raw = await redis.hgetall(BREAKER_KEY.format(tenant=tenant_id))
+async def breaker_report(redis: Redis, tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    # The client does not decode responses: field names and values are bytes.
+    raw = cast(dict[bytes, bytes], await redis.hgetall(BREAKER_KEY.format(tenant=tenant_id)))
     now = time.time()
     report = []
     for target_id, value in raw.items():

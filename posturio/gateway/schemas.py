@@ -13,6 +13,8 @@ from posturio.platform.inputs import MAX_JSON_DEPTH, json_depth_exceeds
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@-]+$")]
 Provider = Literal["openai", "azure", "anthropic", "echo", "local"]
+# The providers that take a stored API key.
+CredentialProvider = Literal["openai", "azure", "anthropic"]
 Price = Annotated[float, msgspec.Meta(ge=0, le=1000)]  # USD per 1K tokens
 
 
@@ -159,7 +161,7 @@ class RouteOut(msgspec.Struct):
 
 class CredentialIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    provider: Literal["openai", "azure", "anthropic"]
+    provider: CredentialProvider
     api_key: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
 
 

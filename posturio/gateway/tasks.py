@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 
 from posturio.gateway.usage import GROUP, STREAM, consumer_name, ensure_group, parse_entries, store
@@ -39,15 +41,15 @@ async def drain_usage() -> None:
     stored = 0
     # Entries another consumer took and never acknowledged (it died): take them over.
     # Redis 6.2 answers [next, entries]; 7+ adds the ids of deleted entries.
-    claimed = (
-        await redis.xautoclaim(
-            STREAM, GROUP, me, min_idle_time=RECLAIM_IDLE_MS, start_id="0-0", count=BATCH
-        )
-    )[1]
+    # redis-py types stream replies loosely (bytes | str, one union for every reply shape).
+    reclaimed: Any = await redis.xautoclaim(
+        STREAM, GROUP, me, min_idle_time=RECLAIM_IDLE_MS, start_id="0-0", count=BATCH
+    )
+    claimed = reclaimed[1]
     if claimed:
         stored += await _process(claimed)
     for _ in range(MAX_BATCHES_PER_RUN):
-        response = await redis.xreadgroup(GROUP, me, {STREAM: ">"}, count=BATCH)
+        response: Any = await redis.xreadgroup(GROUP, me, {STREAM: ">"}, count=BATCH)
         entries = response[0][1] if response else []
         if not entries:
             break

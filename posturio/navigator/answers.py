@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 import structlog
@@ -303,7 +303,7 @@ class Answerer:
 
     async def open_stream(
         self, gateway: Gateway, call: Call, g: Grounded, question: str
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The answer's event stream through the gateway's relay (the output guard, and
         metering when it ends), opened before any byte is sent: an upstream that fails
         first is still a plain error response."""
@@ -313,7 +313,9 @@ class Answerer:
             opened = _local_stream(await self._local_text(g, question))
         else:
             opened = await gateway.open_stream(call, g.route, g.payload, False)
-        return gateway.relay(call, opened, gateway.stream_guard(call))
+        # relay is an async generator (annotated as an iterator): closable, as _pump needs.
+        relayed = gateway.relay(call, opened, gateway.stream_guard(call))
+        return cast(AsyncGenerator[bytes, None], relayed)
 
     # ------------------------------------------------------------ the two doors
 
@@ -352,20 +354,20 @@ class Answerer:
         first = _event_bytes(
             "sources", {"answer_id": str(g.answer_id), "mode": g.mode, "sources": g.sources}
         )
-        cited = CitationStream(len(g.passages))
+        citing = CitationStream(len(g.passages))
 
         async def delta(text: str) -> None:
             await _event(send, "delta", {"text": text})
 
-        if error := await _pump(send, call, extra, relayed, cited, delta, first):
+        if error := await _pump(send, call, extra, relayed, citing, delta, first):
             await _event(send, "error", error)
         else:
             await _event(
                 send,
                 "done",
                 {
-                    "cited": cited.cited,
-                    "citations": g.citations(cited.cited),
+                    "cited": citing.cited,
+                    "citations": g.citations(citing.cited),
                     "decision": call.decision,
                     "output_decision": call.output_decision,
                     "request_id": call.request_id,
@@ -418,19 +420,19 @@ class Answerer:
                 )
             )
 
-        cited = CitationStream(len(g.passages))
+        citing = CitationStream(len(g.passages))
 
         async def delta(text: str) -> None:
             await _body(send, chunk({"content": text}))
 
         first = chunk({"role": "assistant", "content": ""})
-        if error := await _pump(send, call, extra, relayed, cited, delta, first):
+        if error := await _pump(send, call, extra, relayed, citing, delta, first):
             await _body(send, sse(msgspec.json.encode({"error": error})))
         else:
-            footer = sources_footer(g.passages, cited.cited)
+            footer = sources_footer(g.passages, citing.cited)
             await _body(
                 send,
-                chunk({"content": footer}, "stop", citations=g.citations(cited.cited)),
+                chunk({"content": footer}, "stop", citations=g.citations(citing.cited)),
             )
             await _body(send, SSE_DONE)
         await send({"type": "http.response.body", "body": b""})
@@ -478,7 +480,7 @@ async def _pump(
     send: Send,
     call: Call,
     headers: dict[str, str],
-    relayed: AsyncIterator[bytes],
+    relayed: AsyncGenerator[bytes, None],
     cited: CitationStream,
     on_delta: Callable[[str], Awaitable[None]],
     first: bytes,
@@ -509,7 +511,7 @@ async def _pump(
     return None
 
 
-async def _texts(relayed: AsyncIterator[bytes], cited: CitationStream) -> AsyncIterator[str]:
+async def _texts(relayed: AsyncGenerator[bytes, None], cited: CitationStream) -> AsyncIterator[str]:
     """The answer's text deltas with citations cleaned. Raises StreamBroken on a break."""
     async with contextlib.aclosing(relayed):
         async for delta in _deltas(relayed):

@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator import settings, sources
@@ -111,10 +111,11 @@ def upload_limit(app: ASGIApp, overhead: int = 0) -> ASGIApp:
             raise sources.too_large(limit - overhead)
         received = 0
 
-        async def counted() -> Message:
+        async def counted() -> ReceiveMessage:
             nonlocal received
             message = await receive()
-            received += len(message.get("body", b""))
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
             if received > limit:
                 raise sources.too_large(limit - overhead)
             return message

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.cli_admin import run
 from posturio.config import Settings
 from posturio.navigator import grants
 from posturio.platform import accounts
+from posturio.platform.cli import run
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
 from posturio.platform.models import Tenant
 from posturio.platform.principal import OPERATOR

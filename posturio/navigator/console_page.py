@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.middleware import DefineMiddleware
@@ -25,6 +26,15 @@ from posturio.platform.repository import scoped
 from posturio.workers.outbox import defer
 
 FORM_OVERHEAD = 64 * 1024
+
+
+def _source_in(name: str, kind: str, config: dict[str, Any]) -> sources.SourceIn:
+    """The form's fields checked like the API's body (a blank name or an unknown kind is
+    refused, not stored)."""
+    try:
+        return msgspec.convert({"name": name, "kind": kind, "config": config}, sources.SourceIn)
+    except msgspec.ValidationError as exc:
+        raise PosturioError(f"invalid source: {exc}", code="invalid_source") from None
 
 
 class SourcesPage(ConsoleController):
@@ -63,9 +73,7 @@ class SourcesPage(ConsoleController):
         kind = str(form.get("kind") or "directory")
         config = {"path": str(form.get("path") or "")} if kind == "directory" else {}
         try:
-            data = sources.SourceIn(
-                name=str(form.get("name") or "").strip(), kind=kind, config=config
-            )  # type: ignore[arg-type]
+            data = _source_in(str(form.get("name") or "").strip(), kind, config)
             await sources.propose(db, principal, request.app.state.settings, data)
             await db.commit()
             flash(request, f"Source {data.name!r} proposed; an admin approves it.")

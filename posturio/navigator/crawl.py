@@ -66,9 +66,9 @@ class WebConnector:
                 out.append(url)
         return out
 
-    def _sitemap_urls(self, fetcher: GuardedFetcher) -> list[str]:
+    def _sitemap_urls(self, fetcher: GuardedFetcher, sitemap: str) -> list[str]:
         try:
-            result = fetcher.fetch(self.sitemap)
+            result = fetcher.fetch(sitemap)
             tree = etree.fromstring(
                 result.content, parser=etree.XMLParser(resolve_entities=False, no_network=True)
             )
@@ -83,7 +83,7 @@ class WebConnector:
             robots = {}
             queue: deque[tuple[str, int]] = deque((u, 0) for u in self.start)
             if self.sitemap:
-                queue.extend((u, self.max_depth) for u in self._sitemap_urls(fetcher))
+                queue.extend((u, self.max_depth) for u in self._sitemap_urls(fetcher, self.sitemap))
             seen: set[str] = set()
             while queue and len(items) < self.max_pages:
                 url, depth = queue.popleft()

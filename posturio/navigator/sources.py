@@ -168,7 +168,7 @@ async def readable(
     return list((await session.scalars(stmt.order_by(Source.name))).all())
 
 
-def _visible(stmt: Select[tuple[Source]], groups: tuple[str, ...] | None) -> Select[tuple[Source]]:
+def _visible(stmt: Select[Source], groups: tuple[str, ...] | None) -> Select[Source]:
     """Sources open to the whole tenant or to one of `groups` (None: every source)."""
     if groups is None:
         return stmt

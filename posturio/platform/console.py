@@ -52,7 +52,9 @@ async def _too_many_failures(redis: Redis, key: str) -> bool:
 
 async def _note_failure(redis: Redis, key: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
-        await pipe.incr(key).expire(key, LOGIN_WINDOW_S).execute()
+        pipe.incr(key)
+        pipe.expire(key, LOGIN_WINDOW_S)
+        await pipe.execute()
 
 
 def client_address(request: Request) -> str:

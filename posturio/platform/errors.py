@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -91,7 +92,7 @@ def _validation(
 ) -> Response[dict[str, Any]]:
     detail = exc.detail or "invalid request"
     # Litestar's decoding errors are already precise ("Expected `str`, got `int` - at `$.name`").
-    problems = [
+    problems: list[dict[str, Any]] = [
         {"message": str(e.get("message")), "key": e.get("key"), "source": e.get("source")}
         for e in (exc.extra or [])
         if isinstance(e, dict)
@@ -129,7 +130,9 @@ def _integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Response
     return _json(409, "conflict", "the change conflicts with existing data")
 
 
-def _dependency_down(name: str):  # type: ignore[no-untyped-def]
+def _dependency_down(
+    name: str,
+) -> Callable[[Request[Any, Any, Any], Exception], Response[dict[str, Any]]]:
     def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
         log.warning("dependency_unavailable", dependency=name, error=type(exc).__name__)
         return _json(503, "unavailable", f"{name} is unavailable, try again shortly")

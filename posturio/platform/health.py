@@ -35,5 +35,9 @@ async def readyz(request: Request) -> Response[dict[str, object]]:
 
     postgres, redis = await asyncio.gather(_check(db()), _check(state.redis.ping()))
     ready = postgres == "ok" and redis == "ok"
-    body = {"status": "ready" if ready else "unavailable", "postgres": postgres, "redis": redis}
+    body: dict[str, object] = {
+        "status": "ready" if ready else "unavailable",
+        "postgres": postgres,
+        "redis": redis,
+    }
     return Response(body, status_code=200 if ready else 503)

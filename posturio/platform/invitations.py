@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -197,6 +198,6 @@ async def accept(session: AsyncSession, found: OpenInvitation, password: str) ->
     return user
 
 
-async def _membership(session: AsyncSession, tenant_id: object, user_id: object) -> bool:
+async def _membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     stmt = scoped(Membership, tenant_id).where(Membership.user_id == user_id)
     return (await session.scalars(stmt)).first() is not None

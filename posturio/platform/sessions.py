@@ -55,7 +55,7 @@ class ConsoleSessionStore(RedisStore):
 
 
 def _markers(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
-    return connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    return connection.scope.setdefault("state", {})
 
 
 class ConsoleSessionBackend(ServerSideSessionBackend):
@@ -92,7 +92,7 @@ class ConsoleSessionBackend(ServerSideSessionBackend):
 
 @dataclass
 class ConsoleSessionConfig(ServerSideSessionConfig):
-    _backend_class = ConsoleSessionBackend  # type: ignore[assignment]
+    _backend_class = ConsoleSessionBackend
     key: str = COOKIE
     session_id_bytes: int = SESSION_ID_BYTES
 

@@ -124,9 +124,10 @@ async def count_signup(redis: Redis, ip: str) -> None:
     net_key = f"posturio:signup:net:{network(ip)}:{now // NET_WINDOW_S}"
     all_key = f"posturio:signup:all:{now // GLOBAL_WINDOW_S}"
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.incr(net_key).expire(net_key, NET_WINDOW_S).incr(all_key).expire(
-            all_key, GLOBAL_WINDOW_S
-        )
+        pipe.incr(net_key)
+        pipe.expire(net_key, NET_WINDOW_S)
+        pipe.incr(all_key)
+        pipe.expire(all_key, GLOBAL_WINDOW_S)
         await pipe.execute()
 
 

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,7 +39,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from joserfc.jws import JWSRegistry
 from litestar import Controller, Request, delete, get, put
 from litestar.di import Provide
@@ -341,7 +341,7 @@ PROVIDERS = Providers()
 
 def start(provider: Provider, config: SsoConfig, base_url: str) -> tuple[str, dict[str, Any]]:
     """The provider's authorization URL and what the callback must find in the session."""
-    pending = {
+    pending: dict[str, Any] = {
         "tenant_id": str(config.tenant_id),
         "state": generate_token(43),
         "nonce": generate_token(43),
@@ -414,6 +414,11 @@ async def exchange_code(
     return token
 
 
+def _key_set(provider: Provider) -> KeySet:
+    # The JWKS is the provider's JSON as fetched; import_key_set checks its shape.
+    return KeySet.import_key_set(cast(KeySetSerialization, provider.jwks))
+
+
 async def verify_id_token(
     providers: Providers,
     provider: Provider,
@@ -428,14 +433,10 @@ async def verify_id_token(
     registry = JWSRegistry(algorithms=provider.algorithms)
     try:
         try:
-            decoded = jwt.decode(
-                token["id_token"], KeySet.import_key_set(provider.jwks), registry=registry
-            )
+            decoded = jwt.decode(token["id_token"], _key_set(provider), registry=registry)
         except InvalidKeyIdError:  # the provider rotated its keys since we cached them
             await providers.refresh_keys(provider)
-            decoded = jwt.decode(
-                token["id_token"], KeySet.import_key_set(provider.jwks), registry=registry
-            )
+            decoded = jwt.decode(token["id_token"], _key_set(provider), registry=registry)
         claims = CodeIDToken(
             decoded.claims,
             decoded.header,
@@ -558,6 +559,7 @@ async def admit(session: AsyncSession, config: SsoConfig, who: Identity) -> Admi
             },
         )
         return Admitted(user, membership, role_changed=False)
+    assert user is not None  # a membership was found through the user
     old_role, old_groups = Role(membership.role), list(membership.groups or [])
     if (
         old_role == Role.owner

@@ -4,7 +4,6 @@ own shape, tool round trips translated both ways (streamed tool arguments includ
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -14,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from tests.eventually import eventually
 from tests.gateway.helpers import deployment, put_route, sdk
 from tests.gateway.test_policy import put_policy
 
@@ -376,11 +376,11 @@ async def test_messages_to_an_anthropic_deployment_pass_through_untouched(
 
     # Metered from Anthropic's own usage, cache reads included.
     async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
-        for _ in range(100):
-            rows = (await http.get("/api/usage/requests?limit=10")).json()
-            if len(rows) >= 3:
-                break
-            await asyncio.sleep(0.2)
+
+        async def usage() -> list[dict[str, Any]]:
+            return (await http.get("/api/usage/requests?limit=10")).json()
+
+        rows = await eventually(usage, lambda r: len(r) >= 3, what="three usage rows")
     assert {r["endpoint"] for r in rows} == {"messages"}
     assert any(r["prompt_tokens"] == 121 and not r["tokens_estimated"] for r in rows), rows
 

@@ -4,9 +4,7 @@ a linear-time engine, output inspection (streams too), versions, dry-run, isolat
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 import uuid
 from typing import Any
 
@@ -14,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from tests.eventually import eventually
 from tests.gateway.helpers import deployment, put_route, sdk
 
 AWS_KEY = "AKIAZ7QW3ERT5YUI6OPL"
@@ -32,15 +31,14 @@ async def put_policy(server: str, tenant: Any, document: dict[str, Any], comment
 
 async def decisions(server: str, tenant: Any, expected: int, within_s: float = 30.0) -> list[Any]:
     """Decision records land through the usage stream and the worker's drain."""
-    deadline = time.monotonic() + within_s
-    rows: list[Any] = []
     async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
-        while time.monotonic() < deadline:
-            rows = (await http.get("/api/decisions?limit=500")).json()
-            if len(rows) >= expected:
-                return rows
-            await asyncio.sleep(0.3)
-    return rows
+
+        async def rows() -> list[Any]:
+            return (await http.get("/api/decisions?limit=500")).json()
+
+        return await eventually(
+            rows, lambda r: len(r) >= expected, within_s=within_s, what=f"{expected} decisions"
+        )
 
 
 def user(text: str) -> list[dict[str, Any]]:

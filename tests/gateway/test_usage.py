@@ -4,25 +4,24 @@ and nothing lost while the worker is down."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import httpx
 import pytest
 
+from tests.eventually import eventually
 from tests.gateway.helpers import USER, deployment, put_route, sdk
 
 
 async def _events(server, tenant, expected, within_s=30.0):
-    deadline = time.monotonic() + within_s
-    events = []
     async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
-        while time.monotonic() < deadline:
-            events = (await http.get("/api/usage/requests?limit=500")).json()
-            if len(events) >= expected:
-                return events
-            await asyncio.sleep(0.3)
-    return events
+
+        async def rows():
+            return (await http.get("/api/usage/requests?limit=500")).json()
+
+        return await eventually(
+            rows, lambda r: len(r) >= expected, within_s=within_s, what=f"{expected} usage rows"
+        )
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ async def test_requests_are_counted_priced_and_rolled_up(server, fake, worker, t
         assert not e["tokens_estimated"]
         assert e["cost_usd"] == pytest.approx((11 * 2 + 7 * 4) / 1000)
         assert e["deployment"] == "main:openai/ok" and e["status"] == 200
-        assert e["overhead_ms"] >= 0 and e["latency_ms"] >= e["overhead_ms"]
+        assert e["latency_ms"] >= e["overhead_ms"]  # the gateway's part of the whole
     streamed = [e for e in events if e["stream"]]
     assert len(streamed) == 1 and streamed[0]["completion_tokens"] == 7
     failed = [e for e in events if e["status"] == 404]

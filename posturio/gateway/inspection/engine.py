@@ -76,7 +76,11 @@ def keywords_pattern(words: Iterable[str]) -> str:
 
 
 class Matcher(Protocol):
-    def finditer(self, text: str) -> Iterator[re.Match[str]]: ...
+    """What `re.Pattern` and an RE2 pattern both offer (positions are character offsets)."""
+
+    def finditer(self, text: str, /) -> Iterator[re.Match[str]]: ...
+    def search(self, text: str, pos: int = ..., endpos: int = ..., /) -> re.Match[str] | None: ...
+    def match(self, text: str, pos: int = ..., /) -> re.Match[str] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +259,8 @@ class Inspector:
         One level deep and a bounded number of runs: obfuscation costs the sender, not us."""
         candidates: list[tuple[re.Match[str], str]] = []
         for how, pattern in (("base64", _B64_RUN), ("URL", _PCT_RUN)):
-            found = (m for s, e in hinted[how] for m in pattern.finditer(text, s, e))
-            candidates += [(m, how) for m in islice(found, MAX_TRIED)]
+            hits = (m for s, e in hinted[how] for m in pattern.finditer(text, s, e))
+            candidates += [(m, how) for m in islice(hits, MAX_TRIED)]
         runs = []
         for match, how in candidates:
             raw = match.group(0)

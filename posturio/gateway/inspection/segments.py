@@ -29,7 +29,7 @@ class Segment:
 
 
 def _text(out: list[Segment], where: str, holder: Any, key: str | int) -> None:
-    value = holder[key] if isinstance(holder, list) else holder.get(key)
+    value = holder.get(key) if isinstance(holder, dict) else holder[key]
     if isinstance(value, str) and value:
         out.append(Segment(where, value, holder, key))
 

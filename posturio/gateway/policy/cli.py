@@ -10,12 +10,12 @@ import click
 import msgspec
 from rich.table import Table
 
-from posturio.cli_admin import out, publish_change, run, session_for
 from posturio.config import Settings
 from posturio.gateway.policy import store
 from posturio.gateway.policy.api import policy_out
 from posturio.gateway.policy.dryrun import DryRunIn, dry_run
 from posturio.gateway.policy.schema import decode
+from posturio.platform.cli import out, publish_change, run, session_for
 from posturio.platform.invalidation import POLICIES
 
 

@@ -188,4 +188,4 @@ def decode(raw: bytes | str | dict[str, object]) -> PolicyDoc:
 
 
 def to_builtins(doc: PolicyDoc) -> dict[str, object]:
-    return msgspec.to_builtins(doc)  # type: ignore[no-any-return]
+    return msgspec.to_builtins(doc)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+import aiohttp
 import msgspec
 
 from posturio.gateway.providers.base import (
@@ -98,7 +99,9 @@ def to_anthropic(payload: dict[str, Any], model: str) -> dict[str, Any]:
         elif role == "user":
             add("user", _user_blocks(m.get("content")))
         elif role == "assistant":
-            blocks = [{"type": "text", "text": t} for t in [_text_of(m.get("content"))] if t]
+            blocks: list[dict[str, Any]] = [
+                {"type": "text", "text": t} for t in [_text_of(m.get("content"))] if t
+            ]
             for call in m.get("tool_calls") or []:
                 fn = call.get("function") or {}
                 try:
@@ -228,14 +231,14 @@ class Anthropic:
     def speaks(self, target: Target) -> frozenset[str]:
         return MESSAGES_ONLY
 
-    def _call(  # type: ignore[no-untyped-def]
+    def _call(
         self,
         target: Target,
         body: dict[str, Any],
         *,
         stream: bool,
         client: dict[str, str] | None = None,
-    ):
+    ) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
         # A native request keeps the client's API version and betas (Claude Code's
         # prompt caching and extended thinking depend on them).
         headers = {
