@@ -70,6 +70,7 @@ MORE = [
 ]
 SAMPLES = [*POSITIVES, *REAL_SHAPES, *MORE]
 SIZES = [1, 2, 3, 7, 16, 64]
+AWS = "AKIAQ3EGRTWXB7NVKP2Z"
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +207,36 @@ async def test_the_issue_answer_through_the_gateway(server, fake, make_tenant):
     )
     assert "".join(chunks) == full.message.content
     assert "u8Jk2nT4bR9x" not in "".join(chunks)
+
+
+def streamed_arguments(policy: CompiledPolicy, arguments: str, size: int) -> str:
+    """The tool-call arguments the client receives when they stream in `size` pieces."""
+    guard = StreamGuard(policy, CTX)
+    head = {"index": 0, "id": "call_1", "type": "function"}
+    events = [event({"role": "assistant", "content": None})]
+    events.append(event({"tool_calls": [{**head, "function": {"name": "run", "arguments": ""}}]}))
+    events += [
+        event({"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + size]}}]})
+        for i in range(0, len(arguments), size)
+    ]
+    events += [event({}, "tool_calls"), b"data: [DONE]\n\n"]
+    received = []
+    for out in map(guard.feed, events):
+        for part in out.split(b"\n\n"):
+            if part.startswith(b"data: {"):
+                for choice in json.loads(part[6:])["choices"]:
+                    for call in choice["delta"].get("tool_calls") or ():
+                        received.append(call["function"].get("arguments") or "")
+    return "".join(received)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_streamed_tool_arguments_are_redacted_as_the_whole_answer(policy, size):
+    """A model that puts a secret in a tool call's arguments (a shell command, a file it
+    writes): the stream releases exactly what the non-streamed answer would."""
+    arguments = json.dumps({"cmd": f"aws configure set aws_access_key_id {AWS} && ls"})
+    expected = unstreamed(policy, arguments)
+    assert AWS not in expected
+    got = streamed_arguments(policy, arguments, size)
+    assert got == expected and AWS not in got
+    assert json.loads(got)["cmd"].startswith("aws configure set")

@@ -59,6 +59,10 @@ _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 
+CONTENT = -1  # the key of a choice's text; tool calls are keyed by their own index
+Key = tuple[int, int]  # (choice index, CONTENT or tool-call index)
+
+
 @dataclass(slots=True)
 class _Choice:
     where: str
@@ -88,7 +92,7 @@ class StreamGuard:
         self._policy = policy
         self._ctx = ctx
         self._holding = any(r.action == "redact" for r in policy.output_rules(ctx))
-        self._choices: dict[int, _Choice] = {}
+        self._choices: dict[Key, _Choice] = {}
         self._labels = Labels()
         self._last: dict[str, Any] = {}
         self.redactions = 0
@@ -119,19 +123,52 @@ class StreamGuard:
             if not isinstance(delta, dict):
                 continue
             index = int(choice.get("index") or 0)
-            content = delta.get("content")
             final = choice.get("finish_reason") is not None
+            content = delta.get("content")
             if isinstance(content, str) or final:
-                out = self._advance(index, content if isinstance(content, str) else "", final)
+                out = self._advance((index, CONTENT), content or "", final)
                 if out != (content or ""):
                     delta["content"] = out
                     changed = True
+            changed = self._tool_arguments(index, delta, final) or changed
         return b"data: " + _encode(event) + b"\n\n" if changed else chunk
 
-    def _advance(self, index: int, content: str, final: bool) -> str:
-        state = self._choices.get(index)
+    def _tool_arguments(self, index: int, delta: dict[str, Any], final: bool) -> bool:
+        """Streamed tool-call arguments get the same guard as the text (the non-streamed
+        path inspects them too); on the choice's last event, held arguments of calls the
+        event does not name go out in it."""
+        changed, named = False, set()
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+                continue
+            number = int(call.get("index") or 0)
+            named.add(number)
+            out = self._advance((index, number), function["arguments"], final)
+            if out != function["arguments"]:
+                function["arguments"] = out
+                changed = True
+        if final:
+            held = [
+                {"index": number, "function": {"arguments": out}}
+                for (i, number), state in list(self._choices.items())
+                if i == index and number != CONTENT and number not in named and state.pending
+                if (out := self._advance((i, number), "", True))
+            ]
+            if held:
+                delta["tool_calls"] = [*(calls if isinstance(calls, list) else []), *held]
+                changed = True
+        return changed
+
+    def _advance(self, key: Key, content: str, final: bool) -> str:
+        state = self._choices.get(key)
         if state is None:
-            state = self._choices[index] = _Choice(f"choices[{index}].message.content")
+            index, number = key
+            where = f"choices[{index}].message." + (
+                "content" if number == CONTENT else f"tool_calls[{number}].function.arguments"
+            )
+            state = self._choices[key] = _Choice(where)
         if state.size < KEEP:
             state.full.append(content[: KEEP - state.size])
             state.size += len(state.full[-1])
@@ -190,22 +227,28 @@ class StreamGuard:
         return self._flush_all()
 
     def _flush_all(self) -> bytes:
-        choices = []
-        for index, state in self._choices.items():
-            if state.pending:
-                choices.append(
-                    {"index": index, "delta": {"content": self._advance(index, "", True)}}
-                )
-        if not choices:
+        deltas: dict[int, dict[str, Any]] = {}
+        for (index, number), state in list(self._choices.items()):
+            if not state.pending:
+                continue
+            out = self._advance((index, number), "", True)
+            delta = deltas.setdefault(index, {})
+            if number == CONTENT:
+                delta["content"] = out
+            else:
+                call = {"index": number, "function": {"arguments": out}}
+                delta.setdefault("tool_calls", []).append(call)
+        if not deltas:
             return b""
+        choices = [{"index": index, "delta": delta} for index, delta in deltas.items()]
         event = {**self._last, "choices": choices}
         return b"data: " + _encode(event) + b"\n\n"
 
     def verdict(self) -> tuple[Verdict, list[Segment]]:
         """The whole answer (as sent by the upstream) evaluated once, for the record."""
         segments = [
-            Segment(f"choices[{i}].message.content", "".join(s.full), {}, "text")
-            for i, s in sorted(self._choices.items())
+            Segment(s.where, "".join(s.full), {}, "text")
+            for _, s in sorted(self._choices.items())
             if s.size
         ]
         return self._policy.evaluate(segments, self._ctx), segments
