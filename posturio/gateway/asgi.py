@@ -25,7 +25,7 @@ from posturio.gateway.dialects.messages import MESSAGES, estimate
 from posturio.gateway.dialects.responses import RESPONSES
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.segments import Segment, body_segments, embeddings_segments
-from posturio.gateway.pipeline import Call, Gateway, Send, estimate_inputs
+from posturio.gateway.pipeline import DEFAULT_MAX_OUTPUT, Call, Gateway, Send, estimate_inputs
 from posturio.gateway.policy.evaluate import Verdict
 from posturio.gateway.policy.stream import StreamGuard
 from posturio.gateway.providers.base import Provider, Target, sse
@@ -127,10 +127,15 @@ async def generate(dialect: Dialect, gateway: Gateway, call: Call, body: bytes, 
         return
     route = await gateway.resolve(call, request.model, "chat")
     call.prompt_estimate = request.prompt_estimate
-    gateway.check_size(call, request.messages, call.prompt_estimate, request.max_output)
-    route = await gateway.inspect_input(call, route, body_segments(request.payload))
-    max_out = request.max_output or gateway.tier(call).max_output_tokens or 1024
-    await gateway.admit(call, route, call.prompt_estimate, max_out * request.n)
+    max_out = request.max_output or gateway.tier(call).max_output_tokens or DEFAULT_MAX_OUTPUT
+    route = await gateway.govern(
+        call,
+        route,
+        body_segments(request.payload),
+        messages=request.messages,
+        max_out=request.max_output,
+        reserve_out=max_out * request.n,
+    )
     guard = gateway.stream_guard(call) if request.stream else None
     # Forwarded natively unless the answer's events may have to be rewritten (a redacting
     # output rule on a stream): the guard rewrites Chat events only.
@@ -287,9 +292,8 @@ async def embeddings(gateway: Gateway, call: Call, body: bytes, send: Send) -> N
     payload, shape = gateway.embeddings_request(body)
     route = await gateway.resolve(call, shape.model, "embeddings")
     call.prompt_estimate = estimate_inputs(shape.input)
-    gateway.check_size(call, 0, call.prompt_estimate, None)
-    route = await gateway.inspect_input(call, route, embeddings_segments(payload))
-    await gateway.admit(call, route, call.prompt_estimate, 0)
+    segments = embeddings_segments(payload)
+    route = await gateway.govern(call, route, segments, messages=0, max_out=None, reserve_out=0)
     result = await gateway.embed(call, route, payload)
     await send_json(send, call, 200, msgspec.json.encode(result.body))
 

@@ -237,6 +237,24 @@ class Gateway:
         assert call.key is not None
         return self.tiers.get(call.key.plan) or self.tiers["standard"]
 
+    async def govern(
+        self,
+        call: Call,
+        route: ResolvedRoute,
+        segments: list[Segment],
+        *,
+        messages: int,
+        max_out: int | None,
+        reserve_out: int,
+    ) -> ResolvedRoute:
+        """What every prompt goes through before an upstream call, in this order: the
+        plan's size limits, the tenant's policy (which may block, redact in place or
+        reroute), then every rate, token and budget limit. Returns the route to serve."""
+        self.check_size(call, messages, call.prompt_estimate, max_out)
+        route = await self.inspect_input(call, route, segments)
+        await self.admit(call, route, call.prompt_estimate, reserve_out)
+        return route
+
     def check_size(
         self, call: Call, messages: int, prompt_tokens: int, max_out: int | None
     ) -> None:
