@@ -54,6 +54,7 @@ from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.logging import RequestIdMiddleware, configure_logging
 from posturio.platform.public import PublicPages
 from posturio.platform.redis import create_redis
+from posturio.platform.scim import ScimApi, ScimTokenApi
 from posturio.platform.sessions import ConsoleSessionConfig, ConsoleSessionStore
 from posturio.platform.sso import SsoApi, SsoSignIn
 from posturio.workers.broker import setup_broker
@@ -63,7 +64,7 @@ STATIC = Path(__file__).parent / "platform" / "static"
 GATEWAY_TEMPLATES = Path(__file__).parent / "gateway" / "templates"
 NAVIGATOR_TEMPLATES = Path(__file__).parent / "navigator" / "templates"
 # Paths authenticated by API keys (no cookies), so CSRF does not apply to them.
-NO_CSRF = ["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
+NO_CSRF = ["^/api/", "^/v1/", "^/scim/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
 
 
 _gateway_asgi = GatewayASGI()
@@ -186,6 +187,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InvitationPage,
             SsoSignIn,
             SsoApi,
+            ScimApi,
+            ScimTokenApi,
             ConsoleHome,
             OverviewPage,
             RequestsPage,
@@ -222,7 +225,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 httponly=True,
                 secure=settings.cookies_secure,
                 samesite="lax",
-                exclude=["^/api/", "^/v1/", "^/healthz", "^/readyz", "^/metrics"],
+                exclude=["^/api/", "^/v1/", "^/scim/", "^/healthz", "^/readyz", "^/metrics"],
             ).middleware,
         ],
         csrf_config=CSRFConfig(

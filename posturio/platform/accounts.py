@@ -228,7 +228,10 @@ async def member(session: AsyncSession, principal: Principal, membership_id: str
 
 
 async def _owners(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    stmt = scoped(Membership, tenant_id).where(Membership.role == Role.owner.value)
+    """Active owners: a deactivated owner cannot act for the tenant."""
+    stmt = scoped(Membership, tenant_id).where(
+        Membership.role == Role.owner.value, Membership.active.is_(True)
+    )
     return len((await session.scalars(stmt)).all())
 
 
@@ -310,13 +313,18 @@ class TenantAccess:
     tenant_name: str
 
 
-async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[TenantAccess]:
-    """All tenants a user belongs to (before any tenant context exists: login)."""
+async def memberships_of(
+    session: AsyncSession, user_id: uuid.UUID, *, inactive: bool = False
+) -> list[TenantAccess]:
+    """The tenants a user may sign in to (before any tenant context exists: login);
+    `inactive` adds those that deactivated them (the account still belongs there)."""
     rows = await session.execute(
-        text("SELECT tenant_id, role, tenant_name FROM posturio_user_memberships(:u)"),
+        text("SELECT tenant_id, role, tenant_name, active FROM posturio_user_memberships(:u)"),
         {"u": user_id},
     )
-    return [TenantAccess(r.tenant_id, Role(r.role), r.tenant_name) for r in rows]
+    return [
+        TenantAccess(r.tenant_id, Role(r.role), r.tenant_name) for r in rows if r.active or inactive
+    ]
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:

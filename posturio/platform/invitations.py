@@ -165,7 +165,7 @@ async def accept(session: AsyncSession, found: OpenInvitation, password: str) ->
             user = User(email=invitation.email, password_hash=hashed)
             session.add(user)
             await session.flush()
-        elif await accounts.memberships_of(session, user.id):
+        elif await accounts.memberships_of(session, user.id, inactive=True):
             # An account some tenant created without a password: only the operator may
             # give it one, or another tenant's link could take over that membership.
             raise Conflict(

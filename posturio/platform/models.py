@@ -21,6 +21,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -96,6 +98,14 @@ class Membership(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Navigator sources limited to groups answer only members of one of them.
     groups: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
+    # False: deprovisioned (SCIM). The row stays so reactivation restores it, but an
+    # inactive member cannot sign in to this tenant.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # The profile the SCIM client sent (name, e-mails, externalId), echoed back to it;
+    # never the source of identity or access.
+    scim: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class Invitation(Base):
@@ -214,3 +224,46 @@ class SsoConfig(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     updated_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScimToken(Base):
+    """A tenant's SCIM bearer token (one per tenant; only its hash is kept)."""
+
+    __tablename__ = "scim_tokens"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    prefix: Mapped[str] = mapped_column(String(16))  # public: names the token in the audit
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_by: Mapped[str] = mapped_column(String(200))  # the audit actor
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScimGroup(Base):
+    """A group the identity provider pushes; its members' Navigator groups (and, through
+    the SSO role mapping, roles) follow it."""
+
+    __tablename__ = "scim_groups"
+    __table_args__ = (
+        Index("uq_scim_groups_tenant_name", "tenant_id", text("lower(display_name)"), unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=_uuid)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScimGroupMember(Base):
+    __tablename__ = "scim_group_members"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("scim_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    membership_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memberships.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

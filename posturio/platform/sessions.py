@@ -3,7 +3,8 @@
 Litestar's server-side backend keeps whatever id the browser's cookie names, so an id an
 attacker planted before sign-in would carry the signed-in session (fixation). Here a
 cookie id the store does not know is never adopted, and `begin` gives the session a new
-id (the old one deleted) at every sign-in and privilege change.
+id (the old one deleted) at every sign-in and privilege change. Each signed-in id is noted
+under its user, so deprovisioning (SCIM) can end a person's sessions in a tenant at once.
 
 Litestar writes the session while sending the response; an error there can no longer
 become a clean status code. Reads fail before the response (a 503 through the
@@ -13,7 +14,9 @@ worst case is being asked to sign in again.
 
 from __future__ import annotations
 
+import json
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,6 +56,35 @@ class ConsoleSessionStore(RedisStore):
         except RedisError as exc:
             log.warning("session_not_deleted", error=type(exc).__name__)
 
+    def _index(self, user_id: str) -> str:
+        # Beside the namespace, not in it: a cookie can never name the index as a session.
+        return f"{self.namespace}-of-user:{user_id}"
+
+    async def remember(self, user_id: str, session_id: str, expires_in: int) -> None:
+        """Note a signed-in session under its user, so it can be ended from elsewhere."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._index(user_id), session_id)
+                pipe.expire(self._index(user_id), expires_in)
+                await pipe.execute()
+        except RedisError as exc:
+            log.warning("session_not_indexed", error=type(exc).__name__)
+
+    async def end_sessions(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> int:
+        """Delete the user's console sessions in `tenant_id` (their sessions in other
+        tenants are not this tenant's to end); how many were ended."""
+        index = self._index(str(user_id))
+        ended = 0
+        for raw in await self._redis.smembers(index):
+            session_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            data = await self.get(session_id)
+            if data is not None and json.loads(data).get("tenant_id") != str(tenant_id):
+                continue
+            await self._redis.delete(self._make_key(session_id))
+            await self._redis.srem(index, session_id)
+            ended += data is not None
+        return ended
+
 
 def _markers(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
     return connection.scope.setdefault("state", {})
@@ -82,12 +114,15 @@ class ConsoleSessionBackend(ServerSideSessionBackend):
         message: Message,
         connection: ASGIConnection[Any, Any, Any, Any],
     ) -> None:
+        store = self.config.get_store_from_app(connection.scope["app"])
         dropped = _markers(connection).get(_DROP_ID)
         if dropped:
-            await self.delete(
-                dropped, store=self.config.get_store_from_app(connection.scope["app"])
-            )
+            await self.delete(dropped, store=store)
         await super().store_in_message(scope_session, message, connection)
+        new_id = _markers(connection).get(_NEW_ID)
+        user_id = scope_session.get("user_id") if isinstance(scope_session, dict) else None
+        if new_id and user_id and isinstance(store, ConsoleSessionStore):
+            await store.remember(str(user_id), new_id, int(self.config.max_age))
 
 
 @dataclass

@@ -526,7 +526,7 @@ async def admit(session: AsyncSession, config: SsoConfig, who: Identity) -> Admi
     actor = f"sso:{config.issuer}"
     if membership is None:
         if user is not None and (
-            user.password_hash or await accounts.memberships_of(session, user.id)
+            user.password_hash or await accounts.memberships_of(session, user.id, inactive=True)
         ):
             raise SsoError(
                 f"{who.email} already has a Posturio account: an admin of this tenant invites "
@@ -560,6 +560,8 @@ async def admit(session: AsyncSession, config: SsoConfig, who: Identity) -> Admi
         )
         return Admitted(user, membership, role_changed=False)
     assert user is not None  # a membership was found through the user
+    if not membership.active:
+        raise SsoError("your access to this tenant has been deactivated", "member_inactive", 403)
     old_role, old_groups = Role(membership.role), list(membership.groups or [])
     if (
         old_role == Role.owner
