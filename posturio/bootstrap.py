@@ -12,13 +12,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from posturio.config import Settings
+from posturio.files import write_private
 from posturio.gateway import routes
 from posturio.gateway.schemas import CredentialIn, CredentialProvider, DeploymentIn, RouteIn
 from posturio.navigator import grants
 from posturio.platform import accounts, keys
 from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
-from posturio.platform.files import write_private
 from posturio.platform.models import Role, Scope, Tenant
 from posturio.platform.principal import Principal
 

@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from posturio.config import ConfigError, Settings, load_settings
+from posturio.files import write_private
 from posturio.platform.embedded import pid_alive
-from posturio.platform.files import write_private
 from posturio.platform.logging import (
     configure_logging,
     open_private_log,

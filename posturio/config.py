@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from posturio.platform.files import write_private
+from posturio.files import write_private
 
 
 class ConfigError(Exception):
@@ -147,9 +147,12 @@ class Settings(BaseSettings):
         return self._secret("secret_key", self.secret_key, lambda: secrets.token_urlsafe(48))
 
     def resolved_encryption_key(self) -> str:
-        from posturio.platform.crypto import generate_key
+        """The Fernet key for secrets at rest; outside production generated like the above."""
+        from cryptography.fernet import Fernet
 
-        return self._secret("encryption_key", self.encryption_key, generate_key)
+        return self._secret(
+            "encryption_key", self.encryption_key, lambda: Fernet.generate_key().decode()
+        )
 
     def _secret(self, name: str, value: str | None, make: Callable[[], str]) -> str:
         if value:

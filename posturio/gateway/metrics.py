@@ -9,8 +9,3 @@ upstream_attempts = Counter(
     "Upstream calls by provider and outcome",
     ["provider", "outcome"],
 )
-limits_unavailable = Counter(
-    "posturio_limits_unavailable_total",
-    "Requests whose rate limits could not be checked because Redis was unreachable",
-    ["behaviour"],
-)

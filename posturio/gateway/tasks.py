@@ -7,8 +7,8 @@ from typing import Any
 import structlog
 
 from posturio.gateway.usage import GROUP, STREAM, consumer_name, ensure_group, parse_entries, store
-from posturio.workers.actors import system_actor
-from posturio.workers.runtime import resources, unit_of_work
+from posturio.platform.jobs.actors import system_actor
+from posturio.platform.jobs.runtime import resources, unit_of_work
 
 log = structlog.get_logger("posturio.usage")
 BATCH = 20  # stream entries per read; each holds up to 500 usage records

@@ -21,8 +21,8 @@ from posturio.navigator.models import Answer, Document, Feedback, Source
 from posturio.navigator.tasks import purge_source, sync_source
 from posturio.platform.dependencies import Caller, Db, provide_api_principal, provide_tenant_db
 from posturio.platform.errors import Conflict
+from posturio.platform.jobs.outbox import defer
 from posturio.platform.repository import scoped
-from posturio.workers.outbox import defer
 
 
 class SourceOut(msgspec.Struct):

@@ -21,9 +21,9 @@ from posturio.navigator.tasks import purge_source, sync_source
 from posturio.platform.console import ConsoleController, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Conflict, PosturioError
+from posturio.platform.jobs.outbox import defer
 from posturio.platform.models import Role
 from posturio.platform.repository import scoped
-from posturio.workers.outbox import defer
 
 FORM_OVERHEAD = 64 * 1024
 

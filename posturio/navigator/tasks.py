@@ -9,8 +9,8 @@ import structlog
 from sqlalchemy import text
 
 from posturio.navigator.pipeline import SourceSync, purge
-from posturio.workers.actors import system_actor, tenant_actor
-from posturio.workers.runtime import resources
+from posturio.platform.jobs.actors import system_actor, tenant_actor
+from posturio.platform.jobs.runtime import resources
 
 log = structlog.get_logger("posturio.navigator")
 

@@ -33,7 +33,3 @@ class SecretBox:
                 "a stored secret cannot be decrypted: POSTURIO_ENCRYPTION_KEY changed "
                 "without keeping the old key in the list"
             ) from exc
-
-
-def generate_key() -> str:
-    return Fernet.generate_key().decode()

@@ -13,14 +13,14 @@ from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody, Parameter
 from litestar.response import Template
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from posturio.config import Settings
-from posturio.gateway.errors import GatewayError
-from posturio.gateway.limits import bucket
 from posturio.platform import accounts, signup
 from posturio.platform.dependencies import Db, provide_db
 from posturio.platform.errors import NotFound, PosturioError
+from posturio.platform.ratelimit import RateLimits, bucket, unavailable
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
 Organisation = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -60,23 +60,24 @@ def base_url(request: Request[Any, Any, Any], settings: Settings) -> str:
 async def throttle(
     request: Request[Any, Any, Any], what: str, per_minute: float, burst: int
 ) -> None:
-    """A token bucket per client address; refusals are 429 with Retry-After."""
-    limiter = request.app.state.gateway.limiter
+    """A token bucket per client address; refusals are 429 with Retry-After. With Redis
+    away the pages stay open (fail open)."""
+    ip = client_ip(request)
     check = bucket(
-        f"posturio:{what}:ip:{client_ip(request)}",
+        f"posturio:{what}:ip:{ip}",
         per_minute,
         burst,
         f"too many {what} attempts from your address; wait and try again",
     )
     try:
-        await limiter.admit(client_ip(request), [check], fail_open=True)
-    except GatewayError as exc:
+        refusal = await RateLimits(request.app.state.redis).take([check])
+    except RedisError as exc:
+        unavailable(ip, exc, fail_open=True)
+        return
+    if refusal is not None:
         raise PosturioError(
-            exc.message,
-            code="rate_limited",
-            status_code=429,
-            retry_after=int(exc.retry_after or 1),
-        ) from None
+            check.refusal, code="rate_limited", status_code=429, retry_after=refusal.retry_after_s
+        )
 
 
 def _signup_enabled(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from posturio.platform.files import write_private
+from posturio.files import write_private
 
 Start = Callable[[], "subprocess.Popen[bytes]"]
 

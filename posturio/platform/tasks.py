@@ -9,8 +9,8 @@ from datetime import datetime
 import structlog
 
 from posturio.platform import accounts, audit, keys
-from posturio.workers.actors import system_actor, tenant_actor
-from posturio.workers.runtime import resources, unit_of_work
+from posturio.platform.jobs.actors import system_actor, tenant_actor
+from posturio.platform.jobs.runtime import resources, unit_of_work
 
 log = structlog.get_logger("posturio.tasks")
 AUDIT_REPORT_KEY = "posturio:audit:last_verification"

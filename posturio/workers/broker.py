@@ -7,7 +7,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
 from posturio.config import Settings
-from posturio.workers.actors import bind_all
+from posturio.platform.jobs.actors import bind_all
 
 NAMESPACE = "posturio-jobs"
 

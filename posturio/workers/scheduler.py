@@ -11,7 +11,7 @@ import redis
 import structlog
 
 from posturio.config import Settings
-from posturio.workers.actors import DeferredActor
+from posturio.platform.jobs.actors import DeferredActor
 
 log = structlog.get_logger("posturio.scheduler")
 

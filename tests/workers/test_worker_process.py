@@ -15,9 +15,9 @@ import redis as redis_sync
 from sqlalchemy import text
 
 from posturio.platform.db import bind_tenant
+from posturio.platform.jobs.outbox import defer, pending
 from posturio.platform.tasks import AUDIT_REPORT_KEY, verify_audit_chain
 from posturio.workers.broker import setup_broker
-from posturio.workers.outbox import defer, pending
 from tests.eventually import eventually
 
 

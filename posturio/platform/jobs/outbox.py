@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from posturio.workers.actors import DeferredActor
+from posturio.platform.jobs.actors import DeferredActor
 
 _KEY = "posturio_deferred_jobs"
 log = structlog.get_logger("posturio.outbox")
