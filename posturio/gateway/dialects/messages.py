@@ -149,9 +149,7 @@ def _user_turn(content: Any) -> list[dict[str, Any]]:
             parts.append(image)
         elif kind == "document" and (document := _document_text(block)) is not None:
             title = block.get("title")
-            parts.append(
-                {"type": "text", "text": f"{title}\n\n{document}" if title else document}
-            )
+            parts.append({"type": "text", "text": f"{title}\n\n{document}" if title else document})
     if parts:
         only_text = all(p["type"] == "text" for p in parts)
         content_out: Any = "\n".join(p["text"] for p in parts) if only_text else parts
