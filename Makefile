@@ -35,9 +35,11 @@ test: $(STAMP)  ## the whole suite against a real Postgres (pgvector) and Redis 
 test-fast: $(STAMP)  ## the pure tests only (no database, server or browser): well under a minute
 	$(BIN)/pytest -m "not stack" -q
 
-lint: $(STAMP)
+lint: $(STAMP)  ## style, format, types and the import layers (.importlinter): what CI checks first
 	$(BIN)/ruff check posturio migrations tests bench
 	$(BIN)/ruff format --check posturio migrations tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Admin commands against the running embedded stack, e.g. make cli ARGS="tenants list"
 cli: $(STAMP)
