@@ -163,7 +163,7 @@ class _HFTokenizer:
         )
         offsets = [tuple(o) for o in encoded["offset_mapping"]]
         # Without word ids every token counts as its own word: cuts may split words.
-        return offsets, list(range(len(offsets)))  # type: ignore[return-value]
+        return offsets, list(range(len(offsets)))
 
 
 _COUNTERS: dict[str, TokenCounter] = {}

@@ -584,7 +584,7 @@ def _mark_headings(text: str) -> str:
         if parent is None:
             continue
         marked = lxml_html.Element("p")
-        level = heading.tag[1]
+        level = str(heading.tag)[1]  # h1 … h4
         marked.text = f"{_HEADING_MARK}{level}{_HEADING_MARK}{heading.text_content()}"
         marked.tail = heading.tail
         parent.replace(heading, marked)
@@ -602,8 +602,8 @@ def _heading(element: etree._Element) -> tuple[int, str] | None:
     text = _inline_text(element)
     if not text.startswith(_HEADING_MARK):
         return None
-    level, _, heading = text[1:].partition(_HEADING_MARK)
-    return int(level), _PERMALINK_TAIL.sub("", _collapse(heading))
+    digit, _, heading = text[1:].partition(_HEADING_MARK)
+    return int(digit), _PERMALINK_TAIL.sub("", _collapse(heading))
 
 
 def _inline_text(element: etree._Element) -> str:

@@ -216,7 +216,7 @@ class SourceSync:
             return None
         digest = hashlib.sha256(data).hexdigest()
         unchanged = known is not None and known.content_hash == digest and known.status == "indexed"
-        if unchanged and (not self.reembed or known.id in self.done_in_new_model):
+        if unchanged and known and (not self.reembed or known.id in self.done_in_new_model):
             self.progress.skipped += 1
             return None
         try:
@@ -338,4 +338,4 @@ async def purge(
             scoped_delete(Document, tenant_id).where(Document.source_id == source_id)
         )
         source.progress = {**(source.progress or {}), "state": "purged"}
-        return int(result.rowcount or 0)
+        return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult for a DELETE
