@@ -189,6 +189,7 @@ async def list_events(
     limit: int,
     before_seq: int | None = None,
     action: str | None = None,
+    action_prefix: str | None = None,
     actor: str | None = None,
 ) -> list[AuditEvent]:
     query = scoped(AuditEvent, tenant_id)
@@ -196,6 +197,8 @@ async def list_events(
         query = query.where(AuditEvent.seq < before_seq)
     if action:
         query = query.where(AuditEvent.action == action)
+    if action_prefix:  # "policy." finds policy.update, policy.restore, …
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
     if actor:
         query = query.where(AuditEvent.actor == actor)
     return list((await session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit))).all())

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import keys
 from posturio.platform.api import key_changed_everywhere
-from posturio.platform.console import ConsoleController, Form, flash, page
+from posturio.platform.console import ConsoleController, Form, confirm_page, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError, Unauthorized
 from posturio.platform.keyauth import scopes_for_role
@@ -38,6 +38,7 @@ class CreateForm(msgspec.Struct):
 
 class RevokeForm(msgspec.Struct):
     reason: str = ""
+    confirm: str = ""  # "yes" once the confirmation page was answered
 
 
 class ExtendForm(msgspec.Struct):
@@ -243,10 +244,28 @@ class KeysPage(ConsoleController):
         principal: Caller,
         key_id: FromPath[str],
         data: Annotated[RevokeForm, Form],
-    ) -> Redirect:
+    ) -> Redirect | Template:
         principal.require(Role.member)  # and only their own keys: the service checks
         back = f"/console/keys/{key_id}"
         try:
+            if data.confirm != "yes":
+                key = await keys.get_key(db, principal, key_id)
+                return await confirm_page(
+                    request,
+                    db,
+                    principal,
+                    question=f"Revoke key {key.name} ({key.prefix})?",
+                    consequence=(
+                        "Every request with this key is refused from the moment you confirm, "
+                        "on every gateway process. A revoked key cannot be restored: its "
+                        "callers need a new key."
+                    ),
+                    action=f"/console/keys/{key_id}/revoke",
+                    button="Revoke this key",
+                    back=back,
+                    fields={"reason": data.reason},
+                    active=ACTIVE,
+                )
             key = await keys.revoke_key(
                 db, principal, key_id, reason=data.reason.strip()[:500] or None
             )

@@ -16,12 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts, invitations
 from posturio.platform.api import key_changed_everywhere
-from posturio.platform.console import ConsoleController, Form, flash, page
+from posturio.platform.console import (
+    ConfirmForm,
+    ConsoleController,
+    Form,
+    confirm_page,
+    flash,
+    page,
+)
+from posturio.platform.console_people import names
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
 from posturio.platform.keyauth import ALL_KEYS
-from posturio.platform.models import Role
+from posturio.platform.models import Invitation, Role
 from posturio.platform.principal import Principal
+from posturio.platform.repository import get_scoped
 from posturio.platform.schemas import Groups
 
 PAGE_SIZE = 50
@@ -81,6 +90,7 @@ async def _members_page(
         db, principal, limit=PAGE_SIZE + 1, offset=(page_no - 1) * PAGE_SIZE
     )
     more = len(views) > PAGE_SIZE
+    pending = await invitations.pending(db, principal)
     # Owners may hand out every role; admins every role below owner.
     roles = [r.value for r in Role if r != Role.owner or principal.at_least(Role.owner)]
     return await page(
@@ -91,7 +101,8 @@ async def _members_page(
         active="Members",
         status_code=status_code,
         members=views[:PAGE_SIZE],
-        invitations=await invitations.pending(db, principal),
+        invitations=pending,
+        names=await names(db, principal.tenant_id, [i.invited_by for i in pending]),
         roles=roles,
         is_owner=principal.at_least(Role.owner),
         me=principal.user_id,
@@ -132,10 +143,30 @@ class MembersPage(ConsoleController):
 
     @post("/invitations/{invitation_id:str}/revoke", status_code=303)
     async def revoke_invitation(
-        self, request: Request, db: Db, principal: Caller, invitation_id: FromPath[str]
-    ) -> Redirect:
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        invitation_id: FromPath[str],
+        data: Annotated[ConfirmForm, Form],
+    ) -> Redirect | Template:
         principal.require(Role.admin)
         try:
+            if data.confirm != "yes":
+                invitation = await get_scoped(
+                    db, Invitation, principal.tenant_id, invitation_id, "invitation"
+                )
+                return await confirm_page(
+                    request,
+                    db,
+                    principal,
+                    question=f"Revoke the invitation for {invitation.email}?",
+                    consequence="Its link stops working at once; inviting again makes a new link.",
+                    action=f"{BACK}/invitations/{invitation_id}/revoke",
+                    button="Revoke the invitation",
+                    back=BACK,
+                    active="Members",
+                )
             await invitations.revoke(db, principal, invitation_id)
         except PosturioError as exc:
             return await _refused(request, db, exc)
@@ -180,10 +211,31 @@ class MembersPage(ConsoleController):
 
     @post("/{member_id:str}/remove", status_code=303)
     async def remove(
-        self, request: Request, db: Db, principal: Caller, member_id: FromPath[str]
-    ) -> Redirect:
+        self,
+        request: Request,
+        db: Db,
+        principal: Caller,
+        member_id: FromPath[str],
+        data: Annotated[ConfirmForm, Form],
+    ) -> Redirect | Template:
         principal.require(Role.admin)
         try:
+            if data.confirm != "yes":
+                view = await accounts.member(db, principal, member_id)
+                return await confirm_page(
+                    request,
+                    db,
+                    principal,
+                    question=f"Remove {view.email} from this tenant?",
+                    consequence=(
+                        f"{view.email} loses access at once and every key they hold here stops "
+                        "working; their account stays, and an invitation brings them back."
+                    ),
+                    action=f"{BACK}/{member_id}/remove",
+                    button=f"Remove {view.email}",
+                    back=BACK,
+                    active="Members",
+                )
             await accounts.remove_member(db, principal, member_id)
         except PosturioError as exc:
             return await _refused(request, db, exc)

@@ -114,11 +114,18 @@ async def test_key_secret_shown_once_then_revoked_and_refused(browser, client, m
     ok = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
     assert ok.status_code == 200, ok.text
 
-    r = await _submit(
+    asked = await _submit(
         browser,
         f"/console/keys/{key_id}",
         f"/console/keys/{key_id}/revoke",
         {"reason": "left on a laptop"},
+    )
+    assert asked.status_code == 200 and 'id="confirm"' in asked.text  # nothing revoked yet
+    assert 'name="reason" value="left on a laptop"' in asked.text
+    assert (await client.post("/v1/chat/completions", json=CHAT, headers=headers)).is_success
+    r = await browser.post(
+        f"/console/keys/{key_id}/revoke",
+        data={"reason": "left on a laptop", "confirm": "yes", "_csrf_token": _csrf(asked.text)},
     )
     assert r.status_code == 303
     assert "revoked" in await _flash(browser, r.headers["location"])
@@ -193,7 +200,7 @@ async def test_member_sees_and_manages_only_own_keys(browser, client, make_tenan
     other = admin_keys[0]["id"]
     assert (await browser.get(f"/console/keys/{other}")).status_code == 404
     r = await _submit(
-        browser, f"/console/keys/{key_id}", f"/console/keys/{other}/revoke", {"reason": ""}
+        browser, f"/console/keys/{key_id}", f"/console/keys/{other}/revoke", {"confirm": "yes"}
     )
     assert r.status_code == 303 and "not found" in await _flash(browser, "/console/keys")
     for action, data in (("extend", {"days": "5"}), ("limits", {"rpm_limit": "99"})):
@@ -201,7 +208,8 @@ async def test_member_sees_and_manages_only_own_keys(browser, client, make_tenan
             browser, f"/console/keys/{key_id}", f"/console/keys/{key_id}/{action}", data
         )
         assert r.status_code == 403 and "needs the admin role" in r.text
-    r = await _submit(browser, f"/console/keys/{key_id}", f"/console/keys/{key_id}/revoke", {})
+    revoke = f"/console/keys/{key_id}/revoke"
+    r = await _submit(browser, f"/console/keys/{key_id}", revoke, {"confirm": "yes"})
     assert r.status_code == 303
 
 
@@ -255,7 +263,8 @@ async def test_members_invite_change_remove_and_last_owner(browser, client, make
     r = await _submit(browser, "/console/members", "/console/members", {"email": "nope"})
     assert "not a valid email" in await _flash(browser, "/console/members")
 
-    r = await _submit(browser, "/console/members", f"/console/members/{new['id']}/remove", {})
+    remove = f"/console/members/{new['id']}/remove"
+    r = await _submit(browser, "/console/members", remove, {"confirm": "yes"})
     assert "removed" in await _flash(browser, "/console/members")
     page = await browser.get("/console/members")
     assert email not in page.text and t.owner_email in page.text
@@ -366,8 +375,14 @@ async def test_routes_page(browser, client, settings, make_tenant):
     assert reply.status_code == 200, reply.text
 
     r = await _submit(browser, "/console/routes", "/console/routes/delete", {"alias": alias})
+    assert r.status_code == 200 and f"Delete route {alias}?" in r.text  # asked first
+    r = await _submit(
+        browser, "/console/routes", "/console/routes/delete", {"alias": alias, "confirm": "yes"}
+    )
     assert r.status_code == 303 and "deleted" in await _flash(browser, "/console/routes")
-    r = await _submit(browser, "/console/routes", "/console/routes/delete", {"alias": "echo"})
+    r = await _submit(
+        browser, "/console/routes", "/console/routes/delete", {"alias": "echo", "confirm": "yes"}
+    )
     assert "built-in aliases cannot be deleted" in await _flash(browser, "/console/routes")
     assert {x["alias"] for x in await _routes(client, t)} >= {"fresh", "echo"}
     assert alias not in {x["alias"] for x in await _routes(client, t)}

@@ -17,6 +17,7 @@ from posturio.gateway.console.review_page import reviewers
 from posturio.gateway.models import PolicyDecision, UsageEvent
 from posturio.gateway.request_log import RequestFilter
 from posturio.platform.console import ConsoleController, flash, page
+from posturio.platform.console_people import names
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.repository import scoped
 
@@ -96,6 +97,11 @@ class InvestigationsPage(ConsoleController):
             views=views,
             statuses=STATUSES,
             people=await reviewers(db, principal),
+            names=await names(
+                db,
+                principal.tenant_id,
+                [case.investigation.created_by, *(n.author for n in case.notes)],
+            ),
             filter_fields=list(RequestFilter.__struct_fields__),
         )
 

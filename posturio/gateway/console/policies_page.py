@@ -18,6 +18,7 @@ from posturio.gateway.policy.api import policy_changed, policy_out
 from posturio.gateway.policy.dryrun import DryRunIn, dry_run
 from posturio.gateway.policy.schema import decode, to_builtins
 from posturio.platform.console import ConsoleController, flash, page
+from posturio.platform.console_people import names
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import PosturioError
 from posturio.platform.models import Role
@@ -37,6 +38,9 @@ class PoliciesPage(ConsoleController):
         principal.require(Role.reviewer)
         current = policy_out(await store.latest(db, principal.tenant_id))
         doc = decode(current.document)
+        versions = await store.versions(db, principal.tenant_id)
+        allowlisted = await review.allowlisted(db, principal, doc)
+        actors = [current.created_by, *(v.created_by for v in versions)]
         return await page(
             request,
             db,
@@ -45,9 +49,12 @@ class PoliciesPage(ConsoleController):
             active="Policies",
             policy=current,
             rules=doc.rules,
-            allowlisted=await review.allowlisted(db, principal, doc),
+            allowlisted=allowlisted,
             patterns=doc.allowlist.patterns,
-            versions=await store.versions(db, principal.tenant_id),
+            versions=versions,
+            names=await names(
+                db, principal.tenant_id, [*actors, *(e.reviewed_by for e in allowlisted)]
+            ),
             can_edit=principal.at_least(Role.admin),
             **extra,
         )

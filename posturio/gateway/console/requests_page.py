@@ -8,15 +8,35 @@ from urllib.parse import urlencode
 
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.gateway import investigations as cases
 from posturio.gateway import request_log
 from posturio.gateway.console.forms import form, many, text
+from posturio.gateway.models import SavedView
 from posturio.gateway.request_log import RequestFilter
+from posturio.platform import audit
 from posturio.platform.console import ConsoleController, flash, page
+from posturio.platform.console_export import export_format, export_response
+from posturio.platform.console_people import names
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import PosturioError
+from posturio.platform.models import Role
+from posturio.platform.principal import Principal
+
+
+async def _filter(
+    request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, view: str | None
+) -> tuple[RequestFilter, SavedView | None]:
+    """The filter in the query string, or the one a saved view keeps."""
+    if view:
+        saved = await cases.view(db, principal, view)
+        return RequestFilter.parse(saved.filters), saved
+    return RequestFilter.parse(dict(request.query_params)), None
+
+
+PAGE_SIZE = 50
 
 
 class RequestsPage(ConsoleController):
@@ -29,18 +49,14 @@ class RequestsPage(ConsoleController):
         db: Db,
         principal: Caller,
         before: FromQuery[str | None] = None,
+        after: FromQuery[str | None] = None,
         view: FromQuery[str | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = PAGE_SIZE,
     ) -> Template:
-        saved = None
-        if view:
-            saved = await cases.view(db, principal, view)
-            f = RequestFilter.parse(saved.filters)
-        else:
-            f = RequestFilter.parse(dict(request.query_params))
-        rows, next_before = await request_log.search(db, principal, f, before=before, limit=limit)
-        query = f.query()
-        next_url = f"?{urlencode({**query, 'before': next_before})}" if next_before else None
+        f, saved = await _filter(request, db, principal, view)
+        found = await request_log.browse(db, principal, f, before=before, after=after, limit=limit)
+        query = {**f.query(), **({"view": view} if view else {})}
+        pages = {**query, **({"limit": str(limit)} if limit != PAGE_SIZE else {})}
         open_cases = await cases.listing(db, principal, "open")
         return await page(
             request,
@@ -48,13 +64,41 @@ class RequestsPage(ConsoleController):
             principal,
             "console/requests.html",
             active="Requests",
-            rows=rows,
-            f=query,
-            next_url=next_url,
+            rows=found.rows,
+            keys=await request_log.key_labels(db, principal.tenant_id, found.rows),
+            shown=request_log.shown_decision,
+            f=f.query(),
+            next_url=f"?{urlencode({**pages, 'before': found.older})}" if found.older else None,
+            prev_url=f"?{urlencode({**pages, 'after': found.newer})}" if found.newer else None,
+            export_query=urlencode(query),
             saved=saved,
             cases=open_cases,
             decisions=request_log.DECISIONS,
         )
+
+    @get("/export")
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        view: FromQuery[str | None] = None,
+        fmt: Annotated[str, QueryParameter(name="format", max_length=10)] = "csv",
+    ) -> Stream:
+        """The filtered log as a download (newest first, bounded, streamed); audited,
+        since it takes the tenant's traffic out of the console."""
+        principal.require(Role.reviewer)
+        kind = export_format(fmt)
+        f, _ = await _filter(request, db, principal, view)
+        await audit.record(
+            db,
+            principal.tenant_id,
+            actor=principal.actor,
+            action="requests.export",
+            data={"format": kind, "filter": f.query()},
+        )
+        rows = request_log.export_batches(request.app.state.sessionmaker, principal, f)
+        return export_response(rows, fmt=kind, name="requests", columns=request_log.EXPORT_COLUMNS)
 
     @get("/{request_id:str}")
     async def detail(
@@ -68,7 +112,9 @@ class RequestsPage(ConsoleController):
             "console/request_detail.html",
             active="Requests",
             event=event,
+            shown=request_log.shown_decision,
             decisions=decisions,
+            names=await names(db, principal.tenant_id, [d.reviewed_by for d in decisions]),
             cases=await cases.listing(db, principal, "open"),
         )
 

@@ -18,7 +18,7 @@ from posturio.gateway import routes as route_service
 from posturio.gateway.api import routes_changed
 from posturio.gateway.routing import BUILTINS, breaker_report
 from posturio.gateway.schemas import RouteIn
-from posturio.platform.console import ConsoleController, Form, flash, page
+from posturio.platform.console import ConsoleController, Form, confirm_page, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
 from posturio.platform.models import Role
@@ -55,6 +55,7 @@ class RouteForm(msgspec.Struct):
 
 class DeleteForm(msgspec.Struct):
     alias: str = ""
+    confirm: str = ""  # "yes" once the confirmation page was answered
 
 
 def _health(state: dict[str, Any] | None) -> dict[str, Any]:
@@ -195,8 +196,24 @@ class RoutesPage(ConsoleController):
     @post("/delete", status_code=303)
     async def delete_route(
         self, request: Request, db: Db, principal: Caller, data: Annotated[DeleteForm, Form]
-    ) -> Redirect:
+    ) -> Redirect | Template:
         principal.require(Role.admin)
+        if data.confirm != "yes":
+            return await confirm_page(
+                request,
+                db,
+                principal,
+                question=f"Delete route {data.alias}?",
+                consequence=(
+                    f"From the next request on, calls for model {data.alias!r} are refused; "
+                    "its deployments and settings are gone (save the route again to restore)."
+                ),
+                action="/console/routes/delete",
+                button=f"Delete {data.alias}",
+                back=BACK,
+                fields={"alias": data.alias},
+                active="Routes",
+            )
         try:
             await route_service.delete_route(db, principal, data.alias)
         except (Forbidden, Unauthorized):
