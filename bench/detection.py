@@ -29,8 +29,9 @@ The corpus has two rounds (bench/corpus.py); the table is printed for the whole 
 and again for round 2 alone (phones in national formats, IP look-alikes, generic
 assignments, Azure keys, Twilio identifiers).
 
-Only the ``secrets`` and ``pii`` detectors are scored; other detectors (prompt injection)
-are not labelled in this corpus and are ignored.
+Only the ``secrets`` and ``pii`` detectors are scored on this corpus; prompt injection
+is measured apart, by the classifier's section at the end (its own labelled data,
+bench/injection_data.py, held-out side; skip it with ``--no-classifier``).
 
 Read our figures with care: the corpus and the rules were written together (the rules
 were tuned on it), so our scores say that each format and context in the corpus is
@@ -482,10 +483,35 @@ def print_table(samples: list[Sample], columns: list[Column], *, timings: bool =
         print(row)
 
 
+def classifier_section(prompt: str) -> None:
+    """The injection classifier (bench/train_injection.py): precision, recall and share of
+    clean texts flagged on the held-out side of bench/injection_data.py, per shape, and
+    its cost on a clean 2 KB prompt (all its windows embedded, one batch, one CPU core
+    shared with whatever else runs)."""
+    from bench.train_injection import held_out_scores, report
+    from posturio.gateway.inspection.classifier import classifier, windows
+
+    data, scores = held_out_scores()
+    model = classifier()
+    limits = (model.threshold, model.threshold_long)
+    print(f"\nInjection classifier {model.version} (thresholds {limits[0]:.3f}, {limits[1]:.3f})")
+    report("held out", data, scores, limits)
+    model.score(prompt)  # warm
+    runs = timed(lambda t: model.score(t), prompt, runs=20, budget_s=20.0)
+    print(
+        f"cost per clean 2 KB prompt ({len(windows(prompt))} windows): "
+        f"p50 {statistics.median(runs) / 1000:.1f} ms, max {max(runs) / 1000:.1f} ms "
+        "(inline only where a policy blocks or reroutes on injection)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-peers", action="store_true", help="only our inspector")
     parser.add_argument("--misses", action="store_true", help="list our misses and false finds")
+    parser.add_argument(
+        "--no-classifier", action="store_true", help="skip the injection classifier's section"
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -529,6 +555,8 @@ def main() -> None:
     )
     for note in notes:
         print(f"note: {note}")
+    if not args.no_classifier:
+        classifier_section(prompts["clean 2 KB"])
     print(f"bench time {time.perf_counter() - started:.0f} s")
     if args.misses:
         print("\n-- our misses")

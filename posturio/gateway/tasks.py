@@ -1,13 +1,27 @@
-"""Gateway jobs: drain the usage stream into Postgres (scheduled every second)."""
+"""Gateway jobs: drain the usage stream into Postgres (scheduled every second); classify a
+served request for prompt injection after the fact (classify_injection)."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 
+from posturio.gateway.inspection.classifier import RULE_ID, classifier
+from posturio.gateway.inspection.engine import Inspector
+from posturio.gateway.models import PolicyDecision, UsageEvent
+from posturio.gateway.policy.evaluate import (
+    QUOTE_CHARS,
+    SNAPSHOT_CHARS,
+    classifier_finding,
+    fingerprint_key,
+)
 from posturio.gateway.usage import GROUP, STREAM, consumer_name, ensure_group, parse_entries, store
-from posturio.platform.jobs.actors import system_actor
+from posturio.platform.jobs.actors import system_actor, tenant_actor
 from posturio.platform.jobs.runtime import resources, unit_of_work
 
 log = structlog.get_logger("posturio.usage")
@@ -58,3 +72,86 @@ async def drain_usage() -> None:
             break
     if stored:
         log.info("usage_drained", stored=stored)
+
+
+# ------------------------------------------------------------ injection classifier, deferred
+
+
+class UsageNotStoredYet(Exception):
+    """The request's usage record (and any decision it carries) is not drained yet."""
+
+
+@tenant_actor(max_retries=10, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
+async def classify_injection(
+    tenant_id: str,
+    request_id: str,
+    call: dict[str, Any],
+    segments: list[list[str]],
+) -> None:
+    """The injection classifier on a request already served (its policy flags injection
+    and blocks or reroutes on none, so the model did not run inline). When it fires, the
+    request's input decision gains the finding, or one is created: a review-queue item.
+
+    `call`: occurred_at (ISO), key_id, alias, origin, policy_id, policy_version, rule_id
+    (the flag rule). `segments`: [where, text] with every detected value already masked
+    (policy.evaluate.masked_segments). Runs after the usage drain stored the request, so
+    that a decision the hot path recorded is extended rather than raced."""
+    texts = [text for _where, text in segments]
+    scores = await asyncio.to_thread(classifier().score_many, texts)
+    fired = [(w, t, s) for (w, t), s in zip(segments, scores, strict=True) if s.fired]
+    if not fired:
+        return
+    tid = uuid.UUID(tenant_id)
+    settings = resources().settings
+    key = fingerprint_key(settings.resolved_secret_key().encode(), tid)
+    inspector = Inspector(key)
+    findings = []
+    for where, text, score in fired:
+        finding = classifier_finding(text, score, inspector)
+        quote = text[finding.start : finding.end]
+        findings.append(
+            {
+                **finding.as_dict(),
+                "preview": quote if len(quote) <= QUOTE_CHARS else quote[: QUOTE_CHARS - 1] + "…",
+                "where": where,
+                "action": "flag",
+                "policy_rule": call["rule_id"],
+                "deferred": True,
+            }
+        )
+    async with unit_of_work(tid) as session:
+        stored = await session.scalar(
+            select(UsageEvent.request_id).where(UsageEvent.request_id == request_id)
+        )
+        if stored is None:
+            raise UsageNotStoredYet(request_id)  # retried with backoff
+        decision = await session.scalar(
+            select(PolicyDecision).where(
+                PolicyDecision.request_id == request_id, PolicyDecision.direction == "input"
+            )
+        )
+        if decision is not None:
+            if any(f.get("rule") == RULE_ID for f in decision.findings):
+                return  # a retry after a commit: already there
+            decision.findings = [*decision.findings, *findings]
+            if decision.action == "allow":
+                decision.action, decision.rule_id = "flag", call["rule_id"]
+            return
+        session.add(
+            PolicyDecision(
+                tenant_id=tid,
+                request_id=request_id,
+                direction="input",
+                occurred_at=datetime.fromisoformat(call["occurred_at"]),
+                key_id=uuid.UUID(call["key_id"]) if call.get("key_id") else None,
+                alias=call.get("alias"),
+                origin=call.get("origin", "api"),
+                action="flag",
+                rule_id=call["rule_id"],
+                shadow=False,
+                policy_id=uuid.UUID(call["policy_id"]) if call.get("policy_id") else None,
+                policy_version=int(call.get("policy_version", 0)),
+                findings=findings,
+                snapshot="\n".join(f"{w}: {t}" for w, t in segments)[:SNAPSHOT_CHARS],
+            )
+        )

@@ -17,6 +17,13 @@ from typing import Any
 import hyperscan
 import msgspec
 
+from posturio.gateway.inspection.classifier import (
+    MAX_CHARS,
+    RULE_ID,
+    Score,
+    classifier,
+    windows,
+)
 from posturio.gateway.inspection.engine import (
     Finding,
     Inspector,
@@ -169,10 +176,24 @@ class CompiledPolicy:
             "input": [r for r in live if r.match.direction == "input"],
             "output": [r for r in live if r.match.direction == "output"],
         }
+        # The input rules that would block or reroute on the classifier's finding: only
+        # then does the classifier run inline (empty: no cost at all).
+        self._classifier_rules = [r for r in self._rules["input"] if _acts_inline(r)]
+        # ... and those that would flag it: then the classifier runs after the request.
+        self._deferred_rules = [r for r in self._rules["input"] if _flags_classifier(r)]
 
     @property
     def label(self) -> str:
         return f"{self.id or 'default'};v={self.version}"
+
+    def defers_classification(self, ctx: Context) -> PolicyRule | None:
+        """The rule that flags the classifier's finding when it runs after the request
+        (tasks.classify_injection): None when it runs inline or no rule would act."""
+        if ctx.direction != "input" or any(
+            _context_matches(r, ctx) for r in self._classifier_rules
+        ):
+            return None
+        return next((r for r in self._deferred_rules if _context_matches(r, ctx)), None)
 
     def output_rules(self, ctx: Context) -> list[PolicyRule]:
         return [r for r in self._rules["output"] if _context_matches(r, ctx)]
@@ -189,6 +210,8 @@ class CompiledPolicy:
                 hits.append((finding, segment.where, self._quote(text, finding)))
         if ctx.direction == "input":
             hits += [(f, where, None) for f, where in self._size(segments)]
+            if any(_context_matches(r, ctx) for r in self._classifier_rules):
+                hits += self._classify(segments, hits)
         if not hits:
             return Verdict()
         rules = [r for r in self._rules[ctx.direction] if _context_matches(r, ctx)]
@@ -229,6 +252,23 @@ class CompiledPolicy:
                 spans.append((f.start, f.end, f"[{f.category.upper()}]"))
         return replace_spans(text[finding.start : finding.end], spans)
 
+    def _classify(
+        self, segments: list[Segment], hits: list[tuple[Finding, str, str | None]]
+    ) -> list[tuple[Finding, str, str | None]]:
+        """The injection classifier on every segment no injection rule already caught;
+        a finding for each segment it fires on, spanning its strongest window."""
+        caught = {where for f, where, _q in hits if f.detector == "injection"}
+        todo = [s for s in segments if s.where not in caught and s.text.strip()]
+        if not todo:
+            return []
+        texts = [normalize(s.text) for s in todo]
+        found = []
+        for segment, text, result in zip(todo, texts, classifier().score_many(texts), strict=True):
+            if result.fired:
+                finding = classifier_finding(text, result, self.inspector)
+                found.append((finding, segment.where, self._quote(text, finding)))
+        return found
+
     def _size(self, segments: list[Segment]) -> list[tuple[Finding, str]]:
         limits = self.doc.size
         chars = sum(len(s.text) for s in segments)
@@ -248,6 +288,40 @@ class CompiledPolicy:
             for rule, n, limit, unit in measured
             if limit is not None and n > limit
         ]
+
+
+# What the classifier's finding looks like to a policy rule (its score at the top).
+_CLASSIFIER_PROBE = Finding("injection", RULE_ID, "prompt_injection", 0, 0, 1.0, "", "", "")
+
+
+def _acts_inline(rule: PolicyRule) -> bool:
+    return (
+        not rule.shadow
+        and rule.action in ("block", "reroute")
+        and _finding_matches(rule, _CLASSIFIER_PROBE)
+    )
+
+
+def _flags_classifier(rule: PolicyRule) -> bool:
+    return not rule.shadow and rule.action == "flag" and _finding_matches(rule, _CLASSIFIER_PROBE)
+
+
+def classifier_finding(text: str, result: Score, inspector: Inspector) -> Finding:
+    """The classifier's finding on `text` (normalized): its strongest window's span, the
+    probability as its score, the weights' version in its evidence."""
+    piece = windows(text)[result.window]
+    start = max(0, text.find(piece))
+    return Finding(
+        "injection",
+        RULE_ID,
+        "prompt_injection",
+        start,
+        start + len(piece),
+        round(result.score, 4),
+        f"classifier {classifier().version}",
+        inspector.fingerprint(piece),
+        "",
+    )
 
 
 def _context_matches(rule: PolicyRule, ctx: Context) -> bool:
@@ -414,6 +488,22 @@ def redact(segments: list[Segment], verdict: Verdict, labels: Labels) -> int:
             norm = Normalized.of(segment.text)
             segment.replace(rewrite_raw(norm, [(f.start, f.end, r) for f, r in spans]))
     return sum(len(s) for s in by_where.values())
+
+
+def masked_segments(segments: list[Segment], verdict: Verdict) -> list[tuple[str, str]]:
+    """(where, text) of each segment with every finding's value replaced as in the
+    snapshot: what the classifier reads after the request, never a raw value."""
+    labels = Labels()
+    out = []
+    for segment in segments:
+        spans = [
+            (h.finding, h.quote if h.quote is not None else labels.placeholder(h.finding))
+            for h in verdict.hits
+            if h.where == segment.where and h.finding.end > h.finding.start
+        ]
+        text = normalize(segment.text)[:MAX_CHARS]
+        out.append((segment.where, _rewrite(text, spans) if spans else text))
+    return out
 
 
 def snapshot(segments: list[Segment], verdict: Verdict) -> str:
