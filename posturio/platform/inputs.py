@@ -10,10 +10,11 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Empty, Receive, Scope, Send
 
 from posturio.platform.errors import PosturioError
 
@@ -25,6 +26,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _CHUNK = 4096
 # A JSON NUL escape: `\u0000` after an even number of backslashes (`\\u0000` is text).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+MULTIPART = RequestEncodingType.MULTI_PART.value
 
 
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -48,6 +50,15 @@ def has_nul(body: bytes) -> bool:
 
 class CheckedRequest(Request[Any, Any, Any]):
     """Every JSON body of the app is decoded here: refused when too deep or holding NUL."""
+
+    async def body(self) -> bytes:
+        # A multipart form read before the handler (the CSRF check looks for its token)
+        # consumed the stream without keeping the bytes; reading again would wait for
+        # the client forever, so a handler wanting the raw body refuses the form instead.
+        state = self._connection_state
+        if state.body is Empty and state.form is not Empty and self.content_type[0] == MULTIPART:
+            raise PosturioError("this endpoint does not take a multipart form", status_code=415)
+        return await super().body()
 
     async def json(self) -> Any:
         body = await self.body()
