@@ -195,10 +195,24 @@ class CompiledPolicy:
             return None
         return next((r for r in self._deferred_rules if _context_matches(r, ctx)), None)
 
+    def classifier_inputs(
+        self, segments: list[Segment], ctx: Context
+    ) -> list[tuple[str, str]] | None:
+        """(where, text) of the segments the inline classifier scores for this request;
+        None when it does not run. The gateway scores them off the event loop (an
+        embedding per window) and hands the scores to `evaluate`."""
+        if ctx.direction != "input" or not any(
+            _context_matches(r, ctx) for r in self._classifier_rules
+        ):
+            return None
+        return [(s.where, normalize(s.text)) for s in segments if s.text.strip()]
+
     def output_rules(self, ctx: Context) -> list[PolicyRule]:
         return [r for r in self._rules["output"] if _context_matches(r, ctx)]
 
-    def evaluate(self, segments: list[Segment], ctx: Context) -> Verdict:
+    def evaluate(
+        self, segments: list[Segment], ctx: Context, scores: dict[str, Score] | None = None
+    ) -> Verdict:
         if not self._rules[ctx.direction]:
             return Verdict()  # no rule could act on a finding: nothing to inspect
         hits: list[tuple[Finding, str, str | None]] = []
@@ -211,7 +225,7 @@ class CompiledPolicy:
         if ctx.direction == "input":
             hits += [(f, where, None) for f, where in self._size(segments)]
             if any(_context_matches(r, ctx) for r in self._classifier_rules):
-                hits += self._classify(segments, hits)
+                hits += self._classify(segments, hits, scores)
         if not hits:
             return Verdict()
         rules = [r for r in self._rules[ctx.direction] if _context_matches(r, ctx)]
@@ -253,17 +267,25 @@ class CompiledPolicy:
         return replace_spans(text[finding.start : finding.end], spans)
 
     def _classify(
-        self, segments: list[Segment], hits: list[tuple[Finding, str, str | None]]
+        self,
+        segments: list[Segment],
+        hits: list[tuple[Finding, str, str | None]],
+        scores: dict[str, Score] | None,
     ) -> list[tuple[Finding, str, str | None]]:
         """The injection classifier on every segment no injection rule already caught;
-        a finding for each segment it fires on, spanning its strongest window."""
+        a finding for each segment it fires on, spanning its strongest window. `scores`:
+        already computed by the caller (by where), else scored here."""
         caught = {where for f, where, _q in hits if f.detector == "injection"}
         todo = [s for s in segments if s.where not in caught and s.text.strip()]
         if not todo:
             return []
         texts = [normalize(s.text) for s in todo]
+        if scores is None:
+            results = classifier().score_many(texts)
+        else:
+            results = [scores[s.where] for s in todo]
         found = []
-        for segment, text, result in zip(todo, texts, classifier().score_many(texts), strict=True):
+        for segment, text, result in zip(todo, texts, results, strict=True):
             if result.fired:
                 finding = classifier_finding(text, result, self.inspector)
                 found.append((finding, segment.where, self._quote(text, finding)))
