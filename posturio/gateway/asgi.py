@@ -28,7 +28,7 @@ from posturio.gateway.inspection.segments import Segment, body_segments, embeddi
 from posturio.gateway.pipeline import DEFAULT_MAX_OUTPUT, Call, Gateway, Send, estimate_inputs
 from posturio.gateway.policy.evaluate import Verdict
 from posturio.gateway.policy.stream import StreamGuard
-from posturio.gateway.providers.base import Provider, Target, sse
+from posturio.gateway.providers.base import Provider, Target
 from posturio.platform.db import DB_RETRY_AFTER_S, database_unreachable
 from posturio.platform.keyauth import bearer_or_key
 from posturio.platform.logging import REQUEST_ID_HEADER, current_request_id, new_request_id
@@ -189,8 +189,7 @@ class NativeObserver:
 
     def feed(self, chunk: bytes) -> bytes:
         if text := self._text(chunk):
-            delta = {"choices": [{"index": 0, "delta": {"content": text}}]}
-            self._guard.feed(sse(msgspec.json.encode(delta)))
+            self._guard.observe(text)
         return chunk
 
     def flush(self) -> bytes:

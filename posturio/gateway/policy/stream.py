@@ -102,6 +102,11 @@ class StreamGuard:
         """Whether the guard may rewrite the answer (a redacting output rule applies)."""
         return self._holding
 
+    def observe(self, text: str) -> None:
+        """Text a stream in another shape added (a native dialect's delta): recorded for
+        the verdict. Only for a guard that does not hold (flag-only output rules)."""
+        self._advance((0, CONTENT), text, False)
+
     def feed(self, chunk: bytes) -> bytes:
         """One SSE event in, the event to send out (possibly rewritten, or b"")."""
         if not chunk.startswith(b"data: "):
