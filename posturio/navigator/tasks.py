@@ -15,10 +15,24 @@ from posturio.platform.jobs.runtime import resources
 log = structlog.get_logger("posturio.navigator")
 
 
-@tenant_actor(max_retries=3, time_limit=3_600_000)
+SYNC_LOCK_S = 3_600  # the sync actor's time limit
+
+
+@tenant_actor(max_retries=3, time_limit=SYNC_LOCK_S * 1000)
 async def sync_source(tenant_id: str, source_id: str) -> None:
+    """One sync of a source at a time: a second one asked for meanwhile (the schedule
+    and an admin's "sync now") finds the first at work and leaves it; two at once raced
+    on the documents' unique key. The lock expires with the actor's time limit."""
     r = resources()
-    await SourceSync(r.settings, r.sessionmaker, uuid.UUID(tenant_id), uuid.UUID(source_id)).run()
+    lock = f"posturio:sync:{source_id}"
+    if not await r.redis.set(lock, tenant_id, nx=True, ex=SYNC_LOCK_S):
+        log.info("source_sync_already_running", source_id=source_id)
+        return
+    try:
+        sync = SourceSync(r.settings, r.sessionmaker, uuid.UUID(tenant_id), uuid.UUID(source_id))
+        await sync.run()
+    finally:
+        await r.redis.delete(lock)
 
 
 @tenant_actor(max_retries=5)

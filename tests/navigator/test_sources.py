@@ -444,3 +444,34 @@ async def test_a_new_embedding_model_reindexes_then_swaps(
         ).all()
     assert models == [(new_model, 2)]  # the old vectors are gone after the swap
     await http.aclose()
+
+
+async def test_two_syncs_of_one_source_at_once_do_not_collide(server, make_tenant, owner_engine):
+    """The schedule and an admin's "sync now" can ask at the same moment: the second
+    finds the first at work and leaves it (before, both inserted the same documents)."""
+    from posturio.navigator.tasks import sync_source
+
+    t = await make_tenant()
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30) as http:
+        source = (
+            await http.post("/api/navigator/sources", json={"name": "Twice", "kind": "upload"})
+        ).json()
+        base = f"/api/navigator/sources/{source['id']}/files"
+        for name in ("one.md", "two.md"):
+            r = await http.put(f"{base}/{name}", content=f"# {name}\n\nTwice told.\n".encode())
+            assert r.status_code == 200
+    async with owner_engine.begin() as conn:  # approved, with no worker to pick it up
+        await conn.execute(
+            text("UPDATE navigator_sources SET status = 'approved' WHERE id = :s"),
+            {"s": source["id"]},
+        )
+    await asyncio.gather(*(sync_source.fn(str(t.id), source["id"]) for _ in range(2)))
+    async with owner_engine.connect() as conn:
+        documents = await conn.scalar(
+            text("SELECT count(*) FROM navigator_documents WHERE source_id = :s"),
+            {"s": source["id"]},
+        )
+        progress = await conn.scalar(
+            text("SELECT progress FROM navigator_sources WHERE id = :s"), {"s": source["id"]}
+        )
+    assert documents == 2 and progress["indexed"] == 2 and progress.get("state") == "idle"
