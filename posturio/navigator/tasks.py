@@ -15,24 +15,28 @@ from posturio.platform.jobs.runtime import resources
 log = structlog.get_logger("posturio.navigator")
 
 
-SYNC_LOCK_S = 3_600  # the sync actor's time limit
-
-
-@tenant_actor(max_retries=3, time_limit=SYNC_LOCK_S * 1000)
+@tenant_actor(max_retries=3, time_limit=3_600_000)
 async def sync_source(tenant_id: str, source_id: str) -> None:
     """One sync of a source at a time: a second one asked for meanwhile (the schedule
     and an admin's "sync now") finds the first at work and leaves it; two at once raced
-    on the documents' unique key. The lock expires with the actor's time limit."""
+    on the documents' unique key. A Postgres advisory lock held by a connection of its
+    own: a worker that dies lets go of it with its connection, so a retried sync never
+    waits on a lock nobody holds."""
     r = resources()
-    lock = f"posturio:sync:{source_id}"
-    if not await r.redis.set(lock, tenant_id, nx=True, ex=SYNC_LOCK_S):
-        log.info("source_sync_already_running", source_id=source_id)
-        return
-    try:
-        sync = SourceSync(r.settings, r.sessionmaker, uuid.UUID(tenant_id), uuid.UUID(source_id))
-        await sync.run()
-    finally:
-        await r.redis.delete(lock)
+    # Autocommit: the lock is the session's, no transaction stays open for the sync.
+    async with r.engine.connect() as connection:
+        lock = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        key = {"k": f"navigator.sync:{source_id}"}
+        if not await lock.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key):
+            log.info("source_sync_already_running", source_id=source_id)
+            return
+        try:
+            sync = SourceSync(
+                r.settings, r.sessionmaker, uuid.UUID(tenant_id), uuid.UUID(source_id)
+            )
+            await sync.run()
+        finally:
+            await lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
 
 
 @tenant_actor(max_retries=5)
