@@ -27,18 +27,6 @@ CHUNKS = [
 ]
 
 
-async def chat(request: web.Request) -> web.StreamResponse:
-    body = await request.read()
-    if b'"stream":true' not in body.replace(b" ", b""):
-        return web.Response(body=ANSWER, content_type="application/json")
-    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-    await response.prepare(request)
-    for chunk in CHUNKS:
-        await response.write(chunk)
-    await response.write_eof()
-    return response
-
-
 MESSAGE = (
     b'{"id":"msg_bench","type":"message","role":"assistant","model":"bench","content":'
     b'[{"type":"text","text":"Hello! How can I help?"}],"stop_reason":"end_turn",'
@@ -100,7 +88,7 @@ def _answer(fixed: bytes, events: list[bytes]):  # type: ignore[no-untyped-def]
 
 def main() -> None:
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/chat/completions", _answer(ANSWER, CHUNKS))
     app.router.add_post("/v1/messages", _answer(MESSAGE, MESSAGE_EVENTS))
     app.router.add_post("/v1/responses", _answer(RESPONSE, RESPONSE_EVENTS))
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)

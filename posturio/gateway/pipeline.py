@@ -21,7 +21,6 @@ import structlog
 from posturio.config import Settings
 from posturio.gateway.decode import parse
 from posturio.gateway.errors import GatewayError, invalid
-from posturio.gateway.inspection.classifier import classifier
 from posturio.gateway.inspection.segments import Segment, response_segments
 from posturio.gateway.limits import (
     DAY_MS,
@@ -408,15 +407,7 @@ class Gateway:
         one when the policy reroutes). Raises policy_blocked before any upstream call."""
         assert call.key is not None
         policy = call.policy = await self.policies.get(call.key.tenant_id)
-        ctx = call.context("input")
-        scores = None
-        if (inputs := policy.classifier_inputs(segments, ctx)) is not None:
-            # The tenant blocks or reroutes on injection: the classifier runs before the
-            # upstream call, in a thread (seconds of embedding must not stall the loop).
-            texts = [text for _, text in inputs]
-            results = await asyncio.to_thread(classifier().score_many, texts)
-            scores = {where: r for (where, _), r in zip(inputs, results, strict=True)}
-        verdict = policy.evaluate(segments, ctx, scores)
+        verdict = await policy.evaluate_off_loop(segments, call.context("input"))
         if not verdict.hits:
             return route
         call.findings = verdict.findings_header()

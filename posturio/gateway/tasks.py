@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from posturio.gateway.inspection.classifier import RULE_ID, classifier
 from posturio.gateway.inspection.engine import Inspector
@@ -18,11 +17,13 @@ from posturio.gateway.policy.evaluate import (
     QUOTE_CHARS,
     SNAPSHOT_CHARS,
     classifier_finding,
+    clip,
     fingerprint_key,
 )
 from posturio.gateway.usage import GROUP, STREAM, consumer_name, ensure_group, parse_entries, store
 from posturio.platform.jobs.actors import system_actor, tenant_actor
 from posturio.platform.jobs.runtime import resources, unit_of_work
+from posturio.platform.repository import scoped
 
 log = structlog.get_logger("posturio.usage")
 BATCH = 20  # stream entries per read; each holds up to 500 usage records
@@ -112,7 +113,7 @@ async def classify_injection(
         findings.append(
             {
                 **finding.as_dict(),
-                "preview": quote if len(quote) <= QUOTE_CHARS else quote[: QUOTE_CHARS - 1] + "…",
+                "preview": clip(quote, QUOTE_CHARS),
                 "where": where,
                 "action": "flag",
                 "policy_rule": call["rule_id"],
@@ -121,12 +122,14 @@ async def classify_injection(
         )
     async with unit_of_work(tid) as session:
         stored = await session.scalar(
-            select(UsageEvent.request_id).where(UsageEvent.request_id == request_id)
+            scoped(UsageEvent, tid)
+            .where(UsageEvent.request_id == request_id)
+            .with_only_columns(UsageEvent.request_id)
         )
         if stored is None:
             raise UsageNotStoredYet(request_id)  # retried with backoff
         decision = await session.scalar(
-            select(PolicyDecision).where(
+            scoped(PolicyDecision, tid).where(
                 PolicyDecision.request_id == request_id, PolicyDecision.direction == "input"
             )
         )

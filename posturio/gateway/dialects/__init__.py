@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -54,6 +54,36 @@ async def chat_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, A
         for event in events:
             for data in _data(event):
                 yield data
+
+
+class StreamTranslation(Protocol):
+    """A Chat stream retold in a dialect's events: opening events, those each Chat event
+    gives, the closing ones, and the event that ends a stream broken upstream."""
+
+    def start(self) -> list[bytes]: ...
+
+    def feed(self, event: dict[str, Any]) -> list[bytes]: ...
+
+    def end(self) -> list[bytes]: ...
+
+    def failed(self, message: str) -> bytes: ...
+
+
+async def translate_stream(
+    state: StreamTranslation, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    for out in state.start():
+        yield out
+    async for event in chat_events(chunks):
+        if event is None:
+            continue
+        if "error" in event:  # the relay's own event for a stream broken upstream
+            yield state.failed(str((event["error"] or {}).get("message")))
+            return
+        for out in state.feed(event):
+            yield out
+    for out in state.end():
+        yield out
 
 
 def new_id(prefix: str) -> str:

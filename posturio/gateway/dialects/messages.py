@@ -14,10 +14,10 @@ from posturio.gateway.decode import parse
 from posturio.gateway.dialects import (
     Dialect,
     Request,
-    chat_events,
     event_data,
     named_event,
     new_id,
+    translate_stream,
 )
 from posturio.gateway.errors import GatewayError
 from posturio.gateway.inspection.segments import Segment, body_segments
@@ -291,8 +291,8 @@ class _StreamState:
         self.stop = "end_turn"
         self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
 
-    def start(self) -> bytes:
-        return named_event(
+    def start(self) -> list[bytes]:
+        start = named_event(
             "message_start",
             {
                 "type": "message_start",
@@ -311,6 +311,7 @@ class _StreamState:
                 },
             },
         )
+        return [start]
 
     def close(self) -> list[bytes]:
         if self.open_kind is None:
@@ -385,20 +386,12 @@ class _StreamState:
             named_event("message_stop", {"type": "message_stop"}),
         ]
 
+    def failed(self, message: str) -> bytes:
+        return stream_error(message)
 
-async def stream_from_chat(chunks: AsyncIterator[bytes], request: Request) -> AsyncIterator[bytes]:
-    state = _StreamState(request)
-    yield state.start()
-    async for event in chat_events(chunks):
-        if event is None:
-            continue
-        if "error" in event:  # the relay's own event for a stream broken upstream
-            yield stream_error(str((event["error"] or {}).get("message")))
-            return
-        for out in state.feed(event):
-            yield out
-    for out in state.end():
-        yield out
+
+def stream_from_chat(chunks: AsyncIterator[bytes], request: Request) -> AsyncIterator[bytes]:
+    return translate_stream(_StreamState(request), chunks)
 
 
 def error_body(exc: GatewayError, request_id: str | None) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from posturio.gateway.decode import parse
 from posturio.gateway.dialects import (
     Dialect,
     Request,
-    chat_events,
     event_data,
     named_event,
     new_id,
+    translate_stream,
 )
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.segments import Segment, body_segments
@@ -418,20 +418,8 @@ class _StreamState:
         return self.event("response.failed", response=response)
 
 
-async def stream_from_chat(chunks: AsyncIterator[bytes], request: Request) -> AsyncIterator[bytes]:
-    state = _StreamState(request)
-    for out in state.start():
-        yield out
-    async for event in chat_events(chunks):
-        if event is None:
-            continue
-        if "error" in event:  # the relay's own event for a stream broken upstream
-            yield state.failed(str((event["error"] or {}).get("message")))
-            return
-        for out in state.feed(event):
-            yield out
-    for out in state.end():
-        yield out
+def stream_from_chat(chunks: AsyncIterator[bytes], request: Request) -> AsyncIterator[bytes]:
+    return translate_stream(_StreamState(request), chunks)
 
 
 def error_body(exc: GatewayError, request_id: str | None) -> dict[str, Any]:

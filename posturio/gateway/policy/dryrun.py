@@ -79,7 +79,7 @@ async def dry_run(
     else:
         payload = {"input": data.text}
         segments = embeddings_segments(payload)
-    verdict = policy.evaluate(segments, ctx)
+    verdict = await policy.evaluate_off_loop(segments, ctx)
     blocked = verdict.block_message()
     if blocked is None:
         redact(segments, verdict, Labels())

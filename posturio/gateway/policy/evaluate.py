@@ -5,6 +5,7 @@ request's decision. Redaction rewrites the segments in place."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import hashlib
 import hmac
@@ -72,7 +73,7 @@ class Hit:
     def as_dict(self) -> dict[str, Any]:
         out = self.finding.as_dict()
         if self.quote is not None:
-            out["preview"] = _clip(self.quote, QUOTE_CHARS)
+            out["preview"] = clip(self.quote, QUOTE_CHARS)
         out["where"] = self.where
         out["action"] = self.action
         out["policy_rule"] = self.rule.id if self.rule else None
@@ -116,7 +117,7 @@ class Verdict:
 REVIEWED = frozenset({"flag", "block"})  # a finding with one of these goes to review
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -195,17 +196,19 @@ class CompiledPolicy:
             return None
         return next((r for r in self._deferred_rules if _context_matches(r, ctx)), None)
 
-    def classifier_inputs(
-        self, segments: list[Segment], ctx: Context
-    ) -> list[tuple[str, str]] | None:
-        """(where, text) of the segments the inline classifier scores for this request;
-        None when it does not run. The gateway scores them off the event loop (an
-        embedding per window) and hands the scores to `evaluate`."""
-        if ctx.direction != "input" or not any(
+    async def evaluate_off_loop(self, segments: list[Segment], ctx: Context) -> Verdict:
+        """`evaluate` for a server: when a rule blocks or reroutes on injection, the
+        classifier's embeddings (seconds for a long prompt) run in a thread, not on the
+        event loop; everything else is the same call."""
+        scores = None
+        if ctx.direction == "input" and any(
             _context_matches(r, ctx) for r in self._classifier_rules
         ):
-            return None
-        return [(s.where, normalize(s.text)) for s in segments if s.text.strip()]
+            todo = [(s.where, normalize(s.text)) for s in segments if s.text.strip()]
+            texts = [text for _, text in todo]
+            results = await asyncio.to_thread(classifier().score_many, texts)
+            scores = {where: r for (where, _), r in zip(todo, results, strict=True)}
+        return self.evaluate(segments, ctx, scores)
 
     def output_rules(self, ctx: Context) -> list[PolicyRule]:
         return [r for r in self._rules["output"] if _context_matches(r, ctx)]

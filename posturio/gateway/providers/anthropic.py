@@ -20,6 +20,8 @@ from posturio.gateway.providers.base import (
     UpstreamError,
     Usage,
     named_sse,
+    no_events,
+    opened,
     sse,
 )
 from posturio.gateway.providers.http import Upstreams, post, read_json, sse_events, timeout_for
@@ -267,16 +269,13 @@ class Anthropic:
     ) -> ChatStream:
         body = {**to_anthropic(payload, target.model), "stream": True}
         response = await self._call(target, body, stream=True)
-        stream = ChatStream(first=b"", rest=_nothing())
-        chunks = self._translate(
-            sse_events(response), stream, payload.get("model", target.model), include_usage
+        stream = ChatStream(first=b"", rest=no_events())
+        return await opened(
+            stream,
+            self._translate(
+                sse_events(response), stream, payload.get("model", target.model), include_usage
+            ),
         )
-        try:
-            stream.first = await anext(chunks)
-        except StopAsyncIteration:
-            raise UpstreamError("upstream closed the stream before any event") from None
-        stream.rest = chunks
-        return stream
 
     async def _translate(
         self,
@@ -391,14 +390,8 @@ class Anthropic:
     ) -> ChatStream:
         body = {**payload, "model": target.model, "stream": True}
         response = await self._call(target, body, stream=True, client=headers)
-        stream = ChatStream(first=b"", rest=_nothing())
-        events = _passthrough(sse_events(response), stream)
-        try:
-            stream.first = await anext(events)
-        except StopAsyncIteration:
-            raise UpstreamError("upstream closed the stream before any event") from None
-        stream.rest = events
-        return stream
+        stream = ChatStream(first=b"", rest=no_events())
+        return await opened(stream, _passthrough(sse_events(response), stream))
 
 
 async def _passthrough(
@@ -423,8 +416,3 @@ async def _passthrough(
         if name in (b"message_stop", b"error"):
             return
     raise UpstreamError("upstream stream ended without message_stop")
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield  # pragma: no cover

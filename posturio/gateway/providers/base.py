@@ -131,6 +131,22 @@ class Provider(Protocol):
     ) -> ChatStream: ...
 
 
+async def no_events() -> AsyncIterator[bytes]:
+    return
+    yield  # pragma: no cover
+
+
+async def opened(stream: ChatStream, events: AsyncIterator[bytes]) -> ChatStream:
+    """`stream` once its first event has arrived (a failure before any byte reaches the
+    caller can still fall back to another deployment); `events` fills its usage."""
+    try:
+        stream.first = await anext(events)
+    except StopAsyncIteration:
+        raise UpstreamError("upstream closed the stream before any event") from None
+    stream.rest = events
+    return stream
+
+
 class ChatOnly:
     """A provider whose API speaks only Chat: every other dialect is translated to it."""
 

@@ -16,6 +16,8 @@ from posturio.gateway.providers.base import (
     UpstreamError,
     Usage,
     named_sse,
+    no_events,
+    opened,
     sse,
 )
 from posturio.gateway.providers.http import Upstreams, post, read_json, sse_events, timeout_for
@@ -105,14 +107,8 @@ class OpenAICompatible:
             payload=body,
             timeout=timeout_for(target.timeout_s, stream=True),
         )
-        stream = ChatStream(first=b"", rest=_empty())
-        events = self._relay(sse_events(response), stream, include_usage)
-        try:
-            stream.first = await anext(events)
-        except StopAsyncIteration:
-            raise UpstreamError("upstream closed the stream before any event") from None
-        stream.rest = events
-        return stream
+        stream = ChatStream(first=b"", rest=no_events())
+        return await opened(stream, self._relay(sse_events(response), stream, include_usage))
 
     async def _relay(
         self, events: AsyncIterator[tuple[bytes, bytes]], stream: ChatStream, include_usage: bool
@@ -178,14 +174,8 @@ class OpenAICompatible:
             payload={**payload, "model": target.model, "stream": True},
             timeout=timeout_for(target.timeout_s, stream=True),
         )
-        stream = ChatStream(first=b"", rest=_empty())
-        events = _responses_passthrough(sse_events(response), stream)
-        try:
-            stream.first = await anext(events)
-        except StopAsyncIteration:
-            raise UpstreamError("upstream closed the stream before any event") from None
-        stream.rest = events
-        return stream
+        stream = ChatStream(first=b"", rest=no_events())
+        return await opened(stream, _responses_passthrough(sse_events(response), stream))
 
     async def embeddings(self, target: Target, payload: dict[str, Any]) -> EmbeddingsResult:
         body = {**payload, "model": target.model}
@@ -227,8 +217,3 @@ async def _responses_passthrough(
                 stream.usage.estimated = False
             return
     raise UpstreamError("upstream stream ended without a final response event")
-
-
-async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield  # pragma: no cover
