@@ -227,16 +227,12 @@ async def member(session: AsyncSession, principal: Principal, membership_id: str
     return MemberView(membership, user.email)
 
 
-async def _owners(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+async def owner_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     """Active owners: a deactivated owner cannot act for the tenant."""
     stmt = scoped(Membership, tenant_id).where(
         Membership.role == Role.owner.value, Membership.active.is_(True)
     )
-    return len((await session.scalars(stmt)).all())
-
-
-async def owner_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    return await _owners(session, tenant_id)
+    return int(await session.scalar(stmt.with_only_columns(func.count())) or 0)
 
 
 async def change_role(
@@ -250,7 +246,7 @@ async def change_role(
     if (
         old == Role.owner
         and role != Role.owner
-        and await _owners(session, principal.tenant_id) <= 1
+        and await owner_count(session, principal.tenant_id) <= 1
     ):
         raise Conflict("a tenant needs at least one owner")
     view.membership.role = role.value
@@ -290,7 +286,7 @@ async def remove_member(session: AsyncSession, principal: Principal, membership_
     view = await member(session, principal, membership_id)
     if view.membership.role == Role.owner.value:
         principal.require(Role.owner)
-        if await _owners(session, principal.tenant_id) <= 1:
+        if await owner_count(session, principal.tenant_id) <= 1:
             raise Conflict("a tenant needs at least one owner")
     if principal.user_id == view.membership.user_id:
         raise Forbidden("you cannot remove yourself")

@@ -38,7 +38,7 @@ async def names(
     prefixes = {a: a.removeprefix("key:") for a in given if a.startswith("key:")}
     out = {a: _FIXED[a] for a in given if a in _FIXED}
     if acted or mentioned:
-        members = select(Membership.user_id).where(Membership.tenant_id == tenant_id)
+        members = scoped(Membership, tenant_id).with_only_columns(Membership.user_id)
         rows = await db.execute(
             select(User.id, User.email, User.id.in_(members).label("member")).where(
                 User.id.in_({*acted.values(), *mentioned.values()})

@@ -8,7 +8,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts
@@ -17,6 +16,7 @@ from posturio.platform.errors import Forbidden, Unauthorized
 from posturio.platform.keyauth import KeyAuthenticator, role_for_scopes, token_from_headers
 from posturio.platform.models import Role, SsoConfig
 from posturio.platform.principal import Principal
+from posturio.platform.repository import scoped
 
 # Injected by name (Litestar resolves these from the layer's `dependencies`).
 Db = NamedDependency[AsyncSession]
@@ -77,8 +77,10 @@ async def provide_api_principal(request: Request) -> Principal:
 
 
 async def _sso_only(db: AsyncSession, tenant_id: uuid.UUID) -> bool:
-    stmt = select(SsoConfig.sso_only).where(
-        SsoConfig.tenant_id == tenant_id, SsoConfig.enabled.is_(True)
+    stmt = (
+        scoped(SsoConfig, tenant_id)
+        .where(SsoConfig.enabled.is_(True))
+        .with_only_columns(SsoConfig.sso_only)
     )
     return bool(await db.scalar(stmt))
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import audit
@@ -114,9 +113,9 @@ async def _creator(session: AsyncSession, principal: Principal) -> uuid.UUID | N
     if principal.user_id is not None or principal.key_id is None:
         return principal.user_id
     return await session.scalar(
-        select(ApiKey.created_by).where(
-            ApiKey.tenant_id == principal.tenant_id, ApiKey.id == principal.key_id
-        )
+        scoped(ApiKey, principal.tenant_id)
+        .where(ApiKey.id == principal.key_id)
+        .with_only_columns(ApiKey.created_by)
     )
 
 
@@ -190,6 +189,27 @@ async def revoke_key(
     key = await get_key(session, principal, key_id)
     if key.revoked_at is not None:
         raise Conflict("this key is already revoked")
+    await _revoke(session, principal, key, reason)
+    return key
+
+
+async def revoke_keys_of(
+    session: AsyncSession, principal: Principal, user_id: uuid.UUID, reason: str
+) -> list[str]:
+    """Revoke every live key a person made in this tenant (their personal keys, when
+    they are deprovisioned); the prefixes revoked."""
+    stmt = scoped(ApiKey, principal.tenant_id).where(
+        ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None)
+    )
+    keys = (await session.scalars(stmt)).all()
+    for key in keys:
+        await _revoke(session, principal, key, reason)
+    return [key.prefix for key in keys]
+
+
+async def _revoke(
+    session: AsyncSession, principal: Principal, key: ApiKey, reason: str | None
+) -> None:
     key.revoked_at = utcnow()
     await audit.record(
         session,
@@ -200,7 +220,6 @@ async def revoke_key(
         target_id=key.id,
         data={"prefix": key.prefix, "reason": reason},
     )
-    return key
 
 
 async def extend_key(

@@ -38,7 +38,7 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.platform import accounts, audit, sso
+from posturio.platform import accounts, audit, keys, sso
 from posturio.platform.api import key_changed_everywhere
 from posturio.platform.db import utcnow
 from posturio.platform.dependencies import (
@@ -52,7 +52,6 @@ from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.inputs import json_depth_exceeds
 from posturio.platform.keyauth import ALL_KEYS, bearer_or_key
 from posturio.platform.models import (
-    ApiKey,
     Membership,
     Role,
     ScimGroup,
@@ -62,7 +61,7 @@ from posturio.platform.models import (
     User,
 )
 from posturio.platform.principal import Principal, require_standard_plan
-from posturio.platform.repository import scoped
+from posturio.platform.repository import scoped, scoped_delete
 from posturio.platform.security import hash_secret
 from posturio.platform.sessions import ConsoleSessionStore
 
@@ -613,9 +612,7 @@ async def create_user(session: AsyncSession, principal: Principal, data: UserIn)
                 "uniqueness",
             )
     else:
-        user = User(email=data.user_name, password_hash=None)
-        session.add(user)
-        await session.flush()
+        user = await accounts.ensure_user(session, data.user_name, None)
     config = await sso.get_config(session, tenant_id)
     role = (sso.mapped_role(config, []) if config else None) or Role.member
     membership = Membership(
@@ -672,29 +669,6 @@ async def _require_other_owner(session: AsyncSession, principal: Principal, m: M
             raise ScimError(409, "a tenant needs at least one active owner")
 
 
-async def _revoke_keys(
-    session: AsyncSession, principal: Principal, user_id: uuid.UUID, reason: str
-) -> list[str]:
-    """Revoke every key the person made in this tenant (their personal keys)."""
-    stmt = scoped(ApiKey, principal.tenant_id).where(
-        ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None)
-    )
-    revoked = []
-    for key in (await session.scalars(stmt)).all():
-        key.revoked_at = utcnow()
-        revoked.append(key.prefix)
-        await audit.record(
-            session,
-            principal.tenant_id,
-            actor=principal.actor,
-            action="key.revoke",
-            target_type="api_key",
-            target_id=key.id,
-            data={"prefix": key.prefix, "reason": reason},
-        )
-    return revoked
-
-
 async def _set_active(
     session: AsyncSession, principal: Principal, user: ScimUser, active: bool, effects: Effects
 ) -> None:
@@ -702,7 +676,7 @@ async def _set_active(
     revoked: list[str] = []
     if not active:
         await _require_other_owner(session, principal, m)
-        revoked = await _revoke_keys(session, principal, m.user_id, "scim: deactivated")
+        revoked = await keys.revoke_keys_of(session, principal, m.user_id, "scim: deactivated")
         effects.sessions_to_end.append(m.user_id)
         effects.keys_changed = True
     m.active = active
@@ -722,7 +696,7 @@ async def delete_user(
 ) -> None:
     m = user.membership
     await _require_other_owner(session, principal, m)
-    revoked = await _revoke_keys(session, principal, m.user_id, "scim: deleted")
+    revoked = await keys.revoke_keys_of(session, principal, m.user_id, "scim: deleted")
     await session.delete(m)
     effects.sessions_to_end.append(m.user_id)
     effects.keys_changed = True
@@ -931,10 +905,12 @@ async def save_group(
     await session.flush()
     for mid in change.members - before:
         session.add(ScimGroupMember(tenant_id=tenant_id, group_id=group.id, membership_id=mid))
-    for mid in before - change.members:
-        link = await session.get(ScimGroupMember, (group.id, mid))
-        if link is not None:
-            await session.delete(link)
+    if gone := before - change.members:
+        await session.execute(
+            scoped_delete(ScimGroupMember, tenant_id).where(
+                ScimGroupMember.group_id == group.id, ScimGroupMember.membership_id.in_(gone)
+            )
+        )
     await session.flush()
     await audit.record(
         session,
