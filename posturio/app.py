@@ -21,28 +21,28 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from posturio.config import Settings, get_settings
+from posturio.console.audit import AuditPage
+from posturio.console.auth import ConsoleAuth, ConsoleHome, InvitationPage
+from posturio.console.investigations import InvestigationsPage
+from posturio.console.keys import KeysPage
+from posturio.console.members import MembersPage
+from posturio.console.navigator import AskPage, console_answer
+from posturio.console.overview import OverviewPage
+from posturio.console.playground import PlaygroundPage, playground_chat
+from posturio.console.policies import PoliciesPage
+from posturio.console.requests import RequestsPage
+from posturio.console.review import ReviewPage
+from posturio.console.routes import RoutesPage
+from posturio.console.sources import SourcesPage
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
 from posturio.gateway.cases_api import CasesApi
-from posturio.gateway.console.investigations_page import InvestigationsPage
-from posturio.gateway.console.overview import OverviewPage
-from posturio.gateway.console.policies_page import PoliciesPage
-from posturio.gateway.console.requests_page import RequestsPage
-from posturio.gateway.console.review_page import ReviewPage
-from posturio.gateway.console.routes_page import RoutesPage
-from posturio.gateway.playground import PlaygroundPage, playground_chat
 from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
 from posturio.navigator.answers import NAVIGATOR_ALIAS, Answerer, answer_endpoint
 from posturio.navigator.api import NavigatorApi
-from posturio.navigator.console_ask import AskPage, console_answer
-from posturio.navigator.console_page import SourcesPage
 from posturio.navigator.reader_api import NavigatorReaderApi
 from posturio.platform.api import AdminApi
-from posturio.platform.console import ConsoleAuth, ConsoleHome, InvitationPage
-from posturio.platform.console_audit import AuditPage
-from posturio.platform.console_keys import KeysPage
-from posturio.platform.console_members import MembersPage
 from posturio.platform.crypto import SecretBox
 from posturio.platform.db import create_engine, create_sessionmaker
 from posturio.platform.errors import EXCEPTION_HANDLERS
@@ -59,10 +59,8 @@ from posturio.platform.sessions import ConsoleSessionConfig, ConsoleSessionStore
 from posturio.platform.sso import SsoApi, SsoSignIn
 from posturio.workers.broker import setup_broker
 
-TEMPLATES = Path(__file__).parent / "platform" / "templates"
-STATIC = Path(__file__).parent / "platform" / "static"
-GATEWAY_TEMPLATES = Path(__file__).parent / "gateway" / "templates"
-NAVIGATOR_TEMPLATES = Path(__file__).parent / "navigator" / "templates"
+TEMPLATES = Path(__file__).parent / "console" / "templates"
+STATIC = Path(__file__).parent / "console" / "static"
 # Paths authenticated by API keys (no cookies), so CSRF does not apply to them.
 NO_CSRF = ["^/api/", "^/v1/", "^/scim/", "^/healthz", "^/readyz", "^/metrics", "^/schema"]
 
@@ -238,7 +236,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         stores={"sessions": ConsoleSessionStore(redis, namespace="posturio:sessions")},
         template_config=TemplateConfig(
-            directory=[TEMPLATES, GATEWAY_TEMPLATES, NAVIGATOR_TEMPLATES],
+            directory=TEMPLATES,
             engine=JinjaTemplateEngine,
         ),
         request_max_body_size=settings.max_body_bytes,

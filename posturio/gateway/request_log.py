@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posturio.gateway.inspection.engine import BUILTIN_RULES
 from posturio.gateway.models import PolicyDecision, UsageEvent
 from posturio.gateway.policy import store
-from posturio.platform.console_export import EXPORT_BATCH
 from posturio.platform.db import tenant_session
 from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.models import ApiKey, Role
@@ -285,7 +284,7 @@ async def export_batches(
     sessions: async_sessionmaker[AsyncSession],
     principal: Principal,
     f: RequestFilter,
-    batch: int = EXPORT_BATCH,
+    batch: int,
 ) -> AsyncGenerator[list[dict[str, Any]], None]:
     """The filtered log, newest first, a page at a time, each page in a short transaction
     of its own (the response streams long after the request's session has closed)."""

@@ -50,7 +50,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts, audit
 from posturio.platform.api import key_changed_everywhere
-from posturio.platform.console import sign_in_failed, start_session
 from posturio.platform.crypto import SecretBox
 from posturio.platform.db import switch_tenant, utcnow
 from posturio.platform.dependencies import (
@@ -66,6 +65,7 @@ from posturio.platform.models import ROLE_RANK, Membership, Role, SsoConfig, Use
 from posturio.platform.principal import Principal, require_standard_plan
 from posturio.platform.repository import scoped
 from posturio.platform.schemas import Groups
+from posturio.platform.signin import sign_in_failed, start_session
 
 log = structlog.get_logger("posturio.sso")
 

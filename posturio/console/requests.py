@@ -11,15 +11,15 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posturio.console.export import EXPORT_BATCH, export_format, export_response
+from posturio.console.forms import form, many, text
+from posturio.console.frame import ConsoleController, flash, page
+from posturio.console.people import names
 from posturio.gateway import investigations as cases
 from posturio.gateway import request_log
-from posturio.gateway.console.forms import form, many, text
 from posturio.gateway.models import SavedView
 from posturio.gateway.request_log import RequestFilter
 from posturio.platform import audit
-from posturio.platform.console import ConsoleController, flash, page
-from posturio.platform.console_export import export_format, export_response
-from posturio.platform.console_people import names
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import PosturioError
 from posturio.platform.models import Role
@@ -97,7 +97,9 @@ class RequestsPage(ConsoleController):
             action="requests.export",
             data={"format": kind, "filter": f.query()},
         )
-        rows = request_log.export_batches(request.app.state.sessionmaker, principal, f)
+        rows = request_log.export_batches(
+            request.app.state.sessionmaker, principal, f, EXPORT_BATCH
+        )
         return export_response(rows, fmt=kind, name="requests", columns=request_log.EXPORT_COLUMNS)
 
     @get("/{request_id:str}")

@@ -12,8 +12,8 @@ from litestar.params import QueryParameter
 from litestar.response import Template
 from sqlalchemy import func
 
+from posturio.console.frame import ConsoleController, page
 from posturio.gateway.models import UsageDaily, UsageFindingsDaily
-from posturio.platform.console import ConsoleController, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.models import ApiKey, Role
 from posturio.platform.repository import scoped

@@ -11,14 +11,14 @@ from litestar import Request, get, post
 from litestar.params import FromPath, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
+from posturio.console.forms import form, text
+from posturio.console.frame import ConsoleController, flash, page
+from posturio.console.people import names
 from posturio.gateway import review
-from posturio.gateway.console.forms import form, text
 from posturio.gateway.policy import store
 from posturio.gateway.policy.api import policy_changed, policy_out
 from posturio.gateway.policy.dryrun import DryRunIn, dry_run
 from posturio.gateway.policy.schema import decode, to_builtins
-from posturio.platform.console import ConsoleController, flash, page
-from posturio.platform.console_people import names
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import PosturioError
 from posturio.platform.models import Role

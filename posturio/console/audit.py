@@ -15,10 +15,10 @@ from litestar.params import QueryParameter
 from litestar.response import Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from posturio.console.export import EXPORT_BATCH, export_format, export_response
+from posturio.console.frame import ConsoleController, page
+from posturio.console.people import names
 from posturio.platform import accounts, audit
-from posturio.platform.console import ConsoleController, page
-from posturio.platform.console_export import EXPORT_BATCH, export_format, export_response
-from posturio.platform.console_people import names
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.models import AuditEvent, Role

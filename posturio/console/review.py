@@ -12,12 +12,12 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from posturio.console.forms import form, many, text
+from posturio.console.frame import ConsoleController, flash, page
 from posturio.gateway import investigations as cases
 from posturio.gateway import review
-from posturio.gateway.console.forms import form, many, text
 from posturio.gateway.policy import store
 from posturio.gateway.policy.api import policy_changed
-from posturio.platform.console import ConsoleController, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError
 from posturio.platform.models import Membership, Role, User

@@ -11,13 +11,13 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from posturio.console.forms import form, text
+from posturio.console.frame import ConsoleController, flash, page
+from posturio.console.people import names
+from posturio.console.review import reviewers
 from posturio.gateway import investigations as cases
-from posturio.gateway.console.forms import form, text
-from posturio.gateway.console.review_page import reviewers
 from posturio.gateway.models import PolicyDecision, UsageEvent
 from posturio.gateway.request_log import RequestFilter
-from posturio.platform.console import ConsoleController, flash, page
-from posturio.platform.console_people import names
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.repository import scoped
 

@@ -14,11 +14,11 @@ from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from posturio.console.frame import ConsoleController, flash, page
 from posturio.navigator import grants, sources
 from posturio.navigator.api import UPLOAD_CEILING, upload_limit
 from posturio.navigator.models import Document
 from posturio.navigator.tasks import purge_source, sync_source
-from posturio.platform.console import ConsoleController, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Conflict, PosturioError
 from posturio.platform.jobs.outbox import defer

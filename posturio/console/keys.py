@@ -16,9 +16,9 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page
 from posturio.platform import keys
 from posturio.platform.api import key_changed_everywhere
-from posturio.platform.console import ConsoleController, Form, confirm_page, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError, Unauthorized
 from posturio.platform.keyauth import scopes_for_role

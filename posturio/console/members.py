@@ -14,9 +14,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.platform import accounts, invitations
-from posturio.platform.api import key_changed_everywhere
-from posturio.platform.console import (
+from posturio.console.frame import (
     ConfirmForm,
     ConsoleController,
     Form,
@@ -24,7 +22,9 @@ from posturio.platform.console import (
     flash,
     page,
 )
-from posturio.platform.console_people import names
+from posturio.console.people import names
+from posturio.platform import accounts, invitations
+from posturio.platform.api import key_changed_everywhere
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
 from posturio.platform.keyauth import ALL_KEYS

@@ -14,11 +14,11 @@ from litestar import Request, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
+from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page
 from posturio.gateway import routes as route_service
 from posturio.gateway.api import routes_changed
 from posturio.gateway.routing import BUILTINS, breaker_report
 from posturio.gateway.schemas import RouteIn
-from posturio.platform.console import ConsoleController, Form, confirm_page, flash, page
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
 from posturio.platform.models import Role

@@ -13,16 +13,16 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
+from posturio.console.frame import ConsoleController, Form, flash, page
+from posturio.console.playground import SESSION_KEY, playground_key, session_key
 from posturio.gateway.asgi import Receive
 from posturio.gateway.pipeline import Call, Send
-from posturio.gateway.playground import SESSION_KEY, playground_key, session_key
 from posturio.navigator import settings, sources
 from posturio.navigator.answers import serve_answer
 from posturio.navigator.api import feedback_items
 from posturio.navigator.models import Chunk, Document
 from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, record_feedback, search
 from posturio.navigator.search import MARK_END, MARK_START
-from posturio.platform.console import ConsoleController, Form, flash, page
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError
