@@ -74,10 +74,38 @@ def _wait_ready(url: str, timeout_s: float, alive: Callable[[], bool]) -> bool:
     return False
 
 
-def _services_env(state: Path, env: dict[str, str]) -> None:
-    """URLs of the running services, for `posturio` admin commands in another shell."""
-    names = ("POSTURIO_DATABASE_URL", "POSTURIO_REDIS_URL")
-    write_private(state / "services.env", "".join(f"{n}={env[n]}\n" for n in names))
+def _services_env(state: Path, env: dict[str, str], settings: Settings) -> None:
+    """Where the running services are, for `posturio` commands in another shell (admin
+    commands source it; `status` reads the API's address from it)."""
+    services = {
+        "POSTURIO_DATABASE_URL": env["POSTURIO_DATABASE_URL"],
+        "POSTURIO_REDIS_URL": env["POSTURIO_REDIS_URL"],
+        "POSTURIO_HOST": settings.host,
+        "POSTURIO_PORT": str(settings.port),
+    }
+    write_private(state / "services.env", "".join(f"{n}={v}\n" for n, v in services.items()))
+
+
+def _read_services_env(state: Path) -> dict[str, str]:
+    try:
+        text = (state / "services.env").read_text()
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def _local_url(host: str, port: int | str) -> str:
+    """The URL this machine reaches a server bound to `host`:`port` at."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - not a bind
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _api_address(state: Path, settings: Settings) -> str:
+    """The API of the stack `up` started in `state`, on whatever host and port it was
+    given then (this shell's settings may say otherwise)."""
+    services = _read_services_env(state)
+    host = services.get("POSTURIO_HOST", settings.host)
+    return _local_url(host, services.get("POSTURIO_PORT", settings.port))
 
 
 @main.command()
@@ -117,10 +145,9 @@ def _run(settings: Settings, state: Path, worker: bool, *, detached: bool) -> No
 
     stoppers: list[Callable[[], None]] = []
     supervisor = Supervisor(state / "processes.json", lambda line: console.print(line))
+    # The children log to this stderr: at a terminal in readable lines, to the log file
+    # (detached) in JSON (see configure_logging).
     env = dict(os.environ)
-    if sys.stderr.isatty():
-        # A person is watching: readable log lines unless JSON was asked for explicitly.
-        env.setdefault("POSTURIO_LOG_JSON", "false")
     if not settings.navigator_roots:
         # The embedded default lets folders under one documents directory become Navigator
         # sources (an admin still approves each); a deployment names its own roots.
@@ -160,7 +187,7 @@ def _run(settings: Settings, state: Path, worker: bool, *, detached: bool) -> No
             settings = _settings(
                 database_url=env["POSTURIO_DATABASE_URL"], redis_url=env["POSTURIO_REDIS_URL"]
             )
-            _services_env(state, env)
+            _services_env(state, env, settings)
             settings.resolved_secret_key()  # made once here, before the children race for it
             settings.resolved_encryption_key()
             progress.update(task, description="applying migrations")
@@ -178,7 +205,7 @@ def _run(settings: Settings, state: Path, worker: bool, *, detached: bool) -> No
             if worker:
                 supervisor.add("worker", lambda: _child("worker", env))
             ready = _wait_ready(
-                f"http://{settings.host}:{settings.port}/readyz",
+                f"{_local_url(settings.host, settings.port)}/readyz",
                 120,
                 # While starting, an exit is a failure to start (a port in use, bad
                 # settings): said at once rather than retried.
@@ -301,11 +328,12 @@ def status() -> None:
     if not pid_alive(pid):
         click.echo("not running")
         raise SystemExit(3)
+    api = _api_address(state, settings)
     try:
-        ready = httpx.get(f"http://{settings.host}:{settings.port}/readyz", timeout=3)
-        click.echo(f"running (pid {pid}); readyz {ready.status_code}: {ready.text}")
+        ready = httpx.get(f"{api}/readyz", timeout=3)
+        click.echo(f"running (pid {pid}) at {api}; readyz {ready.status_code}: {ready.text}")
     except httpx.HTTPError as exc:
-        click.echo(f"running (pid {pid}); API not answering: {exc}")
+        click.echo(f"running (pid {pid}) at {api}; API not answering: {exc}")
         raise SystemExit(1) from None
     processes = describe(state / "processes.json")
     for line in processes:

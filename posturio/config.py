@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     # production. Comma-separated: the first encrypts, all decrypt (rotation).
     encryption_key: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_json: bool = True
+    # Unset: JSON lines, except readable (coloured) lines when stderr is a terminal.
+    log_json: bool | None = None
     # `posturio up --detach` writes state_dir/posturio.log, rotated at this size with
     # this many older files kept.
     log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)

@@ -72,7 +72,7 @@ async def drain_usage() -> None:
         if len(entries) < BATCH:
             break
     if stored:
-        log.info("usage_drained", stored=stored)
+        log.debug("usage_drained", stored=stored)  # every second under traffic: routine
 
 
 # ------------------------------------------------------------ injection classifier, deferred

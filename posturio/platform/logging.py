@@ -1,4 +1,5 @@
-"""Structured JSON logs carrying the request id, and the middleware that assigns it."""
+"""Structured logs carrying the request id (JSON lines, or readable lines at a terminal),
+and the middleware that assigns it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from logging.handlers import RotatingFileHandler
-from typing import Any
+from typing import IO, Any
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,9 @@ REQUEST_ID_HEADER = b"x-posturio-request-id"
 _request_id: ContextVar[str | None] = ContextVar("posturio_request_id", default=None)
 _path: ContextVar[str] = ContextVar("posturio_path", default="")
 access_log = structlog.get_logger("posturio.access")
+# Polled by load balancers, orchestrators and Prometheus every few seconds: their
+# successful answers are logged at debug, so that they do not bury everything else.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def current_request_id() -> str | None:
@@ -30,14 +34,34 @@ def current_path() -> str:
     return _path.get()
 
 
-def configure_logging(level: str = "info", *, json: bool = True) -> None:
+def is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no such method, or a closed stream
+        return False
+
+
+def wants_json(json: bool | None, stream: IO[str]) -> bool:
+    """JSON lines for machines (a file, a pipe, a log collector), readable lines for a
+    person at a terminal; an explicit setting wins."""
+    return json if json is not None else not is_terminal(stream)
+
+
+def configure_logging(
+    level: str = "info", *, json: bool | None = None, stream: IO[str] | None = None
+) -> None:
+    """Log to `stream` (stderr): JSON, or (`json` None and a terminal) coloured lines."""
+    stream = stream or sys.stderr
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    rendering: list[Any] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if wants_json(json, stream)
+        # The console renderer lays out tracebacks itself.
+        else [structlog.dev.ConsoleRenderer(colors=is_terminal(stream))]
     )
     structlog.configure(
         # Level first: a filtered-out line costs a comparison, not a timestamp and a render.
@@ -50,15 +74,11 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
     root = logging.getLogger()
@@ -166,10 +186,12 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_log.info(
+            path = scope.get("path", "")
+            routine = status < 400 and path in PROBE_PATHS
+            (access_log.debug if routine else access_log.info)(
                 "request",
                 method=scope.get("method"),
-                path=scope.get("path"),
+                path=path,
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )

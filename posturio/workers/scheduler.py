@@ -47,7 +47,8 @@ def run_scheduler(settings: Settings, stop: threading.Event) -> None:
                     f"posturio:schedule:{job.actor.name}:{tick}", "1", nx=True, ex=job.every_s * 2
                 ):
                     job.actor.send()
-                    log.info("scheduled_job_enqueued", actor=job.actor.name)
+                    # Every second for some jobs: routine, so debug (`make run` keeps its banner).
+                    log.debug("scheduled_job_enqueued", actor=job.actor.name)
             except redis.RedisError as exc:
                 log.warning("scheduler_redis_error", error=str(exc))
         stop.wait(1.0)
