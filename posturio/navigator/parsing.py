@@ -522,6 +522,10 @@ _LINE_BREAK = "\u2028"  # stands for <lb/> while whitespace is collapsed
 # trafilatura strips invisible characters.
 _HEADING_MARK = "\u241e"  # SYMBOL FOR RECORD SEPARATOR
 _HEADING_TAGS = ("h1", "h2", "h3", "h4")
+# A definition list's term travels the same way, marked with this: it becomes the first
+# line of its definition's paragraph ("max_connections (integer)" then what it does), so
+# the term and its meaning are one passage.
+_TERM_MARK = "\u241f"  # SYMBOL FOR UNIT SEPARATOR
 # Documentation generators end headings with a permalink: "¶" (Sphinx, MkDocs), "#"
 # (DocBook, since PostgreSQL 16).
 _PERMALINK_TAIL = re.compile(r"[\s¶#]+$")
@@ -573,22 +577,35 @@ def _parse_html(text: str, filename: str | None) -> ParsedDocument:
 
 
 def _mark_headings(text: str) -> str:
-    """The page with each h1-h4 replaced by a marked paragraph of its text (the page as
-    it was when lxml cannot read it)."""
+    """The page with each h1-h4 replaced by a marked paragraph of its text, and each
+    definition list's terms (<dt>) by term-marked paragraphs before their definitions
+    (the page as it was when lxml cannot read it)."""
     try:
         tree = lxml_html.document_fromstring(text)
     except (etree.ParserError, ValueError):
         return text
     for heading in list(tree.iter(*_HEADING_TAGS)):
-        parent = heading.getparent()
-        if parent is None:
-            continue
-        marked = lxml_html.Element("p")
         level = str(heading.tag)[1]  # h1 … h4
-        marked.text = f"{_HEADING_MARK}{level}{_HEADING_MARK}{heading.text_content()}"
-        marked.tail = heading.tail
-        parent.replace(heading, marked)
+        _replace(heading, f"{_HEADING_MARK}{level}{_HEADING_MARK}{heading.text_content()}")
+    # A definition list (DocBook's variablelist of settings, AsciiDoc's options, Sphinx's
+    # API entries) reaches trafilatura as plain blocks: as a list it came out as items
+    # where a term ("max_connections (integer)") and its definition were two unrelated
+    # bullets, and a term with a permalink lost it to neither.
+    for term in list(tree.iter("dt")):
+        _replace(term, f"{_TERM_MARK}{term.text_content()}")
+    for element in list(tree.iter("dl", "dd")):
+        element.tag = "div"
     return lxml_html.tostring(tree, encoding="unicode")
+
+
+def _replace(element: etree._Element, marked_text: str) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    marked = lxml_html.Element("p")
+    marked.text = marked_text
+    marked.tail = element.tail
+    parent.replace(element, marked)
 
 
 def _heading(element: etree._Element) -> tuple[int, str] | None:
@@ -604,6 +621,16 @@ def _heading(element: etree._Element) -> tuple[int, str] | None:
         return None
     digit, _, heading = text[1:].partition(_HEADING_MARK)
     return int(digit), _PERMALINK_TAIL.sub("", _collapse(heading))
+
+
+def _term(element: etree._Element) -> str | None:
+    """The text of a term-marked paragraph (see _TERM_MARK), None for any other element."""
+    if element.tag != "p":
+        return None
+    text = _inline_text(element)
+    if not text.startswith(_TERM_MARK):
+        return None
+    return _PERMALINK_TAIL.sub("", _collapse(text[1:]))
 
 
 def _inline_text(element: etree._Element) -> str:
@@ -652,8 +679,18 @@ def _sections_from_xml(root: etree._Element) -> list[Section]:
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
     blocks: list[str] = []
+    terms: list[str] = []  # terms waiting for their definition's first block
+
+    def add(block: str) -> None:
+        if terms and block:
+            block = "\n".join([*terms, block])
+            terms.clear()
+        blocks.append(block)
 
     def flush() -> None:
+        if terms:
+            blocks.append("\n".join(terms))
+            terms.clear()
         body = "\n\n".join(b for b in blocks if b)
         if body.strip():
             sections.append(Section(tuple(h for _, h in path), body))
@@ -664,9 +701,14 @@ def _sections_from_xml(root: etree._Element) -> list[Section]:
             if element.tag == "div":  # a section wrapper: its headings start sections
                 walk(element)
                 continue
+            term = _term(element)
+            if term is not None:
+                if term:
+                    terms.append(term)
+                continue
             heading = _heading(element)
             if heading is None:
-                blocks.append(_block_text(element))
+                add(_block_text(element))
                 continue
             flush()
             level, name = heading

@@ -429,3 +429,35 @@ def test_docbook_headings_start_sections_and_make_breadcrumbs() -> None:
     assert "disk space" not in by_path[(top, "20.4.1. Memory")]
     assert "disk space" in by_path[(top, "20.4.2. Disk")]
     assert "Prev" not in " ".join(by_path.values())  # navigation stays out
+
+
+def test_definition_list_terms_stay_with_their_definitions() -> None:
+    """A DocBook variablelist (or AsciiDoc's option list) names each setting in a <dt>:
+    the term is the first line of its definition's passage, without its "#" permalink,
+    so a search for the setting finds the text that explains it."""
+    explain = {
+        "max_connections": "Determines the maximum number of concurrent connections to the "
+        "database server. The default is typically 100 connections, but might be less if "
+        "your kernel settings will not support it.",
+        "port": "The TCP port the server listens on; 5432 by default. Note that the same "
+        "port number is used for all IP addresses the server listens on.",
+    }
+    entries = "".join(
+        f'<dt id="guc-{name}"><span class="term"><code class="varname">{name}</code> '
+        f'(<code class="type">integer</code>)</span> <a href="#guc-{name}" class="id_link">#'
+        f"</a></dt><dd><p>{text}</p><p>This parameter can only be set at server start.</p></dd>"
+        for name, text in explain.items()
+    )
+    page = (
+        "<html><head><title>19.3. Connections and Authentication</title></head><body>"
+        '<div class="sect1"><h2 class="title">19.3. Connections and Authentication</h2>'
+        "<p>This section covers the settings that control how clients connect to the "
+        "server and how they authenticate.</p>"
+        f'<div class="variablelist"><dl class="variablelist">{entries}</dl></div></div>'
+        "</body></html>"
+    )
+    doc = parse(page.encode(), filename="runtime-config-connection.html")
+    paragraphs = [p for s in doc.sections for p in s.text.split("\n\n")]
+    assert f"max_connections (integer)\n{explain['max_connections']}" in paragraphs
+    assert f"port (integer)\n{explain['port']}" in paragraphs
+    assert not any(p.startswith("- ") or "#" in p for p in paragraphs)
