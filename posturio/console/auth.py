@@ -165,9 +165,9 @@ class InvitationPage(Controller):
             )
             return Template("invite.html", context=context, status_code=403)
         try:
-            user = await invitations.accept(db, found, data.password)
+            async with db.begin_nested():  # a refusal keeps none of it
+                user = await invitations.accept(db, found, data.password)
         except PosturioError as exc:
-            await db.rollback()
             if isinstance(exc, invitations.WrongCredentials):
                 await note_failure(redis, throttle_key)
             context["error"] = exc.message

@@ -195,7 +195,10 @@ async def confirm_page(
 
 class ConsoleController(Controller):
     """Base of every console page controller: signed-in users only (others are sent to
-    the sign-in page), and every refusal a page inside the layout."""
+    the sign-in page), and every refusal a page inside the layout. Pages run on the API's
+    unit of work (committed after the handler, rolled back on an error, after-commit
+    callbacks and deferred jobs sent once committed); an action refused with a message on
+    the page runs in a savepoint (`db.begin_nested()`) so it keeps none of its writes."""
 
     include_in_schema = False
     dependencies = {"db": Provide(provide_db), "principal": Provide(console_principal)}

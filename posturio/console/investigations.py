@@ -53,7 +53,6 @@ class InvestigationsPage(ConsoleController):
         case = await cases.create(
             db, principal, cases.InvestigationIn(text(data, "title") or "Untitled investigation")
         )
-        await db.commit()
         return Redirect(f"/console/investigations/{case.id}", status_code=303)
 
     @get("/{case_id:str}")
@@ -141,6 +140,5 @@ class InvestigationsPage(ConsoleController):
             message = f"{len(added)} request(s) linked."
         else:
             message = "Unknown action."
-        await db.commit()
         flash(request, message)
         return Redirect(f"/console/investigations/{case_id}", status_code=303)

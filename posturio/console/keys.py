@@ -85,12 +85,11 @@ def _limits(form: LimitsForm | None, tags: str) -> KeyLimits:
         raise PosturioError(f"invalid limits: {exc}") from None
 
 
-async def _refused(request: Request, db: AsyncSession, exc: PosturioError, back: str) -> Redirect:
-    """A refused action: nothing of it is kept, the reason is shown on the next page.
+def _refused(request: Request, exc: PosturioError, back: str) -> Redirect:
+    """A refused action (its savepoint undone): the reason is shown on the next page.
     Role refusals go on to the readable 403 page."""
     if isinstance(exc, Forbidden | Unauthorized):
         raise exc
-    await db.rollback()
     flash(request, exc.message)
     return Redirect("/console/keys" if isinstance(exc, NotFound) else back, status_code=303)
 
@@ -203,16 +202,17 @@ class KeysPage(ConsoleController):
         principal.require(Role.member)
         scopes = [data.scopes] if isinstance(data.scopes, str) else data.scopes
         try:
-            created = await keys.create_key(
-                db,
-                principal,
-                name=data.name,
-                scopes=scopes,
-                expires_in_days=_number(data.expires_in_days, "expiry (days)"),
-                limits=_limits(None, data.tags),
-            )
+            async with db.begin_nested():  # a refusal keeps none of it
+                created = await keys.create_key(
+                    db,
+                    principal,
+                    name=data.name,
+                    scopes=scopes,
+                    expires_in_days=_number(data.expires_in_days, "expiry (days)"),
+                    limits=_limits(None, data.tags),
+                )
         except PosturioError as exc:
-            return await _refused(request, db, exc, "/console/keys")
+            return _refused(request, exc, "/console/keys")
         return await _list_page(request, db, principal, created=created)
 
     @get("/{key_id:str}")
@@ -248,29 +248,30 @@ class KeysPage(ConsoleController):
         principal.require(Role.member)  # and only their own keys: the service checks
         back = f"/console/keys/{key_id}"
         try:
-            if data.confirm != "yes":
-                key = await keys.get_key(db, principal, key_id)
-                return await confirm_page(
-                    request,
-                    db,
-                    principal,
-                    question=f"Revoke key {key.name} ({key.prefix})?",
-                    consequence=(
-                        "Every request with this key is refused from the moment you confirm, "
-                        "on every gateway process. A revoked key cannot be restored: its "
-                        "callers need a new key."
-                    ),
-                    action=f"/console/keys/{key_id}/revoke",
-                    button="Revoke this key",
-                    back=back,
-                    fields={"reason": data.reason},
-                    active=ACTIVE,
+            async with db.begin_nested():  # a refusal keeps none of it
+                if data.confirm != "yes":
+                    key = await keys.get_key(db, principal, key_id)
+                    return await confirm_page(
+                        request,
+                        db,
+                        principal,
+                        question=f"Revoke key {key.name} ({key.prefix})?",
+                        consequence=(
+                            "Every request with this key is refused from the moment you confirm, "
+                            "on every gateway process. A revoked key cannot be restored: its "
+                            "callers need a new key."
+                        ),
+                        action=f"/console/keys/{key_id}/revoke",
+                        button="Revoke this key",
+                        back=back,
+                        fields={"reason": data.reason},
+                        active=ACTIVE,
+                    )
+                key = await keys.revoke_key(
+                    db, principal, key_id, reason=data.reason.strip()[:500] or None
                 )
-            key = await keys.revoke_key(
-                db, principal, key_id, reason=data.reason.strip()[:500] or None
-            )
         except PosturioError as exc:
-            return await _refused(request, db, exc, back)
+            return _refused(request, exc, back)
         # The gateway caches keys: drop this one everywhere once the revoke is committed.
         await key_changed_everywhere(request, db, key.prefix)
         flash(request, f"Key {key.prefix} revoked. It is refused from now on.")
@@ -288,12 +289,13 @@ class KeysPage(ConsoleController):
         principal.require(Role.admin)
         back = f"/console/keys/{key_id}"
         try:
-            days = _number(data.days, "days")
-            if days is None:
-                raise PosturioError("enter how many days to add")
-            key = await keys.extend_key(db, principal, key_id, days=days)
+            async with db.begin_nested():  # a refusal keeps none of it
+                days = _number(data.days, "days")
+                if days is None:
+                    raise PosturioError("enter how many days to add")
+                key = await keys.extend_key(db, principal, key_id, days=days)
         except PosturioError as exc:
-            return await _refused(request, db, exc, back)
+            return _refused(request, exc, back)
         await key_changed_everywhere(request, db, key.prefix)  # the cache holds the expiry
         assert key.expires_at is not None
         flash(request, f"Key {key.prefix} now expires {key.expires_at:%Y-%m-%d %H:%M} UTC.")
@@ -311,9 +313,10 @@ class KeysPage(ConsoleController):
         principal.require(Role.admin)
         back = f"/console/keys/{key_id}"
         try:
-            key = await keys.set_limits(db, principal, key_id, _limits(data, data.tags))
+            async with db.begin_nested():  # a refusal keeps none of it
+                key = await keys.set_limits(db, principal, key_id, _limits(data, data.tags))
         except PosturioError as exc:
-            return await _refused(request, db, exc, back)
+            return _refused(request, exc, back)
         await key_changed_everywhere(request, db, key.prefix)
         flash(request, f"Limits of key {key.prefix} saved.")
         return Redirect(back, status_code=303)

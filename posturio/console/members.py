@@ -67,11 +67,11 @@ def _role(value: str) -> Role:
         raise PosturioError(f"unknown role {value[:40]!r}") from None
 
 
-async def _refused(request: Request, db: AsyncSession, exc: PosturioError) -> Redirect:
-    """Undo the attempt and say why on the list; a role refusal is the 403 page."""
+def _refused(request: Request, exc: PosturioError) -> Redirect:
+    """A refused attempt (its savepoint undone): say why on the list; a role refusal is
+    the 403 page."""
     if isinstance(exc, Forbidden | Unauthorized):
         raise exc
-    await db.rollback()
     flash(request, exc.message)
     return Redirect(BACK, status_code=303)
 
@@ -133,9 +133,10 @@ class MembersPage(ConsoleController):
         only (never stored or flashed), for the admin to hand to the person."""
         principal.require(Role.admin)
         try:
-            new = await invitations.invite(db, principal, data.email, _role(data.role))
+            async with db.begin_nested():  # a refusal keeps none of it
+                new = await invitations.invite(db, principal, data.email, _role(data.role))
         except PosturioError as exc:
-            return await _refused(request, db, exc)
+            return _refused(request, exc)
         link = str(request.base_url).rstrip("/") + new.accept_path
         return await _members_page(
             request, db, principal, 1, invited=new.invitation, invite_link=link, status_code=201
@@ -152,24 +153,27 @@ class MembersPage(ConsoleController):
     ) -> Redirect | Template:
         principal.require(Role.admin)
         try:
-            if data.confirm != "yes":
-                invitation = await get_scoped(
-                    db, Invitation, principal.tenant_id, invitation_id, "invitation"
-                )
-                return await confirm_page(
-                    request,
-                    db,
-                    principal,
-                    question=f"Revoke the invitation for {invitation.email}?",
-                    consequence="Its link stops working at once; inviting again makes a new link.",
-                    action=f"{BACK}/invitations/{invitation_id}/revoke",
-                    button="Revoke the invitation",
-                    back=BACK,
-                    active="Members",
-                )
-            await invitations.revoke(db, principal, invitation_id)
+            async with db.begin_nested():  # a refusal keeps none of it
+                if data.confirm != "yes":
+                    invitation = await get_scoped(
+                        db, Invitation, principal.tenant_id, invitation_id, "invitation"
+                    )
+                    return await confirm_page(
+                        request,
+                        db,
+                        principal,
+                        question=f"Revoke the invitation for {invitation.email}?",
+                        consequence=(
+                            "Its link stops working at once; inviting again makes a new link."
+                        ),
+                        action=f"{BACK}/invitations/{invitation_id}/revoke",
+                        button="Revoke the invitation",
+                        back=BACK,
+                        active="Members",
+                    )
+                await invitations.revoke(db, principal, invitation_id)
         except PosturioError as exc:
-            return await _refused(request, db, exc)
+            return _refused(request, exc)
         flash(request, "Invitation revoked: its link no longer works.")
         return Redirect(BACK, status_code=303)
 
@@ -184,9 +188,10 @@ class MembersPage(ConsoleController):
     ) -> Redirect:
         principal.require(Role.admin)
         try:
-            view = await accounts.change_role(db, principal, member_id, _role(data.role))
+            async with db.begin_nested():  # a refusal keeps none of it
+                view = await accounts.change_role(db, principal, member_id, _role(data.role))
         except PosturioError as exc:
-            return await _refused(request, db, exc)
+            return _refused(request, exc)
         await key_changed_everywhere(request, db, ALL_KEYS)  # their keys follow the new role
         flash(request, f"{view.email} is now {view.membership.role}.")
         return Redirect(BACK, status_code=303)
@@ -202,9 +207,10 @@ class MembersPage(ConsoleController):
     ) -> Redirect:
         principal.require(Role.admin)
         try:
-            view = await accounts.set_groups(db, principal, member_id, _groups(data.groups))
+            async with db.begin_nested():  # a refusal keeps none of it
+                view = await accounts.set_groups(db, principal, member_id, _groups(data.groups))
         except PosturioError as exc:
-            return await _refused(request, db, exc)
+            return _refused(request, exc)
         groups = ", ".join(view.membership.groups) or "none"
         flash(request, f"{view.email}'s groups: {groups}.")
         return Redirect(BACK, status_code=303)
@@ -220,25 +226,26 @@ class MembersPage(ConsoleController):
     ) -> Redirect | Template:
         principal.require(Role.admin)
         try:
-            if data.confirm != "yes":
-                view = await accounts.member(db, principal, member_id)
-                return await confirm_page(
-                    request,
-                    db,
-                    principal,
-                    question=f"Remove {view.email} from this tenant?",
-                    consequence=(
-                        f"{view.email} loses access at once and every key they hold here stops "
-                        "working; their account stays, and an invitation brings them back."
-                    ),
-                    action=f"{BACK}/{member_id}/remove",
-                    button=f"Remove {view.email}",
-                    back=BACK,
-                    active="Members",
-                )
-            await accounts.remove_member(db, principal, member_id)
+            async with db.begin_nested():  # a refusal keeps none of it
+                if data.confirm != "yes":
+                    view = await accounts.member(db, principal, member_id)
+                    return await confirm_page(
+                        request,
+                        db,
+                        principal,
+                        question=f"Remove {view.email} from this tenant?",
+                        consequence=(
+                            f"{view.email} loses access at once and every key they hold here stops "
+                            "working; their account stays, and an invitation brings them back."
+                        ),
+                        action=f"{BACK}/{member_id}/remove",
+                        button=f"Remove {view.email}",
+                        back=BACK,
+                        active="Members",
+                    )
+                await accounts.remove_member(db, principal, member_id)
         except PosturioError as exc:
-            return await _refused(request, db, exc)
+            return _refused(request, exc)
         await key_changed_everywhere(request, db, ALL_KEYS)  # their keys stop at once
         flash(request, "Member removed.")
         return Redirect(BACK, status_code=303)

@@ -105,11 +105,11 @@ class AskPage(ConsoleController):
     ) -> Redirect:
         choice = settings.SettingsIn(data.answer_model or None)
         try:
-            await settings.save(db, principal, choice, request.app.state.gateway)
+            async with db.begin_nested():  # a refusal keeps none of it
+                await settings.save(db, principal, choice, request.app.state.gateway)
         except PosturioError as exc:
             if isinstance(exc, Forbidden):
                 raise
-            await db.rollback()
             flash(request, f"Not saved: {exc.message}")
             return Redirect(BACK, status_code=303)
         flash(request, f"Answers are now written by {choice.answer_model or 'the default'}.")

@@ -112,7 +112,6 @@ class PlaygroundPage(Controller):
         if user is None:
             raise Unauthorized("sign in first")
         await accounts.set_password(db, user, data.password)
-        await db.commit()
         return Redirect("/playground?password=set", status_code=303)
 
 

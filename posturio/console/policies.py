@@ -108,7 +108,6 @@ class PoliciesPage(ConsoleController):
                 status_code=400,
             )
         policy_changed(request, db, principal.tenant_id)
-        await db.commit()
         flash(request, f"Policy version {row.version} saved and in force.")
         return Redirect("/console/policies", status_code=303)
 
@@ -126,7 +125,6 @@ class PoliciesPage(ConsoleController):
         state = "shadow" if rule.shadow else "enforcing"
         row = await store.save(db, principal, doc, f"rule {rule_id}: {state}")
         policy_changed(request, db, principal.tenant_id)
-        await db.commit()
         flash(request, f"Rule {rule_id} is now {state} (version {row.version}).")
         return Redirect("/console/policies", status_code=303)
 
@@ -151,7 +149,6 @@ class PoliciesPage(ConsoleController):
             return Redirect("/console/policies#allowlist", status_code=303)
         row = await store.save(db, principal, doc, f"allowlist: removed {what}")
         policy_changed(request, db, principal.tenant_id)
-        await db.commit()
         flash(request, f"Removed {what} from the allowlist (version {row.version}).")
         return Redirect("/console/policies#allowlist", status_code=303)
 
@@ -165,17 +162,16 @@ class PoliciesPage(ConsoleController):
     ) -> Redirect:
         principal.require(Role.admin)
         try:
-            row = await store.rollback_to(
-                db, principal, number, expect=_expected(await form(request))
-            )
+            async with db.begin_nested():  # a refusal keeps none of it
+                row = await store.rollback_to(
+                    db, principal, number, expect=_expected(await form(request))
+                )
         except PosturioError as exc:
             if exc.status_code in (401, 403):
                 raise
-            await db.rollback()
             flash(request, f"Nothing restored: {exc.message}.")
             return Redirect("/console/policies", status_code=303)
         policy_changed(request, db, principal.tenant_id)
-        await db.commit()
         flash(request, f"Version {number} restored as version {row.version}, now in force.")
         return Redirect("/console/policies", status_code=303)
 

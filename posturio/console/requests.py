@@ -135,6 +135,5 @@ class RequestsPage(ConsoleController):
         else:
             title = text(data, "title") or f"Requests {ids[0][:8]}…"
             case_id = str((await cases.create(db, principal, cases.InvestigationIn(title, ids))).id)
-        await db.commit()
         flash(request, f"{len(ids)} request(s) added to the investigation")
         return Redirect(f"/console/investigations/{case_id}", status_code=303)

@@ -97,21 +97,20 @@ class ReviewPage(ConsoleController):
             )
         seen = text(data, "policy_version")
         try:
-            _, version = await review.false_positive(
-                db,
-                principal,
-                decision_id,
-                allowlist=chosen,
-                policy_version=int(seen) if seen.isdigit() else None,
-            )
+            async with db.begin_nested():  # a refusal keeps none of it
+                _, version = await review.false_positive(
+                    db,
+                    principal,
+                    decision_id,
+                    allowlist=chosen,
+                    policy_version=int(seen) if seen.isdigit() else None,
+                )
         except PosturioError as exc:
             if isinstance(exc, Forbidden):
                 raise
-            await db.rollback()
             return await self._plan_page(request, db, principal, decision_id, exc.message)
         assert version is not None
         policy_changed(request, db, principal.tenant_id)
-        await db.commit()
         flash(
             request,
             f"Marked as a false positive; {len(chosen)} value(s) allowlisted in policy "
@@ -146,11 +145,9 @@ class ReviewPage(ConsoleController):
                 ),
             )
             row.status = "escalated"
-            await db.commit()
             flash(request, "Escalated into a new investigation.")
             return Redirect(f"/console/investigations/{case.id}", status_code=303)
         else:
             message = "Unknown action."
-        await db.commit()
         flash(request, message)
         return Redirect("/console/review", status_code=303)

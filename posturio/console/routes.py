@@ -173,19 +173,19 @@ class RoutesPage(ConsoleController):
         principal.require(Role.admin)
         alias = data.alias.strip()
         try:
-            if not 1 <= len(alias) <= 200:
-                raise PosturioError("alias must be 1-200 characters")
-            try:
-                spec = msgspec.json.decode(data.spec.encode(), type=RouteIn)
-            except msgspec.ValidationError as exc:  # (a DecodeError too: test it first)
-                raise PosturioError(f"the route does not fit the schema: {exc}") from None
-            except msgspec.DecodeError as exc:
-                raise PosturioError(f"the route is not valid JSON: {exc}") from None
-            await route_service.put_route(db, principal, alias, spec)
+            async with db.begin_nested():  # a refusal keeps none of it
+                if not 1 <= len(alias) <= 200:
+                    raise PosturioError("alias must be 1-200 characters")
+                try:
+                    spec = msgspec.json.decode(data.spec.encode(), type=RouteIn)
+                except msgspec.ValidationError as exc:  # (a DecodeError too: test it first)
+                    raise PosturioError(f"the route does not fit the schema: {exc}") from None
+                except msgspec.DecodeError as exc:
+                    raise PosturioError(f"the route is not valid JSON: {exc}") from None
+                await route_service.put_route(db, principal, alias, spec)
         except (Forbidden, Unauthorized):
             raise
         except PosturioError as exc:
-            await db.rollback()
             return await _page(
                 request, db, principal, alias=alias, spec=data.spec, error=exc.message
             )
@@ -215,11 +215,11 @@ class RoutesPage(ConsoleController):
                 active="Routes",
             )
         try:
-            await route_service.delete_route(db, principal, data.alias)
+            async with db.begin_nested():  # a refusal keeps none of it
+                await route_service.delete_route(db, principal, data.alias)
         except (Forbidden, Unauthorized):
             raise
         except PosturioError as exc:
-            await db.rollback()
             flash(request, exc.message)
             return Redirect(BACK, status_code=303)
         routes_changed(request, db, principal.tenant_id)

@@ -73,12 +73,11 @@ class SourcesPage(ConsoleController):
         kind = str(form.get("kind") or "directory")
         config = {"path": str(form.get("path") or "")} if kind == "directory" else {}
         try:
-            data = _source_in(str(form.get("name") or "").strip(), kind, config)
-            await sources.propose(db, principal, request.app.state.settings, data)
-            await db.commit()
-            flash(request, f"Source {data.name!r} proposed; an admin approves it.")
+            async with db.begin_nested():  # a refusal keeps none of it
+                data = _source_in(str(form.get("name") or "").strip(), kind, config)
+                await sources.propose(db, principal, request.app.state.settings, data)
+                flash(request, f"Source {data.name!r} proposed; an admin approves it.")
         except PosturioError as exc:
-            await db.rollback()
             flash(request, f"Not proposed: {exc.message}")
         return Redirect("/console/sources", status_code=303)
 
@@ -89,31 +88,30 @@ class SourcesPage(ConsoleController):
         form = await request.form()
         action = str(form.get("action") or "")
         try:
-            if action in sources.TRANSITIONS:
-                source = await sources.transition(
-                    db,
-                    principal,
-                    source_id,
-                    sources.TransitionIn(action, str(form.get("reason") or "")),  # type: ignore[arg-type]
-                )
-                if source.status == "approved":
-                    defer(db, sync_source, str(principal.tenant_id), str(source.id))
-                elif source.status == "revoked":
-                    defer(db, purge_source, str(principal.tenant_id), str(source.id))
-                message = f"Source {source.name!r} is now {source.status}."
-            elif action == "sync":
-                source = await sources.get(db, principal, source_id)
-                if source.status != "approved":
-                    raise Conflict(
-                        f"only an approved source is synced (this one is {source.status})"
+            async with db.begin_nested():  # a refusal keeps none of it
+                if action in sources.TRANSITIONS:
+                    source = await sources.transition(
+                        db,
+                        principal,
+                        source_id,
+                        sources.TransitionIn(action, str(form.get("reason") or "")),  # type: ignore[arg-type]
                     )
-                defer(db, sync_source, str(principal.tenant_id), str(source.id))
-                message = "Sync queued."
-            else:
-                raise PosturioError("unknown action")
-            await db.commit()
+                    if source.status == "approved":
+                        defer(db, sync_source, str(principal.tenant_id), str(source.id))
+                    elif source.status == "revoked":
+                        defer(db, purge_source, str(principal.tenant_id), str(source.id))
+                    message = f"Source {source.name!r} is now {source.status}."
+                elif action == "sync":
+                    source = await sources.get(db, principal, source_id)
+                    if source.status != "approved":
+                        raise Conflict(
+                            f"only an approved source is synced (this one is {source.status})"
+                        )
+                    defer(db, sync_source, str(principal.tenant_id), str(source.id))
+                    message = "Sync queued."
+                else:
+                    raise PosturioError("unknown action")
         except PosturioError as exc:
-            await db.rollback()
             message = f"Not done: {exc.message}"
         flash(request, message)
         return Redirect("/console/sources", status_code=303)
@@ -131,24 +129,23 @@ class SourcesPage(ConsoleController):
         form = await request.form()  # parsed already (the CSRF check), within upload_limit
         upload = form.get("file")
         try:
-            if not isinstance(upload, UploadFile):
-                raise PosturioError("choose a file")
-            await sources.add_upload(
-                db,
-                principal,
-                request.app.state.settings,
-                source_id,
-                upload.filename,
-                await upload.read(),
-                upload.content_type,
-            )
-            source = await sources.get(db, principal, source_id)
-            if source.status == "approved":
-                defer(db, sync_source, str(principal.tenant_id), str(source.id))
-            await db.commit()
-            message = f"{upload.filename} uploaded."
+            async with db.begin_nested():  # a refusal keeps none of it
+                if not isinstance(upload, UploadFile):
+                    raise PosturioError("choose a file")
+                await sources.add_upload(
+                    db,
+                    principal,
+                    request.app.state.settings,
+                    source_id,
+                    upload.filename,
+                    await upload.read(),
+                    upload.content_type,
+                )
+                source = await sources.get(db, principal, source_id)
+                if source.status == "approved":
+                    defer(db, sync_source, str(principal.tenant_id), str(source.id))
+                message = f"{upload.filename} uploaded."
         except PosturioError as exc:
-            await db.rollback()
             message = f"Not uploaded: {exc.message}"
         flash(request, message)
         return Redirect("/console/sources", status_code=303)

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from posturio.config import Settings
 from posturio.platform import accounts, signup
-from posturio.platform.dependencies import Db, provide_db
+from posturio.platform.dependencies import Db, after_commit, provide_db
 from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.ratelimit import RateLimits, bucket, unavailable
 
@@ -132,8 +132,7 @@ class PublicPages(Controller):
         await throttle(request, "signup", settings.signup_per_ip_per_hour / 60, 3)
         await signup.spend(redis, nonce, left)
         created = await signup.create_demo_tenant(db, settings, data.email, data.organisation)
-        await db.commit()
-        await signup.count_signup(redis, ip)
+        after_commit(db, lambda: signup.count_signup(redis, ip))  # counts tenants made
         request.clear_session()
         request.set_session(
             {
@@ -165,7 +164,6 @@ class PublicPages(Controller):
     ) -> Template:
         digest = hashlib.sha256(token.encode()).digest()
         email = await db.scalar(text("SELECT posturio_confirm_email(:h)"), {"h": digest})
-        await db.commit()
         if email is None:
             return Template("verified.html", context={"ok": False}, status_code=404)
         return Template("verified.html", context={"ok": True, "email": email})
