@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -100,6 +100,30 @@ def create_engine(settings: Settings, *, as_owner: bool = False) -> AsyncEngine:
     )
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "posturio_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once this session's transaction commits through `commit` (never on
+    rollback): cache invalidations, jobs to enqueue, sessions to end. The one after-commit
+    mechanism of requests, the CLI and workers alike."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit, then run what waited for it. A failed commit raises before any callback."""
+    await session.commit()
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        await callback()
+
+
+async def rollback(session: AsyncSession) -> None:
+    """Roll back, dropping what waited for a commit."""
+    session.info.pop(_AFTER_COMMIT, None)
+    await session.rollback()
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -137,5 +161,9 @@ async def tenant_session(
     async with sessionmaker() as session:
         if tenant_id is not None:
             bind_tenant(session, tenant_id)
-        async with session.begin():
+        try:
             yield session
+        except BaseException:
+            await rollback(session)
+            raise
+        await commit(session)

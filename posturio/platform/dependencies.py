@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 
 from litestar import Request
 from litestar.datastructures import State
@@ -11,7 +11,8 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts
-from posturio.platform.db import bind_tenant, switch_tenant
+from posturio.platform.db import after_commit as after_commit  # re-exported for scim.py
+from posturio.platform.db import bind_tenant, commit, rollback, switch_tenant
 from posturio.platform.errors import Forbidden, Unauthorized
 from posturio.platform.keyauth import KeyAuthenticator, role_for_scopes, token_from_headers
 from posturio.platform.models import Role, SsoConfig
@@ -22,25 +23,15 @@ from posturio.platform.repository import scoped
 Db = NamedDependency[AsyncSession]
 Caller = NamedDependency[Principal]
 
-AfterCommit = Callable[[], Awaitable[None]]
-_AFTER_COMMIT = "posturio_after_commit"
-
-
-def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
-    """Run `callback` once this request's transaction has committed (never on rollback)."""
-    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
-
 
 async def _unit_of_work(session: AsyncSession) -> AsyncGenerator[AsyncSession, None]:
     try:
         yield session
     except Exception:
-        await session.rollback()
+        await rollback(session)
         raise
     # A failed commit propagates: the client gets an error, never a 2xx for lost work.
-    await session.commit()
-    for callback in session.info.pop(_AFTER_COMMIT, []):
-        await callback()
+    await commit(session)
 
 
 async def provide_db(state: State) -> AsyncGenerator[AsyncSession, None]:

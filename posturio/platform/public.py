@@ -18,7 +18,8 @@ from sqlalchemy import text
 
 from posturio.config import Settings
 from posturio.platform import accounts, signup
-from posturio.platform.dependencies import Db, after_commit, provide_db
+from posturio.platform.db import after_commit
+from posturio.platform.dependencies import Db, provide_db
 from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.ratelimit import RateLimits, bucket, unavailable
 

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from posturio.platform.db import (
     DB_RETRY_AFTER_S,
     STALE_IF_ERROR_S,
+    after_commit,
     database_unreachable,
     tenant_session,
 )
-from posturio.platform.dependencies import after_commit
 from posturio.platform.invalidation import publish
 
 log = structlog.get_logger("posturio.tenant_cache")

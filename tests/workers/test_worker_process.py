@@ -14,8 +14,8 @@ import pytest
 import redis as redis_sync
 from sqlalchemy import text
 
-from posturio.platform.db import bind_tenant
-from posturio.platform.jobs.outbox import defer, pending
+from posturio.platform.db import tenant_session
+from posturio.platform.jobs.outbox import defer
 from posturio.platform.tasks import AUDIT_REPORT_KEY, verify_audit_chain
 from posturio.workers.broker import setup_broker
 from tests.eventually import eventually
@@ -55,21 +55,16 @@ async def _wait_for_report(rds, tenant_id, within_s=30.0):
 async def test_enqueued_after_commit_runs_in_worker(worker, rds, sessionmaker, make_tenant):
     committed, rolled_back = await make_tenant(), await make_tenant()
 
-    async with sessionmaker() as session:
-        bind_tenant(session, rolled_back.id)
-        await session.begin()
-        defer(session, verify_audit_chain, str(rolled_back.id))
-        assert pending(session) == 1
-        await session.rollback()
-        assert pending(session) == 0
+    with pytest.raises(RuntimeError):
+        async with tenant_session(sessionmaker, rolled_back.id) as session:
+            defer(session, verify_audit_chain, str(rolled_back.id))
+            raise RuntimeError("the unit of work fails: its job must not be sent")
 
-    async with sessionmaker() as session:
-        bind_tenant(session, committed.id)
-        async with session.begin():
-            defer(session, verify_audit_chain, str(committed.id))
-            # Not sent yet: the transaction has not committed.
-            await asyncio.sleep(0.3)
-            assert rds.hget(AUDIT_REPORT_KEY, str(committed.id)) is None
+    async with tenant_session(sessionmaker, committed.id) as session:
+        defer(session, verify_audit_chain, str(committed.id))
+        # Not sent yet: the transaction has not committed.
+        await asyncio.sleep(0.3)
+        assert rds.hget(AUDIT_REPORT_KEY, str(committed.id)) is None
 
     report = await _wait_for_report(rds, committed.id)
     assert report["ok"] is True and report["checked"] >= 3
