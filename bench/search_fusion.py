@@ -1,34 +1,73 @@
-"""How to fuse Navigator's two legs, measured: on the index bench.search_quality builds
-(the same --keep folder), each question's vector candidates (with their similarity) and
-full-text candidates (with their BM25 score relative to the best) are fetched once, then
-fused offline at several text weights (score = similarity + weight * relative BM25, the
-product's rule) and, for comparison, by weighted reciprocal rank fusion. A reference
-BM25 (`rank_bm25`'s Okapi over the same chunks, words split on non-word characters,
-english stop words dropped; `pip install rank_bm25`, a bench-only dependency) shows how
-the product's full-text leg compares with textbook BM25 on the same chunks.
+"""How to fuse Navigator's two legs, measured: on the indexes bench.search_quality builds
+(the same --keep folder, both corpora), each question's candidates (the union of the
+vector and full-text candidate lists, as the product fuses them) are fetched once with
+their similarity, relative BM25 score, ranks in each leg, and the share of the
+question's terms found in the page title and heading path; then fused offline by several
+rules, the product's among them, and scored page-level like bench.search_quality
+(recall@5, recall@10, MRR@10, few-shared-words recall@5, answer@5). A reference BM25
+(`rank_bm25`'s Okapi over the same chunks, heading path and text, words split on
+non-word characters, english stop words dropped; a dev dependency) shows how the
+product's full-text leg compares with textbook BM25 on the same chunks.
 
 Run:  .venv/bin/python -m bench.search_fusion --keep .posturio/bench-search-quality
+      [--corpus python|git|all]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.search_quality import QUESTIONS, index, metrics, rank_of, services
+from bench.search_quality import (
+    CORPORA,
+    METRICS,
+    Outcome,
+    _cell,
+    answered,
+    index,
+    load_questions,
+    rank_of,
+    services,
+    summary,
+)
 
 CANDIDATES = 50
-Candidate = tuple[str, float | None, float | None, int | None, int | None]  # uri, sim, lex, vr, tr
 
 
-async def candidates(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) -> list[dict]:
-    """Per question, chunk id -> (uri, similarity, relative BM25, vector rank, text rank)."""
+@dataclass(frozen=True)
+class Candidate:
+    uri: str
+    content: str
+    similarity: float
+    lexical: float  # BM25 relative to the question's best match, 0 when not matched
+    heading: float  # share of the question's terms in the title and heading path
+    vector_rank: int | None
+    text_rank: int | None
+
+
+_HEADING_SHARE = """
+    SELECT c.id, coalesce((
+        SELECT count(*) FROM unnest(CAST(string_to_array(CAST(w AS text), ' & ') AS tsquery[])) t
+        WHERE to_tsvector('english', coalesce(d.title, '') || ' ' || c.heading_path) @@ t
+    ), 0)::float8 / greatest(cardinality(string_to_array(CAST(w AS text), ' & ')), 1) AS share
+    FROM navigator_chunks c JOIN navigator_documents d ON d.id = c.document_id,
+         websearch_to_tsquery('english', :query) w
+    WHERE c.tenant_id = :tenant AND c.id = ANY(:ids)
+"""
+
+
+async def candidates(
+    tenant_id: uuid.UUID, questions: list[dict[str, Any]]
+) -> list[list[Candidate]]:
+    """Per question, its fused candidate pool with each chunk's features."""
+    from sqlalchemy import text
+
     from posturio.config import load_settings
     from posturio.navigator import search
     from posturio.navigator.pipeline import embedder
@@ -38,7 +77,7 @@ async def candidates(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) -> l
     model = embedder(settings.navigator_model)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    out: list[dict[int, Candidate]] = []
+    out: list[list[Candidate]] = []
     try:
         for q in questions:
             vector = model.encode([q["question"]])[0]
@@ -52,7 +91,7 @@ async def candidates(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) -> l
                     candidates=CANDIDATES,
                     vector=vector,
                 )
-                text = await search.hybrid_search(
+                lexical_hits = await search.hybrid_search(
                     session,
                     tenant_id,
                     q["question"],
@@ -61,44 +100,76 @@ async def candidates(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) -> l
                     candidates=CANDIDATES,
                     mode="text",
                 )
-            lexical = {h.chunk_id: h.score / search.TEXT_WEIGHT for h in text}
+                shares: dict[int, float] = dict(
+                    (
+                        await session.execute(
+                            text(_HEADING_SHARE),
+                            {
+                                "query": q["question"],
+                                "tenant": tenant_id,
+                                "ids": [h.chunk_id for h in pool],
+                            },
+                        )
+                    ).all()
+                )
+            # In text mode the score is the BM25 relative to the best match.
+            lexical = {h.chunk_id: h.score for h in lexical_hits}
             out.append(
-                {
-                    h.chunk_id: (
+                [
+                    Candidate(
                         h.uri,
-                        h.similarity,
-                        lexical.get(h.chunk_id),
+                        h.content,
+                        h.similarity or 0.0,
+                        lexical.get(h.chunk_id, 0.0),
+                        shares.get(h.chunk_id, 0.0),
                         h.vector_rank,
                         h.text_rank,
                     )
                     for h in pool
-                }
+                ]
             )
     finally:
         await engine.dispose()
     return out
 
 
-def ranked(pool: dict[int, Candidate], key: Callable[[Candidate], float]) -> list[str]:
-    return [c[0] for c in sorted(pool.values(), key=key, reverse=True)]
+Rule = Callable[[Candidate], float]
 
 
-def by_score(weight: float) -> Callable[[Candidate], float]:
-    return lambda c: (c[1] or 0.0) + weight * (c[2] or 0.0)
+def by_score(weight: float, heading: float = 0.0) -> Rule:
+    """The product's form: similarity + weight x relative BM25 (+ heading x share)."""
+    return lambda c: c.similarity + weight * c.lexical + heading * c.heading
 
 
-def by_gated(weight: float) -> Callable[[Candidate], float]:
+def by_gated(weight: float) -> Rule:
     """Full text only reorders what the vectors found too."""
-    return lambda c: (c[1] or 0.0) + (weight * (c[2] or 0.0) if c[3] else 0.0)
+    return lambda c: c.similarity + (weight * c.lexical if c.vector_rank else 0.0)
 
 
-def by_square(weight: float) -> Callable[[Candidate], float]:
+def by_square(weight: float) -> Rule:
     """Only near-best full-text matches count."""
-    return lambda c: (c[1] or 0.0) + weight * (c[2] or 0.0) ** 2
+    return lambda c: c.similarity + weight * c.lexical**2
 
 
-def by_rrf(weight: float, k: int = 60) -> Callable[[Candidate], float]:
-    return lambda c: (1 / (k + c[3]) if c[3] else 0) + (weight / (k + c[4]) if c[4] else 0)
+def by_rrf(weight: float, k: int = 60) -> Rule:
+    return lambda c: (
+        (1 / (k + c.vector_rank) if c.vector_rank else 0)
+        + (weight / (k + c.text_rank) if c.text_rank else 0)
+    )
+
+
+def outcome(
+    pool: list[Candidate], rule: Rule | None, relevant: set[str], answer: str | None
+) -> Outcome:
+    order = sorted(pool, key=rule, reverse=True) if rule else [c for c in pool if c.lexical]
+    if rule is None:
+        order.sort(key=lambda c: c.lexical, reverse=True)
+    uris = [c.uri for c in order]
+    return Outcome(
+        rank_of(uris, relevant),
+        list(dict.fromkeys(uris)),
+        answered([c.content for c in order], answer),
+    )
 
 
 _STOP = frozenset(
@@ -112,8 +183,8 @@ def _tokens(text: str) -> list[str]:
     return [w for w in re.findall(r"\w+", text.lower()) if w not in _STOP]
 
 
-async def reference_bm25(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) -> list[list[str]]:
-    """rank_bm25's Okapi BM25 over the same chunks: per question, the uris of its top 30."""
+async def reference_bm25(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) -> list[Outcome]:
+    """rank_bm25's Okapi BM25 over the same chunks (heading path and text)."""
     from rank_bm25 import BM25Okapi
     from sqlalchemy import text
 
@@ -126,7 +197,7 @@ async def reference_bm25(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) 
             rows = (
                 await session.execute(
                     text(
-                        "SELECT d.uri, c.heading_path || ' ' || c.content AS body "
+                        "SELECT d.uri, c.heading_path || ' ' || c.content AS body, c.content "
                         "FROM navigator_chunks c JOIN navigator_documents d "
                         "ON d.id = c.document_id WHERE c.tenant_id = :t"
                     ),
@@ -140,57 +211,60 @@ async def reference_bm25(tenant_id: uuid.UUID, questions: list[dict[str, Any]]) 
     for q in questions:
         scores = bm25.get_scores(_tokens(q["question"]))
         top = sorted(range(len(rows)), key=lambda i: scores[i], reverse=True)[:30]
-        out.append([rows[i].uri for i in top])
+        uris = [rows[i].uri for i in top]
+        out.append(
+            Outcome(
+                rank_of(uris, set(q["relevant"])),
+                list(dict.fromkeys(uris)),
+                answered([rows[i].content for i in top], q.get("answer")),
+            )
+        )
     return out
 
 
-def line(name: str, ranks: list[int | None]) -> str:
-    r5, r10, mrr = metrics(ranks)
-    return f"{name:<28}{r5:>10.3f}{r10:>11.3f}{mrr:>9.3f}"
+RULES: list[tuple[str, Rule | None]] = [
+    ("vector", by_score(0.0)),
+    ("text (product BM25)", None),
+    *[(f"similarity + {w} x BM25", by_score(w)) for w in (0.02, 0.05, 0.1, 0.15, 0.2)],
+    *[
+        (f"sim + {w} x BM25 + {h} x heading", by_score(w, h))
+        for w in (0.02, 0.05, 0.1)
+        for h in (0.02, 0.05, 0.1)
+    ],
+    *[(f"gated {w}", by_gated(w)) for w in (0.05, 0.1)],
+    *[(f"squared {w}", by_square(w)) for w in (0.05, 0.1, 0.2)],
+    *[(f"RRF text weight {w}", by_rrf(w)) for w in (0.3, 1.0)],
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, required=True, help="bench.search_quality's folder")
-    parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument("--corpus", choices=[*CORPORA, "all"], default="all")
     args = parser.parse_args()
-    questions = json.loads(args.questions.read_text())
+    chosen = list(CORPORA.values()) if args.corpus == "all" else [CORPORA[args.corpus]]
     with services(args.keep) as work:
-        state = asyncio.run(index(work))
-        tenant = uuid.UUID(state["tenant_id"])
-        pools = asyncio.run(candidates(tenant, questions))
-        reference = asyncio.run(reference_bm25(tenant, questions))
-    relevant = [set(q["relevant"]) for q in questions]
-    kinds = sorted({q["kind"] for q in questions})
-    print(f"\n{len(questions)} questions, {state['chunks']} chunks")
-    for kind in ("all", *kinds):
-        idx = [i for i, q in enumerate(questions) if kind in ("all", q["kind"])]
-        print(f"\n{kind} ({len(idx)})" + " " * 8 + "recall@5  recall@10   MRR@10")
-
-        def ranks(order: Callable[[int], list[str]], idx: list[int] = idx) -> list[int | None]:
-            return [rank_of(order(i), relevant[i]) for i in idx]
-
-        print(line("vector", ranks(lambda i: ranked(pools[i], by_score(0.0)))))
-        print(
-            line(
-                "text (product BM25)",
-                ranks(
-                    lambda i: ranked({k: v for k, v in pools[i].items() if v[2]}, lambda c: c[2])
-                ),
-            )
-        )
-        print(line("reference BM25 (rank_bm25)", ranks(lambda i: reference[i])))
-        for w in (0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3):
-            print(
-                line(
-                    f"similarity + {w} x BM25", ranks(lambda i, w=w: ranked(pools[i], by_score(w)))
+        for corpus in chosen:
+            questions = load_questions(corpus)
+            state = asyncio.run(index(work, corpus))
+            tenant = uuid.UUID(state["tenant_id"])
+            pools = asyncio.run(candidates(tenant, questions))
+            reference = asyncio.run(reference_bm25(tenant, questions))
+            print(f"\n== {corpus.title}: {len(questions)} questions, {state['chunks']} chunks")
+            print(f"{'':<36}" + "".join(f"{m:>15}" for m in METRICS))
+            rows = [("reference BM25 (rank_bm25)", reference)]
+            for name, rule in RULES:
+                rows.append(
+                    (
+                        name,
+                        [
+                            outcome(p, rule, set(q["relevant"]), q.get("answer"))
+                            for p, q in zip(pools, questions, strict=True)
+                        ],
+                    )
                 )
-            )
-        for w in (0.05, 0.1, 0.2):
-            print(line(f"gated {w}", ranks(lambda i, w=w: ranked(pools[i], by_gated(w)))))
-            print(line(f"squared {w}", ranks(lambda i, w=w: ranked(pools[i], by_square(w)))))
-        for w in (0.15, 0.3, 1.0):
-            print(line(f"RRF text weight {w}", ranks(lambda i, w=w: ranked(pools[i], by_rrf(w)))))
+            for name, outcomes in rows:
+                print(f"{name:<36}" + "".join(_cell(v, 15) for v in summary(questions, outcomes)))
 
 
 if __name__ == "__main__":

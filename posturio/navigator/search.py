@@ -9,6 +9,7 @@ distance in the outer query."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ from posturio.navigator.embedding import Embedder
 # fusion at 0.15: 0.901 / 0.964 / 0.830. In-sample, one corpus: 0.1 keeps recall@5 and
 # gains recall@10 at a cost in MRR (the text leg only helps lexical questions here).
 TEXT_WEIGHT = 0.1
+HEADING_WEIGHT = 0.0
 MARK_START, MARK_END = "[[", "]]"  # highlight markers: plain text, escaped by whoever renders
 
 
@@ -144,23 +146,38 @@ _NO_TEXT = """
 """
 
 # Both candidate lists fused by score (see TEXT_WEIGHT; a chunk found by full text alone
-# gets its similarity computed here), then the top hits' details and snippets (the
-# snippet marks every query word found). Ties keep the vector ranking's order.
+# gets its similarity computed here), plus HEADING_WEIGHT times the share of the
+# question's terms found in the chunk's page title and heading path; then the top hits'
+# details and snippets (the snippet marks every query word found). Ties keep the vector
+# ranking's order. In text mode the score is the relative BM25 alone (weights 1 and 0).
 _FUSED = f"""
 , pool AS (
     SELECT coalesce(v.id, t.id) AS id, v.r AS vector_rank, t.r AS text_rank, v.distance,
            t.bm25 / max(t.bm25) OVER () AS lexical
     FROM by_vector v FULL JOIN by_text t ON t.id = v.id
 ), fused AS (
-    SELECT b.id, b.vector_rank, b.text_rank,
-           coalesce(b.distance, c.embedding <=> CAST(:vector AS vector)) AS distance,
-           coalesce(1 - coalesce(b.distance, c.embedding <=> CAST(:vector AS vector)), 0)
-           + CAST(:text_weight AS float8) * coalesce(b.lexical, 0) AS score
+    SELECT b.id, b.vector_rank, b.text_rank, s.distance,
+           coalesce(1 - s.distance, 0) + CAST(:text_weight AS float8) * coalesce(b.lexical, 0)
+           + CAST(:heading_weight AS float8) * h.share AS score
     FROM pool b JOIN navigator_chunks c ON c.id = b.id
+    JOIN navigator_documents d ON d.id = c.document_id
+    CROSS JOIN q
+    CROSS JOIN LATERAL (
+        SELECT coalesce(b.distance, c.embedding <=> CAST(:vector AS vector)) AS distance
+    ) s
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN CAST(:heading_weight AS float8) = 0 OR cardinality(q.terms) = 0
+                    THEN 0.0
+                    ELSE count(*) FILTER (WHERE ht.v @@ term)::float8 / cardinality(q.terms)
+               END AS share
+        FROM (SELECT to_tsvector('english', coalesce(d.title, '') || ' ' || c.heading_path)
+              AS v) ht
+        LEFT JOIN unnest(q.terms) term ON true
+        GROUP BY ht.v
+    ) h
     WHERE c.tenant_id = :tenant
       AND (CAST(:floor AS float8) IS NULL OR CAST(:vector AS vector) IS NULL
-           OR 1 - coalesce(b.distance, c.embedding <=> CAST(:vector AS vector))
-              >= CAST(:floor AS float8))
+           OR 1 - s.distance >= CAST(:floor AS float8))
     ORDER BY score DESC, b.vector_rank NULLS LAST, b.text_rank
     LIMIT :k
 )
@@ -179,6 +196,18 @@ JOIN navigator_documents d ON d.id = c.document_id
 WHERE c.tenant_id = :tenant
 ORDER BY f.score DESC, f.vector_rank NULLS LAST, f.text_rank
 """  # noqa: S608
+
+
+# An option as a developer pastes it ("--force-with-lease", "rebase --onto", "-n"): its
+# leading "-" would be websearch syntax for "not", so it is quoted, which makes it the
+# phrase of its words ('force-with-leas' <-> 'forc' <2> 'leas'), matched whole. A dash
+# before a longer word ("python -snake") stays a negation.
+_OPTION = re.compile(r'(?<![\w"-])(--[A-Za-z][\w.-]*(?:=[^\s"]*)?|-[A-Za-z](?![\w-]))')
+
+
+def fulltext_query(query: str) -> str:
+    """The question as websearch_to_tsquery reads it, options quoted (see _OPTION)."""
+    return _OPTION.sub(r'"\1"', query)
 
 
 def _sql(mode: str, tail: str) -> str:
@@ -213,10 +242,9 @@ def _params(
         "kinds": [k.lower().lstrip(".") for k in filters.kinds] if filters.kinds else None,
         "since": filters.since,
         "groups": list(filters.groups) if filters.groups is not None else None,
-        "query": query,
+        "query": fulltext_query(query),
         "vector": _literal(vector) if vector is not None else None,
         "candidates": candidates,
-        "text_weight": TEXT_WEIGHT,
     }
 
 
@@ -274,6 +302,9 @@ async def hybrid_search(
             **_params(tenant_id, filters, query=query, vector=vector, candidates=candidates),
             "k": k,
             "floor": min_similarity,
+            # Text mode ranks by the lexical leg alone.
+            "text_weight": 1.0 if mode == "text" else TEXT_WEIGHT,
+            "heading_weight": 0.0 if mode == "text" else HEADING_WEIGHT,
         },
     )
     return [

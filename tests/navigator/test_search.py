@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from sqlalchemy import insert, text
 
+from posturio.navigator import search
+from posturio.navigator.embedding import Embedder
 from posturio.navigator.models import Chunk
-from posturio.navigator.search import Filters, vector_ids
+from posturio.navigator.search import Filters, hybrid_search, vector_ids
 from posturio.platform.db import tenant_session
 
 
@@ -117,7 +119,11 @@ async def test_hybrid_search_finds_answers_in_other_words(
     await http.aclose()
 
 
-async def _seed(owner_engine, tenant_id: uuid.UUID, vectors: np.ndarray) -> None:
+async def _seed(
+    owner_engine, tenant_id: uuid.UUID, vectors: np.ndarray, contents: list[str] | None = None
+) -> None:
+    """An approved source of one document whose chunks have these embeddings (and these
+    texts, else "chunk <i>"), as the indexer stores them."""
     source_id, document_id = uuid.uuid4(), uuid.uuid4()
     async with owner_engine.begin() as conn:
         await conn.execute(
@@ -144,7 +150,7 @@ async def _seed(owner_engine, tenant_id: uuid.UUID, vectors: np.ndarray) -> None
                     "document_id": document_id,
                     "ordinal": i,
                     "heading_path": "",
-                    "content": f"chunk {i}",
+                    "content": contents[i] if contents else f"chunk {i}",
                     "content_hash": "x",
                     "model": "synthetic",
                     "embedding": v,
@@ -186,3 +192,97 @@ async def test_filtered_hnsw_recall_for_a_small_tenant(make_tenant, owner_engine
         recalls.append(len(exact & set(ordinals)) / 10)
     assert len(ids) == 50  # the filter did not starve the result
     assert sum(recalls) / len(recalls) >= 0.95, recalls
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _at_similarity(query: np.ndarray, similarity: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector whose cosine similarity to the unit `query` is `similarity`."""
+    other = rng.normal(size=query.shape)
+    other = _unit(other - (other @ query) * query)
+    return _unit(similarity * query + np.sqrt(1 - similarity**2) * other)
+
+
+async def _search(sessionmaker, tenant_id: uuid.UUID, query: str, **kw: Any) -> list:
+    async with tenant_session(sessionmaker, tenant_id) as session:
+        return await hybrid_search(session, tenant_id, query, kw.pop("embedder", None), **kw)
+
+
+@pytest.mark.timeout(120)
+async def test_lexical_leg_matches_identifiers_and_options_whole(
+    make_tenant, owner_engine, sessionmaker
+):
+    texts = [
+        "Run pg_dump with several jobs to dump a large database faster.",
+        "The dump of a pg cluster is slow; more jobs do not help.",
+        "git stash pop applies the stashed changes and drops the stash.",
+        "Use --index to restore the index as well as the working tree.",
+        "Pushing with --force-with-lease refuses to overwrite work you have not seen.",
+        "A forced push overwrites the remote branch; lease your car elsewhere.",
+    ]
+    t = await make_tenant()
+    rng = np.random.default_rng(3)
+    await _seed(owner_engine, t.id, np.stack([_unit(rng.normal(size=384)) for _ in texts]), texts)
+
+    async def text_hits(query: str) -> list[str]:
+        return [h.content for h in await _search(sessionmaker, t.id, query, mode="text")]
+
+    # An identifier is matched whole: its words apart elsewhere do not count.
+    assert await text_hits("pg_dump") == [texts[0]]
+    assert await text_hits("--force-with-lease") == [texts[4]]
+    # An option is a term like any other, not websearch's "-" (not): each term of the
+    # question is scored, and the chunk with the option is found without the other words.
+    hits = await text_hits("stash pop --index")
+    assert set(hits) == {texts[2], texts[3]}
+
+
+@pytest.mark.timeout(120)
+async def test_a_weak_text_match_cannot_outrank_a_strong_vector_match(
+    make_tenant, owner_engine, sessionmaker
+):
+    rng = np.random.default_rng(5)
+    query = _unit(rng.normal(size=384))
+    texts = [
+        "Employees receive thirty days of paid annual leave each calendar year.",
+        "Vacation tracker: get the time sheet template from the shared drive.",
+    ]
+    # The answer is close in meaning but shares no word with the question; the other
+    # chunk has every word of the question and little of its meaning. Any gap in
+    # similarity above the lexical leg's whole weight must decide.
+    gap = search.TEXT_WEIGHT + search.HEADING_WEIGHT + 0.02
+    vectors = np.stack([_at_similarity(query, 0.45 + gap, rng), _at_similarity(query, 0.45, rng)])
+    t = await make_tenant()
+    await _seed(owner_engine, t.id, vectors, texts)
+
+    # One vector candidate: the other chunk is found by full text alone.
+    hits = await _search(sessionmaker, t.id, "vacation time get", vector=query, candidates=1)
+    assert [h.content for h in hits] == texts
+    assert hits[1].text_rank == 1 and hits[1].vector_rank is None
+    assert hits[0].vector_rank == 1 and hits[0].text_rank is None
+
+
+@pytest.mark.timeout(300)
+async def test_a_nonsense_query_finds_nothing_above_the_relevance_floor(
+    make_tenant, owner_engine, sessionmaker, settings
+):
+    model = Embedder()
+    texts = [
+        "Every employee is entitled to thirty days of paid annual leave per year.",
+        "IT hands out a laptop on your first day; report a broken one to the service desk.",
+        "Parking permits for the garage are issued by facilities.",
+    ]
+    t = await make_tenant()
+    await _seed(owner_engine, t.id, model.encode(texts), texts)
+    floor = settings.navigator_min_similarity
+
+    hits = await _search(
+        sessionmaker, t.id, "zqxv wlorft prandle", embedder=model, min_similarity=floor
+    )
+    assert hits == []
+    # The floor keeps a real question's answer.
+    hits = await _search(
+        sessionmaker, t.id, "how much vacation do I get?", embedder=model, min_similarity=floor
+    )
+    assert hits and hits[0].content == texts[0]
