@@ -213,6 +213,8 @@ def main() -> None:
             "POSTURIO_LOG_LEVEL": "warning",
             "POSTURIO_ROUTE_CACHE_TTL_S": "3600",
             "POSTURIO_API_KEY_CACHE_TTL_S": "3600",
+            # The chat path is measured: no embedding model loading on a core meanwhile.
+            "POSTURIO_EMBEDDINGS_WARMUP": "false",
         }
         gateway = spawn([sys.executable, "-m", "posturio.cli", "serve"], env)
         spawn([sys.executable, "-m", "posturio.cli", "worker", "--threads", "2"], env)

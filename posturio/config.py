@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(3, ge=1, le=100)
     breaker_cooldown_s: float = Field(30.0, ge=0, le=3600)
     web_workers: int = Field(1, ge=1, le=64)
+    # Load the built-in embedding model in the background at start (each API process,
+    # ~500 MB), so that the first /v1/embeddings or Navigator question does not wait ~10 s.
+    embeddings_warmup: bool = True
     # A request body must arrive within this long (slow-drip bodies hold a worker).
     body_read_timeout_s: float = Field(30.0, gt=0, le=600)
     # Throttles for every tenant on the standard plan (unset: none).

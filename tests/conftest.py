@@ -64,6 +64,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         "POSTURIO_ENVIRONMENT": "test",
         "POSTURIO_LOG_JSON": "true",
         "POSTURIO_LOG_LEVEL": "warning",
+        # Each app and server of the run would load the model (~10 s of CPU, ~500 MB);
+        # the tests that embed load it on first use (the warm-up has its own test).
+        "POSTURIO_EMBEDDINGS_WARMUP": "false",
     }
     os.environ.update(env)
     try:

