@@ -22,17 +22,8 @@ from posturio.config import Settings
 from posturio.gateway.decode import parse
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.segments import Segment, response_segments
-from posturio.gateway.limits import (
-    DAY_MS,
-    MICRO,
-    Check,
-    Limiter,
-    Reservation,
-    bucket,
-    key_tag,
-    month_end_ms,
-    window,
-)
+from posturio.gateway.admission import THOUSAND, checks_for
+from posturio.gateway.limits import Limiter, Reservation
 from posturio.gateway.metrics import upstream_attempts
 from posturio.gateway.policy.evaluate import CompiledPolicy, Context, Labels, Verdict, redact
 from posturio.gateway.policy.evaluate import snapshot as redacted_snapshot
@@ -59,7 +50,6 @@ from posturio.platform.tenant_cache import TenantCache
 
 log = structlog.get_logger("posturio.gateway")
 R = TypeVar("R")
-THOUSAND = Decimal(1000)
 DEFAULT_MAX_OUTPUT = 1024  # for budget reservations when the caller sets no max_tokens
 
 
@@ -290,110 +280,15 @@ class Gateway:
         """Every limit that applies to the request, consumed in one atomic Redis call."""
         key = call.key
         assert key is not None
-        tier = self.tier(call)
-        now_ms = int(time.time() * 1000)
-        tag = key_tag(str(key.id))
-        checks: list[Check] = []
-        if key.rpm_limit:
-            checks.append(
-                bucket(
-                    f"{tag}:rpm",
-                    key.rpm_limit,
-                    None,
-                    f"over this key's requests per minute limit ({key.rpm_limit})",
-                )
-            )
-        if tier.key_per_minute:
-            checks.append(
-                bucket(
-                    f"{tag}:throttle",
-                    tier.key_per_minute,
-                    None,
-                    f"over this plan's rate of {tier.key_per_minute:g} requests per minute per key",
-                )
-            )
-        if tier.ip_per_minute and call.client_ip:
-            checks.append(
-                bucket(
-                    f"posturio:ip:{call.client_ip}",
-                    tier.ip_per_minute,
-                    None,
-                    f"over the rate of {tier.ip_per_minute:g} requests per minute from one address",
-                )
-            )
-        if tier.tenant_per_minute:
-            checks.append(
-                bucket(
-                    f"posturio:tenant:{key.tenant_id}",
-                    tier.tenant_per_minute,
-                    None,
-                    f"over this plan's rate of {tier.tenant_per_minute:g} requests per minute "
-                    "per organisation",
-                )
-            )
-        estimate = prompt_tokens + max_out
-        if key.tpm_limit:
-            minute, left = window(now_ms, 60_000)
-            checks.append(
-                Check(
-                    f"{tag}:tpm:{minute}",
-                    "c",
-                    key.tpm_limit,
-                    estimate,
-                    120_000,
-                    f"over this key's tokens per minute limit ({key.tpm_limit})",
-                    resets_ms=left,
-                    reconciled="tokens",
-                )
-            )
-        if tier.requests_per_day or tier.tokens_per_day:
-            day, left = window(now_ms, DAY_MS)
-            if tier.requests_per_day:
-                checks.append(
-                    Check(
-                        f"{tag}:rpd:{day}",
-                        "c",
-                        tier.requests_per_day,
-                        1,
-                        2 * DAY_MS,
-                        f"this key's daily limit of {tier.requests_per_day} requests is used up",
-                        code="daily_limit_exceeded",
-                        resets_ms=left,
-                    )
-                )
-            if tier.tokens_per_day:
-                checks.append(
-                    Check(
-                        f"{tag}:tpd:{day}",
-                        "c",
-                        tier.tokens_per_day,
-                        estimate,
-                        2 * DAY_MS,
-                        f"this key's daily limit of {tier.tokens_per_day} tokens is used up",
-                        code="daily_limit_exceeded",
-                        resets_ms=left,
-                        reconciled="tokens",
-                    )
-                )
-        if key.monthly_budget_usd:
-            reserve = (
-                Decimal(prompt_tokens) * route.max_input_price
-                + Decimal(max_out) * route.max_output_price
-            ) / THOUSAND
-            month = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m")
-            checks.append(
-                Check(
-                    f"{tag}:spend:{month}",
-                    "c",
-                    int(key.monthly_budget_usd * MICRO),
-                    int(reserve * MICRO),
-                    40 * DAY_MS,
-                    f"this key's monthly budget of ${key.monthly_budget_usd} is spent",
-                    code="budget_exceeded",
-                    resets_ms=month_end_ms(now_ms),
-                    reconciled="spend",
-                )
-            )
+        checks = checks_for(
+            key,
+            self.tier(call),
+            route,
+            client_ip=call.client_ip,
+            prompt_tokens=prompt_tokens,
+            max_out=max_out,
+            now_ms=int(time.time() * 1000),
+        )
         call.reservation = await self.limiter.admit(
             str(key.id), checks, fail_open=key.limits_fail_open
         )
