@@ -25,7 +25,14 @@ from posturio.gateway.inspection.segments import Segment, response_segments
 from posturio.gateway.admission import THOUSAND, checks_for
 from posturio.gateway.limits import Limiter, Reservation
 from posturio.gateway.metrics import upstream_attempts
-from posturio.gateway.policy.evaluate import CompiledPolicy, Context, Labels, Verdict, redact
+from posturio.gateway.policy.evaluate import (
+    CompiledPolicy,
+    Context,
+    Labels,
+    Verdict,
+    masked_segments,
+    redact,
+)
 from posturio.gateway.policy.evaluate import snapshot as redacted_snapshot
 from posturio.gateway.policy.stream import Guard, StreamGuard
 from posturio.gateway.providers.base import (
@@ -42,7 +49,12 @@ from posturio.gateway.routing import Breakers, ResolvedRoute, RouteCache, plan
 from posturio.gateway.schemas import ChatShape, EmbeddingsShape
 from posturio.gateway.tiers import Tier
 from posturio.gateway.tokens import estimate_prompt, estimate_text
-from posturio.gateway.usage import DecisionRecord, UsageRecord, UsageRecorder
+from posturio.gateway.usage import (
+    DecisionRecord,
+    DeferredClassification,
+    UsageRecord,
+    UsageRecorder,
+)
 from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import CachedKey, KeyAuthenticator
 from posturio.platform.models import Scope
@@ -84,6 +96,7 @@ class Call:
     hits: list[dict[str, Any]] | None = None  # every finding, for the playground's panel
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[DecisionRecord] | None = None
+    classify: DeferredClassification | None = None  # the classifier, after the request
     finished: bool = False  # metered (a broken stream is seen by the relay and by serve)
     metered: bool = True  # listings and token counts are not generations: no usage record
 
@@ -303,6 +316,13 @@ class Gateway:
         assert call.key is not None
         policy = call.policy = await self.policies.get(call.key.tenant_id)
         verdict = await policy.evaluate_off_loop(segments, call.context("input"))
+        deferred = policy.defers_classification(call.context("input"))
+        if deferred is not None:  # masked before any redaction rewrites the segments
+            texts = [[w, t] for w, t in masked_segments(segments, verdict) if t.strip()]
+            if texts:
+                call.classify = DeferredClassification(
+                    deferred.id, policy.id, policy.version, texts
+                )
         if not verdict.hits:
             return route
         call.findings = verdict.findings_header()
@@ -557,6 +577,7 @@ class Gateway:
                 attempt_log=call.attempt_log or None,
                 finding_types=[h["category"] for h in call.hits] if call.hits else None,
                 decisions=call.decisions,
+                classify=call.classify,
             )
         )
         await self.limiter.reconcile(

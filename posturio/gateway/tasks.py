@@ -1,5 +1,6 @@
 """Gateway jobs: drain the usage stream into Postgres (scheduled every second); classify a
-served request for prompt injection after the fact (classify_injection)."""
+served request for prompt injection after the fact (classify_injection, enqueued by the
+drain once the request's row is committed)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,17 @@ from posturio.gateway.policy.evaluate import (
     clip,
     fingerprint_key,
 )
-from posturio.gateway.usage import GROUP, STREAM, consumer_name, ensure_group, parse_entries, store
+from posturio.gateway.usage import (
+    GROUP,
+    STREAM,
+    UsageRecord,
+    consumer_name,
+    ensure_group,
+    parse_entries,
+    store,
+)
 from posturio.platform.jobs.actors import system_actor, tenant_actor
+from posturio.platform.jobs.outbox import defer
 from posturio.platform.jobs.runtime import resources, unit_of_work
 from posturio.platform.repository import scoped
 
@@ -38,6 +48,9 @@ async def _process(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
     for tenant_id, rows in by_tenant.items():
         async with unit_of_work(tenant_id) as session:
             stored += await store(session, rows)
+            for r in rows:
+                if r.classify is not None:  # sent once this transaction commits
+                    defer(session, classify_injection, str(tenant_id), *_deferred(r))
     # Acknowledge only after every tenant's transaction committed: a crash before this
     # line leaves the entries pending, and they are claimed again (inserts are idempotent).
     ids = [entry_id for entry_id, _ in entries]
@@ -78,6 +91,21 @@ async def drain_usage() -> None:
 # ------------------------------------------------------------ injection classifier, deferred
 
 
+def _deferred(r: UsageRecord) -> tuple[str, dict[str, Any], list[list[str]]]:
+    """classify_injection's arguments for a stored request that owes the classifier."""
+    assert r.classify is not None
+    call = {
+        "occurred_at": r.occurred_at.isoformat(),
+        "key_id": str(r.key_id) if r.key_id else None,
+        "alias": r.alias,
+        "origin": r.origin,
+        "policy_id": str(r.classify.policy_id) if r.classify.policy_id else None,
+        "policy_version": r.classify.policy_version,
+        "rule_id": r.classify.rule_id,
+    }
+    return r.request_id, call, r.classify.segments
+
+
 class UsageNotStoredYet(Exception):
     """The request's usage record (and any decision it carries) is not drained yet."""
 
@@ -92,6 +120,7 @@ async def classify_injection(
     """The injection classifier on a request already served (its policy flags injection
     and blocks or reroutes on none, so the model did not run inline). When it fires, the
     request's input decision gains the finding, or one is created: a review-queue item.
+    Enqueued by the usage drain (_process) after the request's row commits.
 
     `call`: occurred_at (ISO), key_id, alias, origin, policy_id, policy_version, rule_id
     (the flag rule). `segments`: [where, text] with every detected value already masked

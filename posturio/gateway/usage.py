@@ -52,6 +52,18 @@ class DecisionRecord(msgspec.Struct, omit_defaults=True):
     snapshot: str
 
 
+class DeferredClassification(msgspec.Struct):
+    """The injection classifier, owed after the request (its policy flags injection and
+    blocks or reroutes on none): the flagging rule and the prompt with every detected
+    value masked (policy.evaluate.masked_segments), as [where, text] pairs. The drain
+    enqueues tasks.classify_injection once the request's row is committed."""
+
+    rule_id: str
+    policy_id: uuid.UUID | None
+    policy_version: int
+    segments: list[list[str]]
+
+
 class UsageRecord(msgspec.Struct, omit_defaults=True):
     tenant_id: uuid.UUID
     request_id: str
@@ -75,9 +87,10 @@ class UsageRecord(msgspec.Struct, omit_defaults=True):
     attempt_log: list[dict[str, Any]] | None = None  # per attempt: deployment, outcome, ms
     finding_types: list[str] | None = None  # a category per finding (repeats count)
     decisions: list[DecisionRecord] | None = None
+    classify: DeferredClassification | None = None
 
 
-COLUMNS = [f for f in UsageRecord.__struct_fields__ if f != "decisions"]
+COLUMNS = [f for f in UsageRecord.__struct_fields__ if f not in ("decisions", "classify")]
 _encode_batch = msgspec.json.Encoder().encode
 _decode_batch = msgspec.json.Decoder(list[UsageRecord]).decode
 

