@@ -36,7 +36,7 @@ from posturio.console.routes import RoutesPage
 from posturio.console.sources import SourcesPage
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
-from posturio.gateway.cases_api import CasesApi
+from posturio.gateway.investigations_api import InvestigationsApi
 from posturio.gateway.policy.api import PolicyApi
 from posturio.gateway.setup import build_gateway
 from posturio.navigator.answers import NAVIGATOR_ALIAS, Answerer, answer_endpoint
@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminApi,
             GatewayAdminApi,
             PolicyApi,
-            CasesApi,
+            InvestigationsApi,
             NavigatorApi,
             NavigatorReaderApi,
             answer_endpoint,

@@ -15,7 +15,7 @@ from posturio.console.forms import form, text
 from posturio.console.frame import ConsoleController, flash, page
 from posturio.console.people import names
 from posturio.console.review import reviewers
-from posturio.gateway import investigations as cases
+from posturio.gateway import investigations
 from posturio.gateway.models import PolicyDecision, UsageEvent
 from posturio.gateway.request_log import RequestFilter
 from posturio.platform.dependencies import Caller, Db
@@ -41,7 +41,7 @@ class InvestigationsPage(ConsoleController):
             principal,
             "console/investigations.html",
             active="Investigations",
-            items=await cases.listing(db, principal, status or None),
+            items=await investigations.listing(db, principal, status or None),
             status=status,
             statuses=STATUSES,
             people=await reviewers(db, principal),
@@ -50,8 +50,10 @@ class InvestigationsPage(ConsoleController):
     @post("/", status_code=303)
     async def create(self, request: Request[Any, Any, Any], db: Db, principal: Caller) -> Redirect:
         data = await form(request)
-        case = await cases.create(
-            db, principal, cases.InvestigationIn(text(data, "title") or "Untitled investigation")
+        case = await investigations.create(
+            db,
+            principal,
+            investigations.InvestigationIn(text(data, "title") or "Untitled investigation"),
         )
         return Redirect(f"/console/investigations/{case.id}", status_code=303)
 
@@ -59,7 +61,7 @@ class InvestigationsPage(ConsoleController):
     async def detail(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, case_id: FromPath[str]
     ) -> Template:
-        case = await cases.get(db, principal, case_id)
+        case = await investigations.get(db, principal, case_id)
         ids = [link.request_id for link in case.links]
         events = (
             (
@@ -111,15 +113,15 @@ class InvestigationsPage(ConsoleController):
         data = await form(request)
         action = text(data, "action")
         if action == "note":
-            await cases.add_note(db, principal, case_id, text(data, "body"))
+            await investigations.add_note(db, principal, case_id, text(data, "body"))
             message = "Note added."
         elif action == "update":
             who = text(data, "assignee_id")
-            await cases.update(
+            await investigations.update(
                 db,
                 principal,
                 case_id,
-                cases.UpdateIn(
+                investigations.UpdateIn(
                     status=text(data, "status") or None,  # type: ignore[arg-type]
                     assignee_id=uuid.UUID(who) if who else None,
                     unassign=not who,
@@ -128,15 +130,15 @@ class InvestigationsPage(ConsoleController):
             message = "Investigation updated."
         elif action == "view":
             filters = RequestFilter.parse({k: v for k, v in data.items() if k != "name"})
-            await cases.save_view(
-                db, principal, case_id, cases.ViewIn(text(data, "name") or "view", filters)
+            await investigations.save_view(
+                db, principal, case_id, investigations.ViewIn(text(data, "name") or "view", filters)
             )
             message = "View saved."
         elif action == "link":
             ids = [
                 i.strip() for i in text(data, "request_ids").replace(",", " ").split() if i.strip()
             ]
-            added = await cases.link(db, principal, case_id, ids)
+            added = await investigations.link(db, principal, case_id, ids)
             message = f"{len(added)} request(s) linked."
         else:
             message = "Unknown action."

@@ -15,8 +15,7 @@ from posturio.console.export import EXPORT_BATCH, export_format, export_response
 from posturio.console.forms import form, many, text
 from posturio.console.frame import ConsoleController, flash, page
 from posturio.console.people import names
-from posturio.gateway import investigations as cases
-from posturio.gateway import request_log
+from posturio.gateway import investigations, request_log
 from posturio.gateway.models import SavedView
 from posturio.gateway.request_log import RequestFilter
 from posturio.platform import audit
@@ -31,7 +30,7 @@ async def _filter(
 ) -> tuple[RequestFilter, SavedView | None]:
     """The filter in the query string, or the one a saved view keeps."""
     if view:
-        saved = await cases.view(db, principal, view)
+        saved = await investigations.view(db, principal, view)
         return RequestFilter.parse(saved.filters), saved
     return RequestFilter.parse(dict(request.query_params)), None
 
@@ -57,7 +56,7 @@ class RequestsPage(ConsoleController):
         found = await request_log.browse(db, principal, f, before=before, after=after, limit=limit)
         query = {**f.query(), **({"view": view} if view else {})}
         pages = {**query, **({"limit": str(limit)} if limit != PAGE_SIZE else {})}
-        open_cases = await cases.listing(db, principal, "open")
+        open_cases = await investigations.listing(db, principal, "open")
         return await page(
             request,
             db,
@@ -117,7 +116,7 @@ class RequestsPage(ConsoleController):
             shown=request_log.shown_decision,
             decisions=decisions,
             names=await names(db, principal.tenant_id, [d.reviewed_by for d in decisions]),
-            cases=await cases.listing(db, principal, "open"),
+            cases=await investigations.listing(db, principal, "open"),
         )
 
     @post("/investigate", status_code=303)
@@ -131,9 +130,15 @@ class RequestsPage(ConsoleController):
             raise PosturioError("tick at least one request")
         case_id = text(data, "case_id")
         if case_id:
-            await cases.link(db, principal, case_id, ids)
+            await investigations.link(db, principal, case_id, ids)
         else:
             title = text(data, "title") or f"Requests {ids[0][:8]}…"
-            case_id = str((await cases.create(db, principal, cases.InvestigationIn(title, ids))).id)
+            case_id = str(
+                (
+                    await investigations.create(
+                        db, principal, investigations.InvestigationIn(title, ids)
+                    )
+                ).id
+            )
         flash(request, f"{len(ids)} request(s) added to the investigation")
         return Redirect(f"/console/investigations/{case_id}", status_code=303)

@@ -14,8 +14,7 @@ from litestar.response import Redirect, Template
 
 from posturio.console.forms import form, many, text
 from posturio.console.frame import ConsoleController, flash, page
-from posturio.gateway import investigations as cases
-from posturio.gateway import review
+from posturio.gateway import investigations, review
 from posturio.gateway.policy import store
 from posturio.gateway.policy.api import policy_changed
 from posturio.platform.dependencies import Caller, Db
@@ -136,10 +135,10 @@ class ReviewPage(ConsoleController):
             message = "Assigned." if who else "Unassigned."
         elif action == "escalate":
             row = await store.decision(db, principal, decision_id)
-            case = await cases.create(
+            case = await investigations.create(
                 db,
                 principal,
-                cases.InvestigationIn(
+                investigations.InvestigationIn(
                     f"Escalated: {row.action} by {row.rule_id or 'policy'} ({row.request_id[:8]})",
                     [row.request_id],
                 ),

@@ -52,7 +52,7 @@ class UpdateIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 
 @dataclass(slots=True)
-class Case:
+class InvestigationDetail:
     investigation: Investigation
     links: list[InvestigationLink]
     notes: list[InvestigationNote]
@@ -206,14 +206,14 @@ async def view(session: AsyncSession, principal: Principal, view_id: str) -> Sav
     return await get_scoped(session, SavedView, principal.tenant_id, view_id, "saved view")
 
 
-async def get(session: AsyncSession, principal: Principal, case_id: str) -> Case:
+async def get(session: AsyncSession, principal: Principal, case_id: str) -> InvestigationDetail:
     case = await _get(session, principal, case_id)
 
     async def rows(model: Any, order: Any) -> list[Any]:
         stmt = scoped(model, principal.tenant_id).where(model.investigation_id == case.id)
         return list((await session.scalars(stmt.order_by(order))).all())
 
-    return Case(
+    return InvestigationDetail(
         case,
         await rows(InvestigationLink, InvestigationLink.added_at),
         await rows(InvestigationNote, InvestigationNote.created_at),

@@ -12,8 +12,7 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from posturio.gateway import investigations as cases
-from posturio.gateway import request_log, review
+from posturio.gateway import investigations, request_log, review
 from posturio.gateway.api import event_out
 from posturio.gateway.models import Investigation
 from posturio.gateway.policy.api import DecisionOut, decision_out, policy_changed
@@ -112,7 +111,7 @@ class InvestigationOut(msgspec.Struct):
     updated_at: datetime
 
 
-class CaseOut(msgspec.Struct):
+class InvestigationDetailOut(msgspec.Struct):
     investigation: InvestigationOut
     request_ids: list[str]
     timeline: list[dict[str, Any]]
@@ -131,8 +130,8 @@ def investigation_out(i: Investigation) -> InvestigationOut:
     )
 
 
-def case_out(case: cases.Case) -> CaseOut:
-    return CaseOut(
+def detail_out(case: investigations.InvestigationDetail) -> InvestigationDetailOut:
+    return InvestigationDetailOut(
         investigation_out(case.investigation),
         [link.request_id for link in case.links],
         [
@@ -143,7 +142,7 @@ def case_out(case: cases.Case) -> CaseOut:
     )
 
 
-class CasesApi(Controller):
+class InvestigationsApi(Controller):
     path = "/api"
     tags = ["review"]
     dependencies = {"principal": Provide(provide_api_principal), "db": Provide(provide_tenant_db)}
@@ -225,25 +224,31 @@ class CasesApi(Controller):
     async def list_cases(
         self, db: Db, principal: Caller, status: FromQuery[str | None] = None
     ) -> list[InvestigationOut]:
-        return [investigation_out(i) for i in await cases.listing(db, principal, status)]
+        return [investigation_out(i) for i in await investigations.listing(db, principal, status)]
 
     @post("/investigations", summary="Open an investigation, optionally with requests")
     async def create_case(
-        self, db: Db, principal: Caller, data: JSONBody[cases.InvestigationIn]
-    ) -> CaseOut:
-        case = await cases.create(db, principal, data)
-        return case_out(await cases.get(db, principal, str(case.id)))
+        self, db: Db, principal: Caller, data: JSONBody[investigations.InvestigationIn]
+    ) -> InvestigationDetailOut:
+        case = await investigations.create(db, principal, data)
+        return detail_out(await investigations.get(db, principal, str(case.id)))
 
     @get("/investigations/{case_id:str}", summary="One investigation with its timeline")
-    async def get_case(self, db: Db, principal: Caller, case_id: FromPath[str]) -> CaseOut:
-        return case_out(await cases.get(db, principal, case_id))
+    async def get_case(
+        self, db: Db, principal: Caller, case_id: FromPath[str]
+    ) -> InvestigationDetailOut:
+        return detail_out(await investigations.get(db, principal, case_id))
 
     @patch("/investigations/{case_id:str}", summary="Status, assignee or title")
     async def update_case(
-        self, db: Db, principal: Caller, case_id: FromPath[str], data: JSONBody[cases.UpdateIn]
-    ) -> CaseOut:
-        await cases.update(db, principal, case_id, data)
-        return case_out(await cases.get(db, principal, case_id))
+        self,
+        db: Db,
+        principal: Caller,
+        case_id: FromPath[str],
+        data: JSONBody[investigations.UpdateIn],
+    ) -> InvestigationDetailOut:
+        await investigations.update(db, principal, case_id, data)
+        return detail_out(await investigations.get(db, principal, case_id))
 
     @post("/investigations/{case_id:str}/requests", summary="Link requests")
     async def link(
@@ -251,21 +256,29 @@ class CasesApi(Controller):
         db: Db,
         principal: Caller,
         case_id: FromPath[str],
-        data: JSONBody[list[cases.RequestId]],
-    ) -> CaseOut:
-        await cases.link(db, principal, case_id, data)
-        return case_out(await cases.get(db, principal, case_id))
+        data: JSONBody[list[investigations.RequestId]],
+    ) -> InvestigationDetailOut:
+        await investigations.link(db, principal, case_id, data)
+        return detail_out(await investigations.get(db, principal, case_id))
 
     @post("/investigations/{case_id:str}/notes", summary="Add a note to the timeline")
     async def note(
-        self, db: Db, principal: Caller, case_id: FromPath[str], data: JSONBody[cases.NoteIn]
-    ) -> CaseOut:
-        await cases.add_note(db, principal, case_id, data.body)
-        return case_out(await cases.get(db, principal, case_id))
+        self,
+        db: Db,
+        principal: Caller,
+        case_id: FromPath[str],
+        data: JSONBody[investigations.NoteIn],
+    ) -> InvestigationDetailOut:
+        await investigations.add_note(db, principal, case_id, data.body)
+        return detail_out(await investigations.get(db, principal, case_id))
 
     @post("/investigations/{case_id:str}/views", summary="Save a view of the request log")
     async def save_view(
-        self, db: Db, principal: Caller, case_id: FromPath[str], data: JSONBody[cases.ViewIn]
-    ) -> CaseOut:
-        await cases.save_view(db, principal, case_id, data)
-        return case_out(await cases.get(db, principal, case_id))
+        self,
+        db: Db,
+        principal: Caller,
+        case_id: FromPath[str],
+        data: JSONBody[investigations.ViewIn],
+    ) -> InvestigationDetailOut:
+        await investigations.save_view(db, principal, case_id, data)
+        return detail_out(await investigations.get(db, principal, case_id))
