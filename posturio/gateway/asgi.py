@@ -344,7 +344,7 @@ async def models(gateway: Gateway, call: Call, body: bytes, send: Send) -> None:
 
 Handler = Callable[[Gateway, Call, bytes, Send], Awaitable[None]]
 # path -> (method, endpoint, dialect of its answers and errors, handler)
-ROUTES: dict[str, tuple[str, str, str, Handler]] = {
+ENDPOINTS: dict[str, tuple[str, str, str, Handler]] = {
     "/chat/completions": ("POST", "chat.completions", "chat", chat_completions),
     "/messages": ("POST", "messages", "messages", messages),
     "/messages/count_tokens": ("POST", "messages.count_tokens", "messages", count_tokens),
@@ -446,7 +446,7 @@ class GatewayASGI:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         gateway: Gateway = (self._app or scope["app"]).state.gateway
         path = scope["path"].removeprefix("/v1").rstrip("/") or "/"
-        method, endpoint, dialect, handler = ROUTES.get(path, ("", "unknown", "chat", None))
+        method, endpoint, dialect, handler = ENDPOINTS.get(path, ("", "unknown", "chat", None))
         # An Anthropic client: its envelope for errors and listings, its API version and
         # betas for a native upstream.
         forward = {
