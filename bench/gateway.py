@@ -6,7 +6,12 @@ concurrency 1), its memory after 100k requests, and the cost of prompt inspectio
 same server with the default policy against a tenant whose policy has no rules (nothing
 inspected), on the short prompt and on a 2 KB one.
 
+With `--baseline REF` (e.g. HEAD~1), a second Posturio server runs the code of that
+commit against the same database, upstream and key, in alternating rounds with this
+tree's: the same-run comparison a change to the request path is judged by.
+
 Run: .venv/bin/python -m bench.gateway [--duration 10] [--workers 2] [--no-litellm]
+     [--baseline REF]
 Nothing is asserted; figures are printed with their ratios.
 """
 
@@ -133,6 +138,16 @@ def ensure_litellm() -> Path:
     return exe
 
 
+def checkout(ref: str) -> Path:
+    """The posturio package as it was at `ref`, in a directory of its own."""
+    where = Path(tempfile.mkdtemp(prefix="posturio-baseline-"))
+    archive = subprocess.run(
+        ["git", "archive", ref, "posturio"], cwd=ROOT.parent, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    return where
+
+
 async def make_tenant(settings: Settings, name: str) -> str:
     engine = create_engine(settings)
     async with create_sessionmaker(engine)() as session, session.begin():
@@ -171,6 +186,7 @@ def main() -> None:
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--baseline", metavar="REF", help="also run this commit's server")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -217,6 +233,16 @@ def main() -> None:
             "POSTURIO_EMBEDDINGS_WARMUP": "false",
         }
         gateway = spawn([sys.executable, "-m", "posturio.cli", "serve"], env)
+        baseline_url = None
+        if args.baseline:
+            bl_port = free_port()
+            # The commit's package first on the path: it shadows this tree's editable install.
+            spawn(
+                [sys.executable, "-m", "posturio.cli", "serve"],
+                {**env, "POSTURIO_PORT": str(bl_port), "PYTHONPATH": str(checkout(args.baseline))},
+            )
+            wait_http(f"http://127.0.0.1:{bl_port}/readyz")
+            baseline_url = f"http://127.0.0.1:{bl_port}/v1/chat/completions"
         spawn([sys.executable, "-m", "posturio.cli", "worker", "--threads", "2"], env)
         spawn(
             [
@@ -268,6 +294,8 @@ def main() -> None:
             "Posturio": (gateway_url, key),
             "Posturio, no policy": (gateway_url, bare_key),
         }
+        if baseline_url:
+            targets[f"Posturio @{args.baseline}"] = (baseline_url, key)
         if not args.no_litellm:
             exe = ensure_litellm()
             cfg = Path(tempfile.mkdtemp()) / "litellm.yaml"
@@ -317,7 +345,9 @@ def main() -> None:
             ("streaming", STREAM_BODY),
             ("2 KB prompt", BODY_2KB),
         ):
-            rounds: dict[str, list[float]] = {"Posturio": [], "Posturio, no policy": []}
+            rounds: dict[str, list[float]] = {
+                name: [] for name in targets if name.startswith("Posturio")
+            }
             for _ in range(args.rounds):
                 for name in rounds:
                     url, k = targets[name]
@@ -330,10 +360,7 @@ def main() -> None:
                             key=k,
                         )["rps"]
                     )
-            cost[mode] = (
-                statistics.median(rounds["Posturio"]),
-                statistics.median(rounds["Posturio, no policy"]),
-            )
+            cost[mode] = {name: statistics.median(rps) for name, rps in rounds.items()}
 
         # Overhead: what the gateway itself adds.
         time.sleep(3)  # let the usage drain catch up
@@ -341,6 +368,11 @@ def main() -> None:
         direct1 = wrk(targets["upstream direct"][0], BODY, seconds=5, connections=1, threads=1)
         pt1 = wrk(targets["aiohttp passthrough"][0], BODY, seconds=5, connections=1, threads=1)
         gw1 = wrk(targets["Posturio"][0], BODY, seconds=5, connections=1, key=key, threads=1)
+        bl1 = (
+            wrk(baseline_url, BODY, seconds=5, connections=1, key=key, threads=1)
+            if baseline_url
+            else None
+        )
 
         # Memory after many requests.
         before = rss_mb(gateway.pid)
@@ -375,8 +407,21 @@ def main() -> None:
         f"alternating rounds of {args.duration / 2:.0f}s"
     )
     print(f"{'prompt':<22}{'default':>10}{'none':>10}{'ratio':>10}")
-    for mode, (inspected, bare) in cost.items():
+    for mode, medians in cost.items():
+        inspected, bare = medians["Posturio"], medians["Posturio, no policy"]
         print(f"{mode:<22}{inspected:>10.0f}{bare:>10.0f}{inspected / bare:>10.2f}")
+    if args.baseline:
+        name = f"Posturio @{args.baseline}"
+        print(f"\nThis tree against {args.baseline}, same rounds (default policy)")
+        print(f"{'prompt':<22}{'this':>10}{'baseline':>10}{'ratio':>10}")
+        for mode, medians in cost.items():
+            this, then = medians["Posturio"], medians[name]
+            print(f"{mode:<22}{this:>10.0f}{then:>10.0f}{this / then:>10.2f}")
+        assert bl1 is not None
+        print(
+            f"End to end at c=1, p50: this tree {gw1['p50']:.2f} ms, {args.baseline} "
+            f"{bl1['p50']:.2f} ms (server-side overhead below mixes both servers' records)"
+        )
     print(
         f"\nPosturio overhead, server-side (x-posturio-overhead-ms over {recorded} recorded "
         f"requests at c={args.connections}): p50 {srv_p50:.3f} ms, p99 {srv_p99:.3f} ms"
