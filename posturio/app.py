@@ -34,6 +34,7 @@ from posturio.console.requests import RequestsPage
 from posturio.console.review import ReviewPage
 from posturio.console.routes import RoutesPage
 from posturio.console.sources import SourcesPage
+from posturio.console.sso import SsoPage
 from posturio.gateway.api import GatewayAdminApi
 from posturio.gateway.asgi import GatewayASGI
 from posturio.gateway.investigations_api import InvestigationsApi
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             console_answer,
             KeysPage,
             MembersPage,
+            SsoPage,
             AuditPage,
             RoutesPage,
             create_static_files_router(

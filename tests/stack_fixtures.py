@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,54 @@ def worker(gateway_env: dict[str, str]) -> Iterator[Worker]:
     w.start()
     yield w
     w.stop()
+
+
+# --- identity providers -------------------------------------------------------------
+
+
+@dataclass
+class Idp:
+    """A real OpenID Connect provider process (`oidc-provider-mock`): its users are set
+    through its API, and it signs in whoever names their `sub` on its authorize page."""
+
+    issuer: str
+
+    def set_user(self, sub: str, **claims: Any) -> None:
+        r = httpx.put(f"{self.issuer}/users/{sub}", json=claims)
+        assert r.status_code == 204, r.text
+
+    def authorize(self, url: str, sub: str) -> str:
+        """The person signs in at the provider: its answer is the redirect to Posturio."""
+        r = httpx.post(url, data={"sub": sub})
+        assert r.status_code == 302, r.text
+        return r.headers["location"]
+
+
+def _start_idp() -> tuple[subprocess.Popen[bytes], Idp]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    idp = Idp(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{idp.issuer}/.well-known/openid-configuration").status_code == 200:
+                return proc, idp
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("oidc-provider-mock did not start")
+
+
+@pytest.fixture(scope="module")
+def idps() -> Iterator[tuple[Idp, Idp]]:
+    """Two providers: two companies, each with its own (import the fixture where used)."""
+    a_proc, a = _start_idp()
+    b_proc, b = _start_idp()
+    yield a, b
+    for proc in (a_proc, b_proc):
+        proc.terminate()
+        proc.wait(10)

@@ -54,6 +54,7 @@ NAV = (
     NavItem("Sources", "/console/sources", Role.member),
     NavItem("Routes", "/console/routes", Role.admin),
     NavItem("Members", "/console/members", Role.admin),
+    NavItem("Single sign-on", "/console/sso", Role.admin),
     NavItem("Audit log", "/console/audit", Role.admin),
     NavItem("Playground", "/playground", Role.member),
 )

@@ -48,7 +48,9 @@ def tenant_out(tenant: Tenant) -> TenantOut:
 
 def member_out(view: MemberView) -> MemberOut:
     m = view.membership
-    return MemberOut(str(m.id), str(m.user_id), view.email, m.role, m.created_at, list(m.groups))
+    return MemberOut(
+        str(m.id), str(m.user_id), view.email, m.role, m.created_at, list(m.groups), m.active
+    )
 
 
 def invitation_out(invitation: Invitation, accept_url: str | None = None) -> InvitationOut:

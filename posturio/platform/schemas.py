@@ -69,6 +69,7 @@ class MemberOut(msgspec.Struct):
     role: str
     created_at: datetime
     groups: list[str] = []
+    active: bool = True  # False: deactivated through SCIM (cannot sign in, keys stopped)
 
 
 Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

@@ -188,7 +188,7 @@ async def save_config(
     if Role.owner in data.role_map.values():
         principal.require(Role.owner)  # only an owner lets the IdP make owners
     config = await get_config(session, principal.tenant_id)
-    before = _settings_record(config) if config else None
+    before = settings_record(config) if config else None
     if config is None:
         config = SsoConfig(tenant_id=principal.tenant_id)
         session.add(config)
@@ -217,7 +217,7 @@ async def save_config(
         target_type="tenant",
         target_id=principal.tenant_id,
         # Never the secret: only whether it changed.
-        data={"from": before, "to": _settings_record(config), "secret_changed": secret_changed},
+        data={"from": before, "to": settings_record(config), "secret_changed": secret_changed},
     )
     return config
 
@@ -239,7 +239,8 @@ async def delete_config(session: AsyncSession, principal: Principal) -> None:
     )
 
 
-def _settings_record(config: SsoConfig) -> dict[str, Any]:
+def settings_record(config: SsoConfig) -> dict[str, Any]:
+    """The settings as SsoConfigIn's fields (the secret left out: None keeps it)."""
     return {
         "issuer": config.issuer,
         "client_id": config.client_id,

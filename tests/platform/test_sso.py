@@ -5,11 +5,8 @@ expiry, another tenant's provider, addresses outside the tenant's domains)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -20,56 +17,13 @@ from sqlalchemy import text
 
 from posturio.platform import sso
 from posturio.platform.db import tenant_session
-from posturio.platform.embedded import free_port
 from posturio.platform.models import SsoConfig
+from tests import stack_fixtures
 from tests.platform.test_sessions import _audit, _csrf, _login
+from tests.stack_fixtures import Idp
 
 SECRET = "client-secret-for-tests"
-
-
-@dataclass
-class Idp:
-    issuer: str
-
-    def set_user(self, sub: str, **claims: Any) -> None:
-        r = httpx.put(f"{self.issuer}/users/{sub}", json=claims)
-        assert r.status_code == 204, r.text
-
-    def authorize(self, url: str, sub: str) -> str:
-        """The person signs in at the provider: its answer is the redirect to Posturio."""
-        r = httpx.post(url, data={"sub": sub})
-        assert r.status_code == 302, r.text
-        return r.headers["location"]
-
-
-def _start_idp() -> tuple[subprocess.Popen[bytes], Idp]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    idp = Idp(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{idp.issuer}/.well-known/openid-configuration").status_code == 200:
-                return proc, idp
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    pytest.fail("oidc-provider-mock did not start")
-
-
-@pytest.fixture(scope="module")
-def idps() -> Iterator[tuple[Idp, Idp]]:
-    """Two providers: two companies, each with its own."""
-    a_proc, a = _start_idp()
-    b_proc, b = _start_idp()
-    yield a, b
-    for proc in (a_proc, b_proc):
-        proc.terminate()
-        proc.wait(10)
+idps = stack_fixtures.idps  # the providers, a fixture shared with other modules
 
 
 @dataclass
