@@ -486,8 +486,8 @@ def print_table(samples: list[Sample], columns: list[Column], *, timings: bool =
 def classifier_section(prompt: str) -> None:
     """The injection classifier (bench/train_injection.py): precision, recall and share of
     clean texts flagged on the held-out side of bench/injection_data.py, per shape, and
-    its cost on a clean 2 KB prompt (all its windows embedded, one batch, one CPU core
-    shared with whatever else runs)."""
+    its cost on a clean 2 KB prompt (every window hashed and scored, one CPU core shared
+    with whatever else runs)."""
     from bench.train_injection import held_out_scores, report
     from posturio.gateway.inspection.classifier import classifier, windows
 

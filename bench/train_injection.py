@@ -215,12 +215,11 @@ def report(
         print(f"    {kind:<28} {sum(fires[i] for i in idx):>5}/{len(idx):<5}")
 
 
-def held_out_scores() -> tuple[list[Example], dict[int, float]]:
+def held_out_scores() -> tuple[list[Example], npt.NDArray[np.float64]]:
     """The shipped weights' text scores on the held-out side (for bench.detection)."""
-    data = build()
     model = clf.classifier()
-    test = [i for i, e in enumerate(data) if e.split == "test"]
-    return data, {i: model.score(data[i].text).score for i in test}
+    test = [e for e in build() if e.split == "test"]
+    return test, np.array([model.score(e.text).score for e in test])
 
 
 if __name__ == "__main__":
