@@ -55,6 +55,7 @@ async def seed(settings: Settings, rows: int) -> tuple[str, str]:
     start = time.perf_counter()
     async with owner_engine.connect() as conn:
         raw: Any = (await conn.get_raw_connection()).driver_connection
+        await raw.execute("SET statement_timeout = 0")  # bulk COPY on a busy machine
         batch: list[tuple[Any, ...]] = []
         decisions: list[tuple[Any, ...]] = []
         daily: dict[tuple[Any, ...], list[int]] = {}
@@ -259,8 +260,11 @@ def main() -> None:
                     f"/console/requests?{cursor.group(1).replace('&amp;', '&')}" if cursor else ""
                 )
                 pages = {
+                    "overview, 24 h (hourly)": "/console/?days=1",
                     "overview, 7 days": "/console/?days=7",
+                    "overview, 30 days": "/console/?days=30",
                     "overview, 90 days": "/console/?days=90",
+                    "keys (30-day usage)": "/console/keys",
                     "requests, newest": "/console/requests",
                     "requests, next page": deep,
                     "requests, decision=block": "/console/requests?decision=block",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page
+from posturio.gateway.usage import KeyUsage, usage_by_key
 from posturio.platform import keys
 from posturio.platform.api import key_changed_everywhere
 from posturio.platform.dependencies import Caller, Db
@@ -27,6 +29,7 @@ from posturio.platform.schemas import KeyLimits
 
 PAGE_SIZE = 25
 ACTIVE = "Keys"
+USAGE_DAYS = 30  # the usage and spend shown beside each key
 
 
 class CreateForm(msgspec.Struct):
@@ -125,6 +128,15 @@ async def _usage_today(request: Request, plan: str, rows: list[ApiKey]) -> dict[
     }
 
 
+async def _usage_30d(
+    db: AsyncSession, principal: Caller, rows: list[ApiKey]
+) -> dict[Any, KeyUsage]:
+    """Each key's requests, tokens and cost over the last USAGE_DAYS days (UTC), today
+    included, from the daily rollups."""
+    since = datetime.now(UTC).date() - timedelta(days=USAGE_DAYS - 1)
+    return await usage_by_key(db, principal.tenant_id, [k.id for k in rows], since)
+
+
 def _list_url(status: str, q: str, page_no: int) -> str:
     query = {k: v for k, v in {"status": status, "q": q}.items() if v}
     if page_no > 1:
@@ -162,6 +174,8 @@ async def _list_page(
         keys=[(k, keys.key_status(k)) for k in rows],
         creators=await _creators(db, rows),
         usage=await _usage_today(request, plan, rows),
+        spend=await _usage_30d(db, principal, rows),
+        usage_days=USAGE_DAYS,
         plan=plan,
         statuses=keys.KEY_STATUSES,
         status=status,
@@ -232,6 +246,8 @@ class KeysPage(ConsoleController):
             key_status=keys.key_status(key),
             creator=(await _creators(db, [key])).get(key.created_by),  # type: ignore[arg-type]
             usage=(await _usage_today(request, plan, [key])).get(key.id),
+            spend=(await _usage_30d(db, principal, [key])).get(key.id, KeyUsage()),
+            usage_days=USAGE_DAYS,
             plan=plan,
             can_admin=principal.at_least(Role.admin),
         )

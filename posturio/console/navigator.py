@@ -5,6 +5,8 @@ for admins, the feedback everyone gave."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -20,9 +22,11 @@ from posturio.gateway.pipeline import Call, Send
 from posturio.navigator import settings, sources
 from posturio.navigator.answers import serve_answer
 from posturio.navigator.api import feedback_items
+from posturio.navigator.grounding import relevant, weak_evidence
 from posturio.navigator.models import Chunk, Document
-from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, record_feedback, search
-from posturio.navigator.search import MARK_END, MARK_START
+from posturio.navigator.pipeline import embedder
+from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, record_feedback
+from posturio.navigator.search import MARK_END, MARK_START, Filters, SearchHit, hybrid_search
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError
@@ -37,6 +41,36 @@ def highlighted(snippet: str) -> Markup:
 
 
 BACK = "/console/navigator/"
+RESULTS = 10
+
+
+async def _search(
+    request: Request[Any, Any, Any],
+    db: Db,
+    tenant_id: uuid.UUID,
+    groups: Any,
+    query: str,
+    sources: list[uuid.UUID] | None,
+    kinds: list[str] | None,
+) -> list[SearchHit]:
+    """The API's search (same filters, same similarity floor), kept as the search's own
+    hits: the page links each to its passage and judges them as answers do."""
+    settings_ = request.app.state.settings
+    model = await asyncio.to_thread(embedder, settings_.navigator_model)
+    return await hybrid_search(
+        db,
+        tenant_id,
+        query,
+        model,
+        k=RESULTS,
+        filters=Filters(
+            tuple(sources) if sources else None,
+            tuple(kinds) if kinds else None,
+            None,
+            groups=groups,
+        ),
+        min_similarity=settings_.navigator_min_similarity,
+    )
 
 
 class SettingsForm(msgspec.Struct):
@@ -64,16 +98,18 @@ class AskPage(ConsoleController):
         request.set_session({**request.session, SESSION_KEY: key.prefix})
         groups = await sources.member_groups(db, principal.tenant_id, principal.user_id)
         live = await sources.readable(db, principal.tenant_id, groups)
-        hits = []
+        hits: list[SearchHit] = []
+        no_good_match = False
         if q.strip():
             chosen = [s.id for s in live if str(s.id) == source]
-            query = SearchIn(
-                query=q.strip(),
-                k=10,
-                source_ids=chosen or None,
-                kinds=[kind] if kind else None,
-            )
-            hits = await search(request, db, principal.tenant_id, groups, query)
+            kinds = [kind] if kind else None
+            hits = await _search(request, db, principal.tenant_id, groups, q.strip(), chosen, kinds)
+            # Evidence too weak to answer from is too weak to list: say so instead of
+            # showing passages that only happen to be the least far from nonsense.
+            floor = app.state.settings.navigator_min_similarity
+            no_good_match = weak_evidence(q, relevant(hits, floor, len(hits)))
+            if no_good_match:
+                hits = []
         admin = principal.at_least(Role.admin)
         answers = None
         if admin:
@@ -91,6 +127,8 @@ class AskPage(ConsoleController):
             kind=kind,
             sources=live,
             hits=[(h, highlighted(h.snippet)) for h in hits],
+            no_good_match=no_good_match,
+            show_scores=admin,  # fusion scores mean something to whoever tunes search
             feedback=await feedback_items(db, principal.tenant_id, None, 50) if admin else None,
             answers=answers,
         )

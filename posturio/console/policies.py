@@ -5,23 +5,68 @@ box that shows findings and the decision."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from litestar import Request, get, post
 from litestar.params import FromPath, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
-from posturio.console.forms import form, text
+from posturio.console.forms import form, many, text
 from posturio.console.frame import ConsoleController, flash, page
 from posturio.console.people import names
 from posturio.gateway import review
+from posturio.gateway.inspection.engine import BUILTIN_RULES
 from posturio.gateway.policy import store
 from posturio.gateway.policy.api import policy_changed, policy_out
 from posturio.gateway.policy.dryrun import DryRunIn, dry_run
-from posturio.gateway.policy.schema import decode, to_builtins
+from posturio.gateway.policy.schema import DETECTORS, Action, Dialect, decode, to_builtins
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import PosturioError
 from posturio.platform.models import Role
+
+RULE_FIELDS = ("id", "description", "action", "reroute_to", "direction", "min_score", "position")
+
+
+async def _rule_choices(db: Db, principal: Caller) -> dict[str, Any]:
+    """What the rule form offers: the schema's actions, detectors and dialects, the
+    categories the built-in detectors and the tenant's own report, the aliases to
+    reroute to."""
+    _, doc = await store.in_force(db, principal.tenant_id)
+    categories = {r.category for r in BUILTIN_RULES} | {d.category for d in doc.detectors}
+    return {
+        "actions": get_args(Action),
+        "detectors": sorted(DETECTORS),
+        "categories": sorted(categories),
+        "dialects": get_args(Dialect),
+        "aliases": sorted(await store.aliases(db, principal.tenant_id)),
+    }
+
+
+def _rule_from_form(data: dict[str, Any]) -> dict[str, Any]:
+    """The form's fields as a rule of the policy document (the same JSON the editor
+    saves; the schema judges it when the document is decoded)."""
+    match: dict[str, Any] = {
+        name: many(data, name) or None for name in ("detectors", "categories", "dialects")
+    }
+    if not (match["detectors"] or match["categories"]):
+        raise PosturioError("choose at least one detector or category for the rule to match")
+    match["direction"] = text(data, "direction") or "input"
+    score = text(data, "min_score")
+    if score:
+        try:
+            match["min_score"] = float(score)
+        except ValueError:
+            raise PosturioError(f"minimum score must be a number, not {score[:40]!r}") from None
+    rule: dict[str, Any] = {
+        "id": text(data, "id"),
+        "action": text(data, "action"),
+        "description": text(data, "description"),
+        "shadow": text(data, "shadow") == "on",
+        "match": {k: v for k, v in match.items() if v is not None},
+    }
+    if rule["action"] == "reroute":
+        rule["reroute_to"] = text(data, "reroute_to")
+    return rule
 
 
 def _expected(data: dict[str, Any]) -> int | None:
@@ -70,9 +115,17 @@ class PoliciesPage(ConsoleController):
         # `undo`: the version just saved (an allowlisting); offered while still in force.
         return await self._render(request, db, principal, undo=undo)
 
-    @get("/edit")
-    async def editor(self, request: Request[Any, Any, Any], db: Db, principal: Caller) -> Template:
-        principal.require(Role.admin)
+    async def _editor(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: Caller,
+        *,
+        source: str | None = None,
+        status_code: int = 200,
+        **extra: Any,
+    ) -> Template:
+        """The JSON editor and, beside it, the form that adds a rule."""
         current = policy_out(await store.latest(db, principal.tenant_id))
         return await page(
             request,
@@ -80,9 +133,53 @@ class PoliciesPage(ConsoleController):
             principal,
             "console/policy_edit.html",
             active="Policies",
+            status_code=status_code,
             policy=current,
-            source=store.canonical(current.document),
+            source=store.canonical(current.document) if source is None else source,
+            choices=await _rule_choices(db, principal),
+            rule_form=extra.pop("rule_form", {}),
+            **extra,
         )
+
+    @get("/edit")
+    async def editor(self, request: Request[Any, Any, Any], db: Db, principal: Caller) -> Template:
+        principal.require(Role.admin)
+        return await self._editor(request, db, principal)
+
+    @post("/rules", status_code=303)
+    async def add_rule(
+        self, request: Request[Any, Any, Any], db: Db, principal: Caller
+    ) -> Redirect | Template:
+        """A rule from the form, first or last, saved as a new version exactly as the
+        JSON editor saves a document (decoded by the schema, validated by the store)."""
+        principal.require(Role.admin)
+        data = await form(request)
+        try:
+            async with db.begin_nested():  # a refusal keeps none of it
+                rule = _rule_from_form(data)
+                _, current = await store.in_force(db, principal.tenant_id)
+                document = to_builtins(current)  # a copy: the default policy is shared
+                rules: list[Any] = document["rules"]  # type: ignore[assignment]
+                rules.insert(0 if text(data, "position") != "last" else len(rules), rule)
+                comment = text(data, "comment") or f"rule {rule['id']} added with the form"
+                row = await store.save(db, principal, decode(document), comment)
+        except PosturioError as exc:
+            if exc.status_code in (401, 403):
+                raise
+            kept = {f: text(data, f) for f in RULE_FIELDS} | {
+                f: many(data, f) for f in ("detectors", "categories", "dialects")
+            }
+            return await self._editor(
+                request,
+                db,
+                principal,
+                status_code=400,
+                rule_error=exc.message,
+                rule_form=kept | {"shadow": text(data, "shadow") == "on"},
+            )
+        policy_changed(request, db, principal.tenant_id)
+        flash(request, f"Rule {rule['id']} added: policy version {row.version} is in force.")
+        return Redirect("/console/policies", status_code=303)
 
     @post("/edit", status_code=303)
     async def save(
@@ -95,17 +192,8 @@ class PoliciesPage(ConsoleController):
             doc = decode(source.encode())
             row = await store.save(db, principal, doc, text(data, "comment"))
         except PosturioError as exc:
-            current = policy_out(await store.latest(db, principal.tenant_id))
-            return await page(
-                request,
-                db,
-                principal,
-                "console/policy_edit.html",
-                active="Policies",
-                policy=current,
-                source=source,
-                error=exc.message,
-                status_code=400,
+            return await self._editor(
+                request, db, principal, source=source, error=exc.message, status_code=400
             )
         policy_changed(request, db, principal.tenant_id)
         flash(request, f"Policy version {row.version} saved and in force.")

@@ -7,18 +7,19 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import msgspec
 from litestar import Request, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
+from posturio.console.forms import form, text
 from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page
 from posturio.gateway import routes as route_service
 from posturio.gateway.api import routes_changed
 from posturio.gateway.routing import BUILTINS, breaker_report
-from posturio.gateway.schemas import RouteIn
+from posturio.gateway.schemas import Provider, RouteIn
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
 from posturio.platform.models import Role
@@ -46,6 +47,11 @@ DEPLOYMENT_FIELDS = (
     "output_price_per_1k",
     "enabled",
 )
+
+
+# The deployment form's fields: text as typed, numbers converted by the route schema.
+DEPLOYMENT_FORM = ("alias", "kind", "name", "provider", "model", "base_url", "api_version")
+DEPLOYMENT_NUMBERS = ("weight", "priority", "input_price_per_1k", "output_price_per_1k")
 
 
 class RouteForm(msgspec.Struct):
@@ -124,6 +130,38 @@ def _spec_json(route: dict[str, Any]) -> str:
     return json.dumps({"kind": route["kind"], "deployments": deployments}, indent=2)
 
 
+def _deployment(data: dict[str, Any]) -> dict[str, Any]:
+    """The deployment form as one entry of a route's JSON body (the schema checks it)."""
+    entry: dict[str, Any] = {
+        f: text(data, f) for f in ("name", "provider", "model", "base_url", "api_version")
+    }
+    for field in DEPLOYMENT_NUMBERS:
+        value = text(data, field)
+        if value:
+            try:
+                entry[field] = int(value) if field in ("weight", "priority") else float(value)
+            except ValueError:
+                raise PosturioError(
+                    f"{field.replace('_', ' ')} must be a number, not {value[:40]!r}"
+                ) from None
+    entry["credential"] = text(data, "credential")
+    return {k: v for k, v in entry.items() if v not in ("", None)}
+
+
+async def _save(db: Db, principal: Caller, alias: str, spec_json: str) -> None:
+    """An alias from a route's JSON body, as `PUT /api/routes/{alias}` takes it: the
+    JSON editor and the deployment form both save through here."""
+    if not 1 <= len(alias) <= 200:
+        raise PosturioError("alias must be 1-200 characters")
+    try:
+        spec = msgspec.json.decode(spec_json.encode(), type=RouteIn)
+    except msgspec.ValidationError as exc:  # (a DecodeError too: test it first)
+        raise PosturioError(f"the route does not fit the schema: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise PosturioError(f"the route is not valid JSON: {exc}") from None
+    await route_service.put_route(db, principal, alias, spec)
+
+
 async def _page(
     request: Request,
     db: Db,
@@ -132,19 +170,26 @@ async def _page(
     alias: str = "",
     spec: str = "",
     error: str | None = None,
+    deployment_error: str | None = None,
+    deployment_form: dict[str, str] | None = None,
 ) -> Template:
     routes = await _routes(request, db, principal)
+    credentials = await route_service.list_credentials(db, principal)
     return await page(
         request,
         db,
         principal,
         "console/routes.html",
         active="Routes",
-        status_code=400 if error else 200,
+        status_code=400 if error or deployment_error else 200,
         routes=routes,
         form_alias=alias,
         form_spec=spec or json.dumps(EXAMPLE, indent=2),
         error=error,
+        providers=get_args(Provider),
+        credentials=[(c.name, c.provider) for c in credentials],
+        deployment_error=deployment_error,
+        deployment_form=deployment_form or {},
     )
 
 
@@ -174,15 +219,7 @@ class RoutesPage(ConsoleController):
         alias = data.alias.strip()
         try:
             async with db.begin_nested():  # a refusal keeps none of it
-                if not 1 <= len(alias) <= 200:
-                    raise PosturioError("alias must be 1-200 characters")
-                try:
-                    spec = msgspec.json.decode(data.spec.encode(), type=RouteIn)
-                except msgspec.ValidationError as exc:  # (a DecodeError too: test it first)
-                    raise PosturioError(f"the route does not fit the schema: {exc}") from None
-                except msgspec.DecodeError as exc:
-                    raise PosturioError(f"the route is not valid JSON: {exc}") from None
-                await route_service.put_route(db, principal, alias, spec)
+                await _save(db, principal, alias, data.spec)
         except (Forbidden, Unauthorized):
             raise
         except PosturioError as exc:
@@ -191,6 +228,44 @@ class RoutesPage(ConsoleController):
             )
         routes_changed(request, db, principal.tenant_id)  # every process reloads after commit
         flash(request, f"Route {alias} saved; it applies to the next request.")
+        return Redirect(BACK, status_code=303)
+
+    @post("/deployments", status_code=303)
+    async def add_deployment(
+        self, request: Request, db: Db, principal: Caller
+    ) -> Template | Redirect:
+        """One deployment added to an alias (its others kept; a new alias is created
+        with it): the alias's JSON body plus the form's entry, saved like the editor."""
+        principal.require(Role.admin)
+        data = await form(request)
+        alias = text(data, "alias")
+        try:
+            async with db.begin_nested():  # a refusal keeps none of it
+                entry = _deployment(data)
+                current = next(
+                    (r for r in await _routes(request, db, principal) if r["alias"] == alias),
+                    None,
+                )
+                spec: dict[str, Any] = (
+                    json.loads(_spec_json(current))
+                    if current
+                    else {"kind": text(data, "kind") or "chat", "deployments": []}
+                )
+                spec["deployments"].append(entry)
+                await _save(db, principal, alias, json.dumps(spec))
+        except (Forbidden, Unauthorized):
+            raise
+        except PosturioError as exc:
+            kept = {f: text(data, f) for f in (*DEPLOYMENT_FORM, *DEPLOYMENT_NUMBERS)}
+            return await _page(
+                request,
+                db,
+                principal,
+                deployment_error=exc.message,
+                deployment_form=kept | {"credential": text(data, "credential")},
+            )
+        routes_changed(request, db, principal.tenant_id)  # every process reloads after commit
+        flash(request, f"Deployment {entry.get('name')} added to {alias}; it serves from now on.")
         return Redirect(BACK, status_code=303)
 
     @post("/delete", status_code=303)

@@ -37,6 +37,16 @@ def _source_in(name: str, kind: str, config: dict[str, Any]) -> sources.SourceIn
         raise PosturioError(f"invalid source: {exc}", code="invalid_source") from None
 
 
+async def _allowed(db: Db, principal: Caller, exc: PosturioError) -> str:
+    """For a refused path: the folders a directory source may lie in, by name."""
+    if exc.code != "path_not_allowed":
+        return ""
+    folders = [g.path for g in await grants.listing(db, principal.tenant_id)]
+    if not folders:
+        return ". The operator has granted no folder to this tenant yet."
+    return f". Allowed folders: {', '.join(folders)}."
+
+
 class SourcesPage(ConsoleController):
     path = "/console/sources"
 
@@ -78,7 +88,7 @@ class SourcesPage(ConsoleController):
                 await sources.propose(db, principal, request.app.state.settings, data)
                 flash(request, f"Source {data.name!r} proposed; an admin approves it.")
         except PosturioError as exc:
-            flash(request, f"Not proposed: {exc.message}")
+            flash(request, f"Not proposed: {exc.message}{await _allowed(db, principal, exc)}")
         return Redirect("/console/sources", status_code=303)
 
     @post("/{source_id:str}", status_code=303)

@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from collections import defaultdict, deque
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +22,12 @@ import structlog
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.gateway.models import PolicyDecision
+from posturio.gateway.models import PolicyDecision, UsageDaily
+from posturio.platform.repository import scoped
 
 log = structlog.get_logger("posturio.usage")
 STREAM = "posturio:usage"
@@ -263,3 +265,34 @@ async def store(session: AsyncSession, records: list[UsageRecord]) -> int:
             decisions,
         )
     return int(status.rsplit(" ", 1)[-1])
+
+
+class KeyUsage(msgspec.Struct):
+    """What one key used over a period, from the daily rollups."""
+
+    requests: int = 0
+    tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+async def usage_by_key(
+    session: AsyncSession, tenant_id: uuid.UUID, key_ids: list[uuid.UUID], since: date
+) -> dict[uuid.UUID, KeyUsage]:
+    """Requests, tokens and cost of each given key since a day (UTC), in one query over
+    the daily rollups (a handful of rows per key and day whatever the traffic). A key
+    without usage is absent."""
+    if not key_ids:
+        return {}
+    d = UsageDaily
+    rows = await session.execute(
+        scoped(d, tenant_id)
+        .where(d.day >= since, d.key_id.in_(key_ids))
+        .with_only_columns(
+            d.key_id,
+            func.sum(d.requests),
+            func.sum(d.prompt_tokens + d.completion_tokens),
+            func.sum(d.cost_usd),
+        )
+        .group_by(d.key_id)
+    )
+    return {r[0]: KeyUsage(int(r[1]), int(r[2]), r[3]) for r in rows}
