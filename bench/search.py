@@ -110,7 +110,11 @@ async def seed(settings: Settings, chunks: int) -> uuid.UUID:
         big = await accounts.create_tenant(session, "Big", actor="bench")
         other = await accounts.create_tenant(session, "Other", actor="bench")
     await engine.dispose()
-    owner = create_engine(settings, as_owner=True)
+    # Building the indexes over 110k rows outlasts the client's command timeout (derived
+    # from the statement timeout) on a busy machine.
+    owner = create_engine(
+        settings.model_copy(update={"db_statement_timeout_ms": 3_600_000}), as_owner=True
+    )
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(200, 384))
     async with owner.begin() as conn:

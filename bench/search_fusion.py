@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import pickle
 import re
 import uuid
 from collections.abc import Callable
@@ -47,6 +48,7 @@ class Candidate:
     similarity: float
     lexical: float  # BM25 relative to the question's best match, 0 when not matched
     heading: float  # share of the question's terms in the title and heading path
+    coverage: float  # BM25 over the sum of the question's terms' idf (absolute, not relative)
     vector_rank: int | None
     text_rank: int | None
 
@@ -59,6 +61,21 @@ _HEADING_SHARE = """
     FROM navigator_chunks c JOIN navigator_documents d ON d.id = c.document_id,
          websearch_to_tsquery('english', :query) w
     WHERE c.tenant_id = :tenant AND c.id = ANY(:ids)
+"""
+
+
+# The question's terms' idf summed over the tenant's chunks (as posturio_chunk_bm25
+# computes idf), to make BM25 absolute: the best match of a weak question stays weak.
+_IDF_SUM = """
+    WITH q AS (SELECT CAST(string_to_array(CAST(w AS text), ' & ') AS tsquery[]) AS terms
+               FROM websearch_to_tsquery('english', :query) w
+               WHERE numnode(w) > 0),
+    n AS (SELECT count(*)::float8 AS n FROM navigator_chunks WHERE tenant_id = :tenant)
+    SELECT coalesce(sum(ln(1 + (n.n - df.df + 0.5) / (df.df + 0.5))), 0)
+    FROM q, n, unnest(q.terms) term,
+         LATERAL (SELECT count(*)::float8 AS df FROM navigator_chunks
+                  WHERE tenant_id = :tenant AND tsv @@ term) df
+    WHERE df.df > 0
 """
 
 
@@ -112,6 +129,27 @@ async def candidates(
                         )
                     ).all()
                 )
+                raw = dict(
+                    (
+                        await session.execute(
+                            text(search._sql("text", "SELECT id, bm25 FROM by_text")),
+                            {
+                                **search._params(
+                                    tenant_id,
+                                    search.Filters(),
+                                    query=q["question"],
+                                    candidates=CANDIDATES,
+                                ),
+                            },
+                        )
+                    ).all()
+                )
+                idf_sum = (
+                    await session.execute(
+                        text(_IDF_SUM),
+                        {"query": search.fulltext_query(q["question"]), "tenant": tenant_id},
+                    )
+                ).scalar_one() or 1.0
             # In text mode the score is the BM25 relative to the best match.
             lexical = {h.chunk_id: h.score for h in lexical_hits}
             out.append(
@@ -122,6 +160,7 @@ async def candidates(
                         h.similarity or 0.0,
                         lexical.get(h.chunk_id, 0.0),
                         shares.get(h.chunk_id, 0.0),
+                        raw.get(h.chunk_id, 0.0) / idf_sum,
                         h.vector_rank,
                         h.text_rank,
                     )
@@ -141,6 +180,11 @@ def by_score(weight: float, heading: float = 0.0) -> Rule:
     return lambda c: c.similarity + weight * c.lexical + heading * c.heading
 
 
+def by_coverage(weight: float, heading: float = 0.0) -> Rule:
+    """Similarity + weight x BM25 over its most a question could score (the idf sum)."""
+    return lambda c: c.similarity + weight * min(c.coverage, 1.0) + heading * c.heading
+
+
 def by_gated(weight: float) -> Rule:
     """Full text only reorders what the vectors found too."""
     return lambda c: c.similarity + (weight * c.lexical if c.vector_rank else 0.0)
@@ -155,6 +199,20 @@ def by_rrf(weight: float, k: int = 60) -> Rule:
     return lambda c: (
         (1 / (k + c.vector_rank) if c.vector_rank else 0)
         + (weight / (k + c.text_rank) if c.text_rank else 0)
+    )
+
+
+def by_rrf_heading(weight: float, heading: float, k: int = 60) -> Rule:
+    """Reciprocal rank fusion plus heading x the share of the question's terms in the
+    title and heading path (one RRF step at the top is about 0.0003)."""
+    rrf = by_rrf(weight, k)
+    return lambda c: rrf(c) + heading * c.heading
+
+
+def by_protected(head: int, inner: Rule) -> Rule:
+    """The vector leg's first `head` chunks keep their places; `inner` orders the rest."""
+    return lambda c: (
+        ((100.0 - c.vector_rank) if c.vector_rank and c.vector_rank <= head else 0.0) + inner(c)
     )
 
 
@@ -231,9 +289,33 @@ RULES: list[tuple[str, Rule | None]] = [
         for w in (0.02, 0.05, 0.1)
         for h in (0.02, 0.05, 0.1)
     ],
+    *[(f"sim + {w} x coverage", by_coverage(w)) for w in (0.05, 0.1, 0.15, 0.2, 0.3)],
+    *[
+        (f"sim + {w} x coverage + {h} x heading", by_coverage(w, h))
+        for w in (0.1, 0.2)
+        for h in (0.02, 0.05)
+    ],
     *[(f"gated {w}", by_gated(w)) for w in (0.05, 0.1)],
     *[(f"squared {w}", by_square(w)) for w in (0.05, 0.1, 0.2)],
-    *[(f"RRF text weight {w}", by_rrf(w)) for w in (0.3, 1.0)],
+    *[(f"RRF text weight {w}", by_rrf(w)) for w in (0.3, 0.5, 1.0)],
+    *[
+        (f"RRF {w} + {h} x heading", by_rrf_heading(w, h))
+        for w in (0.3, 0.5, 1.0)
+        for h in (0.001, 0.003)
+    ],
+    *[
+        (f"vector top {n}, then {name}", by_protected(n, rule))
+        for n in (1, 2, 3)
+        for name, rule in (
+            ("RRF 0.3", by_rrf(0.3)),
+            ("RRF 0.5", by_rrf(0.5)),
+            ("RRF 1.0", by_rrf(1.0)),
+            ("RRF 0.3 + 0.003 h", by_rrf_heading(0.3, 0.003)),
+            ("RRF 0.5 + 0.003 h", by_rrf_heading(0.5, 0.003)),
+            ("sim + 0.1 BM25 + 0.05 h", by_score(0.1, 0.05)),
+            ("sim + 0.2 BM25", by_score(0.2)),
+        )
+    ],
 ]
 
 
@@ -248,8 +330,15 @@ def main() -> None:
             questions = load_questions(corpus)
             state = asyncio.run(index(work, corpus))
             tenant = uuid.UUID(state["tenant_id"])
-            pools = asyncio.run(candidates(tenant, questions))
-            reference = asyncio.run(reference_bm25(tenant, questions))
+            # The candidates and the reference, kept beside the index: fusion rules can be
+            # tried again without a search (delete the file after changing the legs).
+            cache = work / f"fusion-{corpus.name}.pickle"
+            if cache.exists():
+                pools, reference = pickle.loads(cache.read_bytes())
+            else:
+                pools = asyncio.run(candidates(tenant, questions))
+                reference = asyncio.run(reference_bm25(tenant, questions))
+                cache.write_bytes(pickle.dumps((pools, reference)))
             print(f"\n== {corpus.title}: {len(questions)} questions, {state['chunks']} chunks")
             print(f"{'':<36}" + "".join(f"{m:>15}" for m in METRICS))
             rows = [("reference BM25 (rank_bm25)", reference)]

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from sqlalchemy import insert, text
 
-from posturio.navigator import search
 from posturio.navigator.embedding import Embedder
 from posturio.navigator.models import Chunk
 from posturio.navigator.search import Filters, hybrid_search, vector_ids
@@ -249,10 +248,8 @@ async def test_a_weak_text_match_cannot_outrank_a_strong_vector_match(
         "Vacation tracker: get the time sheet template from the shared drive.",
     ]
     # The answer is close in meaning but shares no word with the question; the other
-    # chunk has every word of the question and little of its meaning. Any gap in
-    # similarity above the lexical leg's whole weight must decide.
-    gap = search.TEXT_WEIGHT + search.HEADING_WEIGHT + 0.02
-    vectors = np.stack([_at_similarity(query, 0.45 + gap, rng), _at_similarity(query, 0.45, rng)])
+    # chunk has every word of the question and little of its meaning.
+    vectors = np.stack([_at_similarity(query, 0.7, rng), _at_similarity(query, 0.4, rng)])
     t = await make_tenant()
     await _seed(owner_engine, t.id, vectors, texts)
 
