@@ -1,9 +1,18 @@
-"""Navigator's indexing pipeline on a real documentation corpus (the Python 3.11 HTML
-documentation from Debian's python3.11-doc package), against the raw `model.encode` speed
-on the same chunks in the same run. Target: the pipeline at >= 80 % of raw encoding
-(parsing, chunking and storage must not be the bottleneck), with bounded memory.
+"""Navigator on a real documentation corpus (the Python 3.11 HTML documentation from
+Debian's python3.11-doc package), two measurements:
+
+`index` (default): the indexing pipeline against the raw `model.encode` speed on the same
+chunks in the same run. Target: the pipeline at >= 80 % of raw encoding (parsing,
+chunking and storage must not be the bottleneck), with bounded memory.
+
+`answers`: extractive answers on the search-quality index (bench/search_quality.py's
+corpus) for the questions in bench/data/python_docs_answers.json, each with the phrases
+an answer must state: answer-phrase-in-answer (target >= 0.60), abstentions on those
+answerable questions (<= 5 %) and on the off-topic ones (>= 90 %), computed with the
+product's own retrieval, relevance floor, evidence check and extractive writer.
 
 Run: apt-get install -y python3.11-doc; .venv/bin/python -m bench.navigator [--docs 120]
+     .venv/bin/python -m bench.navigator answers [--keep .posturio/bench-answers] [--show]
 """
 
 from __future__ import annotations
@@ -88,12 +97,118 @@ async def run(root: Path, docs: int) -> None:
     print(f"  peak RSS {rss_after_pipeline:.0f} MB")
 
 
+ANSWERS = Path(__file__).parent / "data" / "python_docs_answers.json"
+
+
+def _said(answer: str, phrases: list[str]) -> bool:
+    flat = " ".join(answer.lower().split())
+    return any(" ".join(p.lower().split()) in flat for p in phrases)
+
+
+async def answers(tenant_id: str, show: bool) -> None:
+    """Every question through retrieval, the relevance floor, the evidence check and the
+    extractive writer, as Navigator's answers run them (answers.py)."""
+    import uuid
+
+    from posturio.config import load_settings
+    from posturio.navigator.grounding import (
+        NOTHING_FOUND,
+        coverage,
+        extractive_reply,
+        grounded_messages,
+        relevant,
+        terms,
+        weak_evidence,
+    )
+    from posturio.navigator.pipeline import embedder
+    from posturio.navigator.search import hybrid_search
+    from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
+
+    settings = load_settings()
+    model = embedder(settings.navigator_model)
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    data = json.loads(ANSWERS.read_text())
+    limit = settings.navigator_answer_passages
+    rows: list[dict[str, object]] = []
+    asked = [(q["question"], q["answer"]) for q in data["answerable"]]
+    asked += [(q, None) for q in data["off_topic"]]
+    started = time.perf_counter()
+    try:
+        for question, phrases in asked:
+            async with tenant_session(sessionmaker, uuid.UUID(tenant_id)) as session:
+                hits = await hybrid_search(
+                    session, uuid.UUID(tenant_id), question, model, k=limit * 2
+                )
+            passages = relevant(hits, settings.navigator_min_similarity, limit)
+            abstained = weak_evidence(question, passages)
+            text = NOTHING_FOUND
+            if not abstained:
+                messages = grounded_messages([{"role": "user", "content": question}], passages)
+                text = extractive_reply(messages, model)
+            best = max((p.hit.similarity or 0.0 for p in passages), default=0.0)
+            cover = max(
+                (coverage(terms(question), terms(p.content)) for p in passages[:3]), default=0.0
+            )
+            rows.append(
+                {
+                    "question": question,
+                    "phrases": phrases,
+                    "abstained": abstained,
+                    "said": phrases is not None and not abstained and _said(text, phrases),
+                    "in_passages": phrases is not None
+                    and any(_said(p.content, phrases) for p in passages),
+                    "similarity": best,
+                    "coverage": cover,
+                    "answer": text,
+                }
+            )
+    finally:
+        await engine.dispose()
+    seconds = time.perf_counter() - started
+    answerable = [r for r in rows if r["phrases"] is not None]
+    off = [r for r in rows if r["phrases"] is None]
+    n = len(answerable)
+    print(
+        f"\nExtractive answers: {n} answerable and {len(off)} off-topic questions ({seconds:.1f} s)"
+    )
+
+    def share(flag: str, among: list[dict[str, object]]) -> float:
+        return sum(bool(r[flag]) for r in among) / max(1, len(among))
+
+    print(f"  answer phrase in the answer:         {share('said', answerable):.3f}")
+    print(f"  answer phrase in the given passages: {share('in_passages', answerable):.3f}")
+    print(f"  answerable questions abstained:      {share('abstained', answerable):.3f}")
+    print(f"  off-topic questions abstained:       {share('abstained', off):.3f}")
+    if show:
+        for r in rows:
+            mark = "OFF " if r["phrases"] is None else ("ok  " if r["said"] else "MISS")
+            print(
+                f"{mark} abst={int(bool(r['abstained']))} sim={r['similarity']:.3f} "
+                f"cov={r['coverage']:.2f} {r['question']!r}"
+            )
+            if r["phrases"] is not None and not r["said"] and not r["abstained"]:
+                print(
+                    "      wants", r["phrases"], "got:", str(r["answer"])[27:400].replace("\n", " ")
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("what", nargs="?", choices=("index", "answers"), default="index")
     parser.add_argument("--docs", type=int, default=120)
+    parser.add_argument("--keep", type=Path, help="answers: keep (and reuse) the index here")
+    parser.add_argument("--show", action="store_true", help="answers: each question's result")
     args = parser.parse_args()
     if not CORPUS.exists():
         raise SystemExit("install the corpus first: apt-get install -y python3.11-doc")
+    if args.what == "answers":
+        from bench.search_quality import index, services
+
+        with services(args.keep) as work:
+            state = asyncio.run(index(work))
+            asyncio.run(answers(str(state["tenant_id"]), args.show))
+        return
     with tempfile.TemporaryDirectory(prefix="posturio-docs-") as tmp:
         root = Path(tmp)
         chosen = corpus(args.docs, root)

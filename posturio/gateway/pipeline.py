@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,10 +20,10 @@ import msgspec
 import structlog
 
 from posturio.config import Settings
+from posturio.gateway.admission import THOUSAND, checks_for
 from posturio.gateway.decode import parse
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.segments import Segment, response_segments
-from posturio.gateway.admission import THOUSAND, checks_for
 from posturio.gateway.limits import Limiter, Reservation
 from posturio.gateway.metrics import upstream_attempts
 from posturio.gateway.policy.evaluate import (
@@ -34,6 +35,7 @@ from posturio.gateway.policy.evaluate import (
     redact,
 )
 from posturio.gateway.policy.evaluate import snapshot as redacted_snapshot
+from posturio.gateway.policy.schema import SEVERITY
 from posturio.gateway.policy.stream import Guard, StreamGuard
 from posturio.gateway.providers.base import (
     ChatResult,
@@ -346,6 +348,36 @@ class Gateway:
             )
         call.alias = target
         return rerouted
+
+    async def inspect_context(self, call: Call, segments: list[Segment]) -> None:
+        """Material a component retrieved into the prompt (Navigator's passages from
+        approved documents), under the tenant's policy with one difference: it is not the
+        caller's to fix, so it never blocks. A value the policy would block, reroute on or
+        redact is replaced in place (it never reaches the model as written), a block or
+        reroute becomes a flag for review, and the call's decision is the more severe of
+        the question's and the context's. Recorded as direction `context`."""
+        assert call.key is not None
+        policy = call.policy = call.policy or await self.policies.get(call.key.tenant_id)
+        verdict = await policy.evaluate_off_loop(segments, call.context("input"))
+        if not verdict.hits:
+            return
+        hidden = []
+        for hit in verdict.hits:
+            if hit.rule is not None and hit.action in ("block", "reroute", "redact"):
+                hidden.append(replace(hit, action="redact"))
+                hit.action = "redact" if hit.action == "redact" else "flag"
+        acted = [h for h in verdict.hits if h.rule is not None and h.action != "allow"]
+        strongest = max(acted, key=lambda h: SEVERITY[h.action], default=None)
+        verdict.action = strongest.action if strongest else "allow"
+        verdict.rule = strongest.rule if strongest else None
+        call.note(verdict, "context")
+        if verdict.recorded:
+            call.record(verdict, segments, "context")
+        if SEVERITY[verdict.action] > SEVERITY[call.decision]:
+            call.decision = verdict.action
+        counts = Counter(h["category"] for h in call.hits or ())
+        call.findings = ",".join(f"{c}={n}" for c, n in sorted(counts.items())) or "none"
+        redact(segments, Verdict("redact", hits=hidden), Labels())
 
     def inspect_output(
         self, call: Call, body: dict[str, Any], segments: list[Segment] | None = None

@@ -16,7 +16,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, cast
 
@@ -31,22 +31,23 @@ from posturio.gateway.asgi import SSE, Receive, response_headers, scope_token, s
 from posturio.gateway.decode import parse
 from posturio.gateway.errors import GatewayError, invalid
 from posturio.gateway.inspection.engine import normalize
-from posturio.gateway.inspection.segments import chat_segments
+from posturio.gateway.inspection.segments import Segment, chat_segments
 from posturio.gateway.pipeline import Call, Gateway, Send, estimate_chat
 from posturio.gateway.policy.evaluate import replace_spans
-from posturio.gateway.providers.base import SSE_DONE, ChatStream, Usage, sse
+from posturio.gateway.providers.base import SSE_DONE, sse
+from posturio.gateway.providers.writer import Writer
 from posturio.gateway.routing import ResolvedRoute, builtin_route
 from posturio.gateway.schemas import ChatShape
 from posturio.gateway.tokens import estimate_prompt, message_text
 from posturio.navigator.grounding import (
-    NOTHING_FOUND,
     CitationStream,
     Passage,
     clean_citations,
-    extractive_answer,
+    extractive_reply,
     grounded_messages,
     relevant,
     sources_footer,
+    weak_evidence,
 )
 from posturio.navigator.models import Answer
 from posturio.navigator.pipeline import embedder
@@ -60,8 +61,10 @@ from posturio.platform.logging import current_request_id, new_request_id
 
 log = structlog.get_logger("posturio.navigator")
 NAVIGATOR_ALIAS = "navigator"
-# Extractive answers and "nothing found" are written in-process, at no cost.
-LOCAL = builtin_route(NAVIGATOR_ALIAS, "chat", "navigator", "extractive")
+# Extractive answers and "nothing found" are written in-process, at no cost, by the
+# gateway provider WRITER (see Answerer.attach).
+WRITER = "navigator"
+LOCAL = builtin_route(NAVIGATOR_ALIAS, "chat", WRITER, "extractive")
 ANSWER_ID_HEADER = "x-posturio-answer-id"
 PASSAGE_TOKENS = 300  # a chunk is at most 256 word pieces; with its label, about this
 # Request fields not passed on to the answer model: the conversation is ours to build,
@@ -195,30 +198,53 @@ class Answerer:
 
     # ------------------------------------------------------------ the governed flow
 
+    def attach(self, gateway: Gateway) -> None:
+        """Serve the extractive writer as the gateway's `navigator` provider (LOCAL's)."""
+        if WRITER not in gateway.providers:
+            gateway.providers[WRITER] = Writer(self._write)
+
+    def _write(self, messages: list[dict[str, Any]]) -> str:
+        return extractive_reply(messages, embedder(self.settings.navigator_model))
+
     async def ground(self, gateway: Gateway, call: Call, ask: Ask) -> Grounded:
-        """Admit, retrieve, build the prompt, inspect it; record the answer."""
+        """Govern the question, retrieve, inspect the passages, build the prompt; record
+        the answer."""
         key = call.key
         assert key is not None
+        self.attach(gateway)
         gateway.allow(call, NAVIGATOR_ALIAS)
         call.origin = "navigator"
         call.stream = ask.stream
-        asked = estimate_prompt(ask.conversation)
-        gateway.check_size(call, len(ask.conversation), asked, ask.max_out)
         try:
             async with tenant_session(self.sessionmaker, key.tenant_id) as session:
                 writer = await self._writer(gateway, session, key.tenant_id)
         except (SQLAlchemyError, OSError) as exc:
             raise _unavailable(exc) from None
-        # The key's limits before the retrieval (the embedding and the index walks are the
-        # costly part), reserved for the question and the passages it may be given.
+        # The caller's own words go through the gateway's governing step (size limits,
+        # the full policy, the key's limits) before the retrieval, the costly part: a
+        # blocked or refused question costs no embedding. The reservation covers the
+        # passages it may be given.
         passages_max = self.settings.navigator_answer_passages
         max_out = ask.max_out or gateway.tier(call).max_output_tokens or 1024
-        await gateway.admit(call, writer, asked + PASSAGE_TOKENS * passages_max, max_out)
+        at = max(i for i, m in enumerate(ask.conversation) if m.get("role") == "user")
+        asked_text = ask.conversation[at].get("content")  # before any redaction replaces it
+        call.prompt_estimate = estimate_prompt(ask.conversation)
+        served = await gateway.govern(
+            call,
+            writer,
+            chat_segments({"messages": ask.conversation}),
+            messages=len(ask.conversation),
+            max_out=ask.max_out,
+            reserve_out=max_out + PASSAGE_TOKENS * passages_max,
+        )
+        # A policy's reroute picks another model for a model call; an answer written
+        # in-process (extractive, or "nothing found") never leaves the machine anyway.
+        route = writer if writer is LOCAL else served
         model = await asyncio.to_thread(embedder, self.settings.navigator_model)
         vector = (await asyncio.to_thread(model.encode, [ask.question]))[0]
-        # One unit of work: retrieval, the prompt's inspection and the answer's record. The
-        # row is written here, not by a worker, because the caller gets its id with the
-        # answer to send feedback on it; it is one INSERT in a transaction already open.
+        # One unit of work: retrieval and the answer's record. The row is written here,
+        # not by a worker, because the caller gets its id with the answer to send feedback
+        # on it; it is one INSERT in a transaction already open.
         try:
             async with tenant_session(self.sessionmaker, key.tenant_id) as session:
                 groups = await viewer_groups(session, key.tenant_id, key.id, key.scopes)
@@ -234,37 +260,38 @@ class Answerer:
                     filters=filters,
                     vector=vector,
                 )
-                grounded = await self._prompt(gateway, call, ask, hits, writer)
+                passages = await self._evidence(gateway, call, ask.question, hits)
+                grounded = self._prompt(ask, passages, route if passages else LOCAL)
+                grounded.question = stored_question(asked_text, at, call.hits)
                 session.add(grounded.record(call))
         except (SQLAlchemyError, OSError) as exc:
             raise _unavailable(exc) from None
         return grounded
 
-    async def _prompt(
-        self,
-        gateway: Gateway,
-        call: Call,
-        ask: Ask,
-        hits: list[SearchHit],
-        writer: ResolvedRoute,
-    ) -> Grounded:
-        """The prompt with the relevant passages, through the tenant's policy."""
+    async def _evidence(
+        self, gateway: Gateway, call: Call, question: str, hits: list[SearchHit]
+    ) -> list[Passage]:
+        """The passages to answer from — none when the best evidence is weak — as the
+        model may read them: retrieved from approved documents, they are inspected under
+        the tenant's policy but never block the question (Gateway.inspect_context): what
+        the policy would not send is redacted, and it is flagged for review."""
         passages = relevant(
             hits, self.settings.navigator_min_similarity, self.settings.navigator_answer_passages
         )
-        route = writer if passages else LOCAL
+        if weak_evidence(question, passages):
+            return []
+        holders = [{"text": p.content} for p in passages]
+        segments = [
+            Segment(f"sources[{p.n}]", h["text"], h, "text")
+            for p, h in zip(passages, holders, strict=True)
+        ]
+        await gateway.inspect_context(call, segments)
+        return [replace(p, text=h["text"]) for p, h in zip(passages, holders, strict=True)]
+
+    def _prompt(self, ask: Ask, passages: list[Passage], route: ResolvedRoute) -> Grounded:
         messages = grounded_messages(ask.conversation, passages) if passages else ask.conversation
         payload = {**ask.options, "model": route.alias, "messages": messages, "stream": ask.stream}
-        call.prompt_estimate = estimate_chat(payload)
-        at = max(i for i, m in enumerate(messages) if m.get("role") == "user")
-        asked_text = messages[at].get("content")  # before any redaction replaces it
-        served = await gateway.inspect_input(call, route, chat_segments(payload))
-        # A policy's reroute picks another model for a model call; an answer written
-        # in-process (extractive, or "nothing found") never leaves the machine anyway.
-        if route is not LOCAL:
-            route = served
-        question = stored_question(asked_text, at, call.hits)
-        return Grounded(uuid.uuid4(), passages, payload, route, self.settings.base_url, question)
+        return Grounded(uuid.uuid4(), passages, payload, route, self.settings.base_url, "")
 
     async def _writer(
         self, gateway: Gateway, session: AsyncSession, tenant_id: uuid.UUID
@@ -276,23 +303,12 @@ class Answerer:
             return route
         return LOCAL
 
-    async def _local_text(self, g: Grounded, question: str) -> str:
-        if not g.passages:
-            return NOTHING_FOUND
-        model = embedder(self.settings.navigator_model)
-        return await asyncio.to_thread(extractive_answer, question, g.passages, model)
-
     async def complete(
-        self, gateway: Gateway, call: Call, g: Grounded, question: str
+        self, gateway: Gateway, call: Call, g: Grounded
     ) -> tuple[dict[str, Any], list[int]]:
         """The whole answer: an OpenAI chat completion body with citations cleaned."""
-        if g.route is LOCAL:
-            body = _completion(await self._local_text(g, question))
-            call.target = LOCAL.targets[0]
-            call.usage = Usage(0, 0, estimated=False)  # no model was called
-            gateway.inspect_output(call, body)
-        else:
-            body = (await gateway.complete(call, g.route, g.payload)).body
+        call.prompt_estimate = estimate_chat(g.payload)
+        body = (await gateway.complete(call, g.route, g.payload)).body
         cited: list[int] = []
         for choice in body.get("choices") or ():
             message = choice.get("message") or {}
@@ -302,17 +318,13 @@ class Answerer:
         return body, cited
 
     async def open_stream(
-        self, gateway: Gateway, call: Call, g: Grounded, question: str
+        self, gateway: Gateway, call: Call, g: Grounded
     ) -> AsyncGenerator[bytes, None]:
         """The answer's event stream through the gateway's relay (the output guard, and
         metering when it ends), opened before any byte is sent: an upstream that fails
         first is still a plain error response."""
-        if g.route is LOCAL:
-            call.target = LOCAL.targets[0]
-            call.usage = Usage(0, 0, estimated=False)
-            opened = _local_stream(await self._local_text(g, question))
-        else:
-            opened = await gateway.open_stream(call, g.route, g.payload, False)
+        call.prompt_estimate = estimate_chat(g.payload)
+        opened = await gateway.open_stream(call, g.route, g.payload, False)
         # relay is an async generator (annotated as an iterator): closable, as _pump needs.
         relayed = gateway.relay(call, opened, gateway.stream_guard(call))
         return cast(AsyncGenerator[bytes, None], relayed)
@@ -339,7 +351,7 @@ class Answerer:
         g = await self.ground(gateway, call, ask)
         extra = {ANSWER_ID_HEADER: str(g.answer_id)}
         if not data.stream:
-            completion, cited = await self.complete(gateway, call, g, question)
+            completion, cited = await self.complete(gateway, call, g)
             answer = completion["choices"][0]["message"].get("content") or ""
             out = {
                 "answer_id": str(g.answer_id),
@@ -350,7 +362,7 @@ class Answerer:
             }
             await send_json(send, call, 200, msgspec.json.encode(out), extra)
             return
-        relayed = await self.open_stream(gateway, call, g, question)
+        relayed = await self.open_stream(gateway, call, g)
         first = _event_bytes(
             "sources", {"answer_id": str(g.answer_id), "mode": g.mode, "sources": g.sources}
         )
@@ -397,13 +409,13 @@ class Answerer:
         g = await self.ground(gateway, call, ask)
         extra = {ANSWER_ID_HEADER: str(g.answer_id)}
         if not shape.stream:
-            body, cited = await self.complete(gateway, call, g, question)
+            body, cited = await self.complete(gateway, call, g)
             message = body["choices"][0]["message"]
             message["content"] = (message.get("content") or "") + sources_footer(g.passages, cited)
             body["citations"] = g.citations(cited)
             await send_json(send, call, 200, msgspec.json.encode(body), extra)
             return
-        relayed = await self.open_stream(gateway, call, g, question)
+        relayed = await self.open_stream(gateway, call, g)
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
@@ -439,41 +451,6 @@ class Answerer:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _completion(content: str) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": NAVIGATOR_ALIAS,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-    }
-
-
-def _local_stream(content: str) -> ChatStream:
-    """An in-process answer shaped as an upstream stream, so it takes the same relay."""
-    words = content.split(" ")
-    pieces = [" ".join(words[i : i + 8]) + " " for i in range(0, len(words), 8)]
-    pieces[-1] = pieces[-1].rstrip(" ")
-    events = [
-        sse(msgspec.json.encode({"choices": [{"index": 0, "delta": {"content": p}}]}))
-        for p in pieces
-    ]
-
-    async def rest() -> AsyncIterator[bytes]:
-        for event in events[1:]:
-            yield event
-        yield SSE_DONE
-
-    return ChatStream(events[0], rest(), Usage(0, 0, estimated=False))
 
 
 async def _pump(

@@ -1,16 +1,21 @@
 """What a grounded answer is made of, independent of how it is served: the prompt with
-numbered sources, citation clean-up (whole or streamed), the extractive answer used when
-no generative model is configured, and the answer given when nothing relevant was found."""
+numbered sources, citation clean-up (whole or streamed), when the evidence is too weak to
+answer from, the extractive answer used when no generative model is configured (written
+from the prompt alone, as a model would), and the answer given when nothing relevant was
+found."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from posturio.gateway.tokens import message_text
 from posturio.navigator.chunking import sentences
 from posturio.navigator.embedding import Embedder
 from posturio.navigator.search import SearchHit
@@ -40,6 +45,7 @@ _OPEN_TAIL = re.compile(r"\s?(?<!\w)\[[\d,\s]{0,120}$|\s$")
 # Code fences, inline code and line ends (which end an unclosed inline code span).
 _CODE_MARK = re.compile(r"(```|`|\n)")
 _PARTIAL_FENCE = re.compile(r"(?<!`)`{1,2}$")
+_BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,11 @@ class Passage:
 
     n: int
     hit: SearchHit
+    text: str = ""  # as given to the model (what the policy found in it redacted)
+
+    @property
+    def content(self) -> str:
+        return self.text or self.hit.content
 
     def citation(self, base_url: str) -> dict[str, Any]:
         """What a reader needs to follow citation [n]: a web page's own address, else
@@ -81,7 +92,12 @@ def relevant(hits: Sequence[SearchHit], min_similarity: float, limit: int) -> li
 
 
 def sources_block(passages: Sequence[Passage]) -> str:
-    parts = [f"[{p.n}] {p.label()}\n{p.hit.content.strip()}" for p in passages]
+    """The numbered sources, one block each. A blank line only ever separates two sources
+    (a passage's own blank lines become line breaks): the prompt reads back exactly."""
+    parts = [
+        f"[{p.n}] {' '.join(p.label().split())}\n{_BLANK_LINES.sub(chr(10), p.content.strip())}"
+        for p in passages
+    ]
     return "Sources:\n\n" + "\n\n".join(parts)
 
 
@@ -151,29 +167,143 @@ class CitationStream:
         return space + "".join(f"[{n}]" for n in valid)
 
 
-def extractive_answer(
-    question: str, passages: Sequence[Passage], embedder: Embedder, *, per_passage: int = 2
-) -> str:
-    """The most relevant sentences of the best passages, each cited: what can be said
-    without a generative model, and nothing that is not in the sources."""
-    picked = [
-        (p, [" ".join(s.split()) for s in sentences(p.hit.content) if len(s) > 2])
-        for p in passages[:3]
-    ]
-    flat = [s for _, ss in picked for s in ss]
-    if not flat:
-        return NOTHING_FOUND
-    vectors = np.asarray(embedder.encode([question, *flat]))
-    scores = vectors[1:] @ vectors[0]
-    lines, at = [], 0
-    for passage, ss in picked:
-        own = scores[at : at + len(ss)]
-        at += len(ss)
-        if not ss:
+def prompt_sources(messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, str]]]:
+    """The question (the last user message) and the numbered sources of a prompt built by
+    `grounded_messages`, read back from its text: an in-process writer answers from what
+    a model would have been given, after the policy's redactions. No sources when the
+    prompt is not ours."""
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    question = message_text(users[-1].get("content")) if users else ""
+    first = messages[0] if messages and isinstance(messages[0], dict) else {}
+    content = first.get("content")
+    head = f"{INSTRUCTIONS}\n\nSources:\n\n"
+    if first.get("role") != "system" or not isinstance(content, str):
+        return question, []
+    if not content.startswith(head):
+        return question, []
+    found = []
+    for n, part in enumerate(content[len(head) :].split("\n\n"), start=1):
+        if not part.startswith(f"[{n}] "):
+            break
+        found.append((n, part.partition("\n")[2]))
+    return question, found
+
+
+# Words that carry no topic: a question's function words must not count as evidence.
+_STOP = frozenset(
+    """a about above after again all also am an and any are as at be because been before
+    being below between both but by can could did do does doing done down during each else
+    few for from further get gets getting go had has have having he her here hers him his
+    how i if in into is it its itself just let like make me might more most much must my
+    myself need no nor not now of off on once only or other our ours out over own please
+    same shall she should so some such than that the their them then there these they this
+    those through to too under until up use used using very want was way we were what when
+    where which while who whom why will with would you your yours""".split()
+)
+# Identifiers stay whole (pg_dump, max_connections, os.path.join, --jobs, ROUND_HALF_UP).
+_TERM = re.compile(r"-{0,2}[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z0-9_]+)*|\d+(?:\.\d+)*")
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    """Content terms: lower-cased, lightly stemmed words, identifiers kept whole and also
+    split at dots (`os.path.join` matches `join`)."""
+    out: set[str] = set()
+    for match in _TERM.finditer(text):
+        token = match.group().lower().lstrip("-")
+        if token in _STOP or len(token) < 2:
             continue
-        best = sorted(np.argsort(-own)[:per_passage].tolist())  # keep the passage's order
-        lines.append(f"- {' '.join(ss[i] for i in best)} [{passage.n}]")
+        out.add(_stem(token))
+        if "." in token.strip("."):
+            out |= {_stem(p) for p in token.split(".") if p and p not in _STOP and len(p) > 1}
+    return out
+
+
+def coverage(question: set[str], text: set[str], idf: dict[str, float] | None = None) -> float:
+    """The share of the question's terms (weighted by rarity when `idf` is given) found
+    in the text."""
+    if not question:
+        return 0.0
+    weight = idf or {}
+    total = sum(weight.get(t, 1.0) for t in question)
+    return sum(weight.get(t, 1.0) for t in question & text) / total
+
+
+# Evidence too weak to answer from: calibrated on bench/navigator.py's answerable and
+# off-topic questions (see the README). A passage close in meaning answers; a passage
+# near the floor answers only if it also shares the question's content words.
+STRONG_SIMILARITY = 0.33
+MIN_COVERAGE = 0.5
+
+
+def weak_evidence(question: str, passages: Sequence[Passage]) -> bool:
+    """Whether the best of the passages is too weak to answer the question from."""
+    if not passages:
+        return True
+    best = max(p.hit.similarity or 0.0 for p in passages)
+    if best >= STRONG_SIMILARITY:
+        return False
+    asked = terms(question)
+    return max(coverage(asked, terms(p.content)) for p in passages[:3]) < MIN_COVERAGE
+
+
+def _key(sentence: str) -> str:
+    """A sentence as compared for duplicates: overlapping chunks repeat sentences."""
+    return " ".join(re.sub(r"[^\w]+", " ", sentence.lower()).split())
+
+
+def extractive_answer(
+    question: str, sources: Sequence[tuple[int, str]], embedder: Embedder, *, most: int = 3
+) -> str:
+    """The sentences of the sources that answer the question best, each cited and none
+    twice: what can be said without a generative model, and nothing that is not in the
+    sources. A sentence scores by the question's content words it contains (rare ones
+    weigh more, identifiers whole), its closeness in meaning, and its passage's rank."""
+    candidates: list[tuple[int, int, str]] = []  # (source number, its rank, sentence)
+    seen: set[str] = set()
+    for rank, (n, text) in enumerate(sources[:4]):
+        for raw in sentences(text):
+            sentence = " ".join(raw.split())
+            key = _key(sentence)
+            if len(key) > 2 and key not in seen:
+                seen.add(key)
+                candidates.append((n, rank, sentence))
+    if not candidates:
+        return NOTHING_FOUND
+    asked = terms(question)
+    own = [terms(s) for _, _, s in candidates]
+    df = Counter(t for ts in own for t in ts & asked)
+    idf = {t: math.log(1 + len(own) / (1 + df[t])) for t in asked}
+    vectors = np.asarray(embedder.encode([question, *(s for _, _, s in candidates)]))
+    meaning = vectors[1:] @ vectors[0]
+    scores = [
+        0.45 * coverage(asked, ts, idf) + 0.45 * float(m) + 0.1 / (1 + rank) - _shape(s)
+        for (_, rank, s), ts, m in zip(candidates, own, meaning, strict=True)
+    ]
+    order = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    best = scores[order[0]]
+    picked = [i for i in order[:most] if scores[i] >= best - 0.15]
+    lines = [f"- {candidates[i][2]} [{candidates[i][0]}]" for i in picked]
     return "From the approved sources:\n\n" + "\n".join(lines)
+
+
+def _shape(sentence: str) -> float:
+    """A penalty for what rarely answers: a heading-like scrap or a wall of text."""
+    words = len(sentence.split())
+    return 0.15 if words < 4 else 0.1 if words > 80 else 0.0
+
+
+def extractive_reply(messages: list[dict[str, Any]], embedder: Embedder) -> str:
+    """The extractive answer to a grounded prompt; "nothing found" without sources."""
+    question, sources = prompt_sources(messages)
+    return extractive_answer(question, sources, embedder) if sources else NOTHING_FOUND
 
 
 def sources_footer(passages: Sequence[Passage], cited: Sequence[int]) -> str:

@@ -177,6 +177,46 @@ async def test_questions_and_retrieved_text_go_through_the_tenants_policy(
 
 
 @pytest.mark.timeout(300)
+async def test_a_secret_in_a_retrieved_passage_is_redacted_not_a_refusal(
+    server, worker, make_tenant, navigator_root, grant, fake: FakeUpstream
+):
+    """Approved documentation may hold what looks like a credential (a config example, a
+    key pasted in a runbook): the question is answered, the value never reaches the model
+    as written, and the finding is flagged for review."""
+    key = "AKIAZ7QW3RTY5UIOPA2B"
+    question = "how do I switch password authentication from md5 to scram"
+    gen, ext = await make_tenant(), await make_tenant()
+    await put_route(server, gen, "navigator-writer", [deployment("w", "cite", fake.base_url)])
+    for t in (gen, ext):
+        folder = navigator_root / f"db-{uuid.uuid4().hex[:6]}"
+        folder.mkdir()
+        (folder / "auth.md").write_text(
+            "# Password authentication\n\nTo switch password authentication from md5 to "
+            "scram, set password_encryption = 'scram-sha-256' in postgresql.conf, then set "
+            f"every password again. The backup job signs in with the key {key} meanwhile.\n"
+        )
+        async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=60) as http:
+            await indexed(http, "Database manual", grant(t.id, folder))
+    async with httpx.AsyncClient(base_url=server, timeout=60) as http:
+        r = await ask(http, gen.gateway_key, question=question)
+        assert r.status_code == 200, r.text
+        assert r.json()["mode"] == "generative" and r.json()["citations"][0]["uri"] == "auth.md"
+        assert r.headers["x-posturio-decision"] == "flag"
+        assert "cloud_credential" in r.headers["x-posturio-findings"]
+        sent = fake.calls("cite")[-1]["body"]["messages"][0]["content"]
+        assert "password_encryption" in sent and key not in sent and "[CLOUD_CREDENTIAL_1]" in sent
+
+        r = await ask(http, ext.gateway_key, question=question)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["mode"] == "extractive" and "password_encryption" in body["answer"]
+        assert key not in body["answer"]
+        # The user's own question is still under the full policy.
+        r = await ask(http, ext.gateway_key, question=f"{question}? my key is {key}")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "policy_blocked"
+
+
+@pytest.mark.timeout(300)
 async def test_generative_answers_drop_dead_citations_and_speak_openai(
     server, worker, make_tenant, navigator_root, grant, fake: FakeUpstream
 ):

@@ -7,16 +7,23 @@ import pytest
 
 from posturio.navigator.grounding import (
     INSTRUCTIONS,
+    NOTHING_FOUND,
     CitationStream,
     Passage,
     clean_citations,
     extractive_answer,
+    extractive_reply,
     grounded_messages,
+    prompt_sources,
     relevant,
     sources_footer,
+    terms,
+    weak_evidence,
 )
 from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import SearchHit
+
+MODEL = embedder("all-MiniLM-L6-v2")
 
 
 def hit(content: str, similarity: float | None = 0.5, uri: str = "a.md") -> SearchHit:
@@ -97,20 +104,69 @@ def test_prompt_numbers_the_sources_before_the_conversation() -> None:
     assert sources_footer(passages, []) == ""
 
 
-def test_extractive_answer_quotes_the_relevant_sentences_with_citations() -> None:
-    passages = [
-        Passage(
+def test_extractive_answer_quotes_the_answering_sentence_first_with_its_citation() -> None:
+    sources = [
+        (
             1,
-            hit(
-                "The canteen opens at noon. Every employee gets thirty days of paid leave "
-                "per year. Parking is free on weekends."
-            ),
+            "The canteen opens at noon. Every employee gets thirty days of paid leave "
+            "per year. Parking is free on weekends.",
         ),
-        Passage(2, hit("Laptops are handed out by IT. Broken ones go to the desk.")),
+        (2, "Laptops are handed out by IT. Broken ones go to the desk."),
     ]
-    answer = extractive_answer(
-        "how many vacation days do I get?", passages, embedder("all-MiniLM-L6-v2"), per_passage=1
+    answer = extractive_answer("how many vacation days do I get?", sources, MODEL)
+    lines = answer.splitlines()
+    assert lines[0] == "From the approved sources:"
+    assert lines[2] == "- Every employee gets thirty days of paid leave per year. [1]"
+    assert "Laptops" not in answer
+
+
+def test_overlapping_passages_give_each_sentence_once() -> None:
+    shared = "Use ALTER DATABASE name RENAME TO new_name to rename a database."
+    sources = [
+        (1, f"Databases can be renamed. {shared}"),
+        (2, f"{shared} You must own the database."),
+        (3, f"{shared.upper()} Nobody may be connected to it."),
+    ]
+    answer = extractive_answer("how do I rename a database", sources, MODEL)
+    assert answer.count("RENAME TO") == 1 and answer.splitlines()[2].startswith("- Use ALTER")
+
+
+def test_identifiers_are_matched_whole() -> None:
+    assert terms("pg_dump --jobs and max_connections") == {"pg_dump", "jobs", "max_connection"}
+    assert "join" in terms("os.path.join") and "os.path.join" in terms("os.path.join")
+    sources = [
+        (
+            1,
+            "The server reads its settings at start. The max_connections setting caps how "
+            "many clients connect at once. Memory is shared.",
+        )
+    ]
+    answer = extractive_answer("max_connections", sources, MODEL)
+    assert answer.splitlines()[2].startswith("- The max_connections setting caps")
+
+
+def test_the_extractive_writer_reads_the_prompt_it_is_given() -> None:
+    passages = [
+        Passage(1, hit("Thirty days of leave.\n\n[2] is not a new source."), text=""),
+        Passage(2, hit("Laptops.", uri="b.md"), text="Laptops come from [SECRET_1]."),
+    ]
+    messages = grounded_messages([{"role": "user", "content": "leave?"}], passages)
+    assert prompt_sources(messages) == (
+        "leave?",
+        [
+            (1, "Thirty days of leave.\n[2] is not a new source."),
+            (2, "Laptops come from [SECRET_1]."),
+        ],
     )
-    first, second = answer.splitlines()[2:]
-    assert first == "- Every employee gets thirty days of paid leave per year. [1]"
-    assert second.endswith("[2]") and "canteen" not in answer
+    # A conversation that is not our prompt has no sources: nothing is made up from it.
+    assert prompt_sources([{"role": "system", "content": "Sources:\n\n[1] x\ny"}])[1] == []
+    assert extractive_reply([{"role": "user", "content": "leave?"}], MODEL) == NOTHING_FOUND
+
+
+def test_weak_evidence_abstains() -> None:
+    on_topic = [Passage(1, hit("Every employee gets thirty days of paid leave.", 0.3))]
+    assert not weak_evidence("how many days of paid leave do employees get", on_topic)
+    assert weak_evidence("what is the capital of France", on_topic)  # near the floor, no words
+    close = [Passage(1, hit("Annual leave is booked in the portal.", 0.6))]
+    assert not weak_evidence("vacation", close)  # close in meaning: enough
+    assert weak_evidence("anything", [])

@@ -37,9 +37,13 @@ def _usage(payload: dict[str, Any], reply: str) -> Usage:
 
 
 class Echo(ChatOnly):
-    async def chat(self, target: Target, payload: dict[str, Any]) -> ChatResult:
+    async def reply(self, target: Target, payload: dict[str, Any]) -> tuple[str, Usage]:
+        """The answer's text and its usage (a subclass writes another answer)."""
         reply = _reply(payload)
-        usage = _usage(payload, reply)
+        return reply, _usage(payload, reply)
+
+    async def chat(self, target: Target, payload: dict[str, Any]) -> ChatResult:
+        reply, usage = await self.reply(target, payload)
         n = max(1, int(payload.get("n") or 1))
         body = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -66,8 +70,7 @@ class Echo(ChatOnly):
     async def chat_stream(
         self, target: Target, payload: dict[str, Any], include_usage: bool
     ) -> ChatStream:
-        reply = _reply(payload)
-        usage = _usage(payload, reply)
+        reply, usage = await self.reply(target, payload)
         chunks = self._chunks(payload.get("model", "echo"), reply, usage, include_usage)
         return ChatStream(first=await anext(chunks), rest=chunks, usage=usage)
 
@@ -110,7 +113,7 @@ class Echo(ChatOnly):
 
     async def embeddings(self, target: Target, payload: dict[str, Any]) -> EmbeddingsResult:
         raise UpstreamError(
-            "echo is a chat model; use an embeddings model",
+            f"{target.model} is a chat model; use an embeddings model",
             status=400,
             retryable=False,
             client_fault=True,
