@@ -159,8 +159,9 @@ def _run(settings: Settings, state: Path, worker: bool, *, detached: bool) -> No
     def shutdown(*_: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    # SIGHUP too: closing the terminal `make run` runs in must not orphan the database.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, shutdown)
     (state / "posturio.pid").write_text(str(os.getpid()))
     demo = None
     try:

@@ -345,6 +345,20 @@ def test_restart_reuses_state(stack):
 
 
 @pytest.mark.timeout(300)
+def test_a_hangup_stops_the_whole_stack(stack):
+    """A closed terminal (SIGHUP) stops everything `up` started, the database included."""
+    state: Path = stack["state"]  # type: ignore[assignment]
+    pid = int((state / "posturio.pid").read_text())
+    everything = _family(pid)
+    assert len(everything) > 3  # up, Postgres, Redis, the API, the worker
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 120
+    while _alive(everything) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(everything), "a hangup left processes running"
+
+
+@pytest.mark.timeout(300)
 def test_no_worker_is_honoured_when_detached_and_the_log_rotates(tmp_path):
     state = tmp_path / "state"
     port = free_port()
