@@ -22,6 +22,7 @@ provider attaches another tenant's account.
 from __future__ import annotations
 
 import hmac
+import html
 import time
 import uuid
 from collections import OrderedDict
@@ -41,7 +42,7 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 from joserfc.jws import JWSRegistry
-from litestar import Controller, Request, delete, get, put
+from litestar import Controller, Request, Response, delete, get, put
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
@@ -615,6 +616,24 @@ def _login_page(status_code: int, **context: Any) -> Template:
     return Template("login.html", context={"signed_in": False, **context}, status_code=status_code)
 
 
+def handoff(url: str) -> Response[str]:
+    """The way on to the provider. Not a redirect: the sign-in form's page allows forms
+    to reach only this origin (CSP `form-action 'self'`), and browsers hold a redirect
+    that answers a form to that too, so the form lands here and this page moves on (a
+    refresh, and a link without it)."""
+    href = html.escape(url, quote=True)
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={href}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<title>Signing in · Posturio</title><link rel="stylesheet" href="/static/app.css">'
+        '</head><body><main class="narrow"><h1>Signing in</h1>'
+        f'<p>On to your identity provider… <a id="sso-continue" href="{href}">Continue</a></p>'
+        "</main></body></html>"
+    )
+    return Response(body, media_type="text/html", headers={"cache-control": "no-store"})
+
+
 class SsoSignIn(Controller):
     """`/sso?who=<tenant slug or e-mail>` starts a sign-in at the tenant's provider;
     `/sso/callback` finishes it."""
@@ -626,7 +645,7 @@ class SsoSignIn(Controller):
     @get("/")
     async def begin(
         self, request: Request, db: Db, who: FromQuery[str] = ""
-    ) -> Template | Redirect:
+    ) -> Template | Response[str]:
         matches = await tenants_for(db, who) if who.strip() else []
         if not matches:
             return _login_page(
@@ -643,7 +662,7 @@ class SsoSignIn(Controller):
             return _login_page(exc.status_code, sso_who=who, sso_error=exc.message)
         url, pending = start(provider, config, request.app.state.settings.base_url)
         request.set_session({**(request.session or {}), PENDING: pending})
-        return Redirect(url, status_code=303)
+        return handoff(url)
 
     @get("/callback")
     async def callback(

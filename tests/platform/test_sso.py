@@ -5,6 +5,8 @@ expiry, another tenant's provider, addresses outside the tenant's domains)."""
 
 from __future__ import annotations
 
+import html
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -58,9 +60,12 @@ async def _sso_tenant(client, make_tenant, idp: Idp, **settings: Any) -> SsoTena
 
 
 async def _start(browser, who: str) -> str:
+    """The provider's authorization URL, from the page that moves the browser on."""
     r = await browser.get("/sso", params={"who": who})
-    assert r.status_code == 303, r.text
-    return r.headers["location"]
+    assert r.status_code == 200, r.text
+    found = re.search(r'<a id="sso-continue" href="([^"]+)"', r.text)
+    assert found and f'content="0;url={found.group(1)}"' in r.text, r.text
+    return html.unescape(found.group(1))
 
 
 async def _callback(browser, location: str):
