@@ -25,6 +25,7 @@ import hyperscan
 import re2
 
 from posturio.gateway.inspection.injection import INJECTION_RULES
+from posturio.gateway.inspection.personal import PERSONAL_RULES, PersonalRule
 from posturio.gateway.inspection.phones import DEFAULT_REGIONS
 from posturio.gateway.inspection.rules import RULES, Rule
 
@@ -34,7 +35,7 @@ BUILTIN_RULES: tuple[Rule, ...] = RULES + INJECTION_RULES
 TEST_VALUE_SCORE = 0.3
 # Which of two overlapping findings stays: the rule's own score, also for a test value (a
 # test card number is still a card, not the phone number inside it).
-_PRIORITY = {r.id: r.score for r in BUILTIN_RULES}
+_PRIORITY = {r.id: r.score for r in BUILTIN_RULES} | {r.id: r.score for r in PERSONAL_RULES}
 
 # Zero-width and bidi controls: invisible, and a classic way to split a secret.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
@@ -191,8 +192,36 @@ class Inspector:
         # BLAKE2b in keyed mode is a MAC by design, and several times cheaper than HMAC.
         return hashlib.blake2b(value.encode(), key=self._key[:64], digest_size=12).hexdigest()
 
-    def inspect(self, text: str) -> list[Finding]:
-        return self._inspect(normalize(text), decode=True)
+    def inspect(self, text: str, *, personal: bool = False) -> list[Finding]:
+        """Every finding in `text`; `personal` adds the personal-data tier (names, street
+        addresses, dates of birth: personal.py), which only a policy asking for it runs."""
+        text = normalize(text)
+        findings = self._inspect(text, decode=True)
+        if personal:
+            for rule in PERSONAL_RULES:
+                findings += self._personal(text, rule)
+            findings = _without_overlaps(findings)
+        return findings
+
+    def _personal(self, text: str, rule: PersonalRule) -> list[Finding]:
+        found = []
+        for start, end, evidence in rule.find(text):
+            value = text[start:end]
+            if not self._allowed(value):
+                found.append(
+                    Finding(
+                        detector=rule.detector,
+                        rule=rule.id,
+                        category=rule.category,
+                        start=start,
+                        end=end,
+                        score=rule.score,
+                        evidence=evidence,
+                        fingerprint=self.fingerprint(value),
+                        preview=preview(value),
+                    )
+                )
+        return found
 
     def _inspect(self, text: str, *, decode: bool) -> list[Finding]:
         """Scan in overlapping blocks and confirm each fired rule only inside the blocks

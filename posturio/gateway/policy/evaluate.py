@@ -32,6 +32,9 @@ from posturio.gateway.inspection.engine import (
     keywords_pattern,
     normalize,
 )
+from posturio.gateway.inspection.personal import PERSONAL_RULES
+from posturio.gateway.inspection.personal import warm as warm_personal
+from posturio.gateway.inspection.phones import DEFAULT_REGIONS
 from posturio.gateway.inspection.rules import Rule
 from posturio.gateway.inspection.segments import Segment
 from posturio.gateway.policy.schema import (
@@ -171,12 +174,20 @@ class CompiledPolicy:
             _ruleset(doc.detectors),
             allow_fingerprints=frozenset(doc.allowlist.fingerprints),
             allow_patterns=tuple(doc.allowlist.patterns),
+            phone_regions=phone_regions(doc),
         )
         live = [r for r in doc.rules if r.enabled]
         self._rules = {
             "input": [r for r in live if r.match.direction == "input"],
             "output": [r for r in live if r.match.direction == "output"],
         }
+        # The rules (shadow ones too) that ask for the personal-data tier by name: only
+        # then do names, street addresses and dates of birth get looked for.
+        self._personal_rules = {
+            d: [r for r in rs if _asks_personal(r)] for d, rs in self._rules.items()
+        }
+        if any(self._personal_rules.values()):
+            warm_personal()
         # The input rules that would block or reroute on the classifier's finding: only
         # then does the classifier run inline (empty: no cost at all).
         self._classifier_rules = [r for r in self._rules["input"] if _acts_inline(r)]
@@ -210,6 +221,11 @@ class CompiledPolicy:
             scores = {where: r for (where, _), r in zip(todo, results, strict=True)}
         return self.evaluate(segments, ctx, scores)
 
+    def personal_tier(self, ctx: Context) -> bool:
+        """Whether this request's prompts (or answers) are read for names, street
+        addresses and dates of birth: a rule that asks for them applies to it."""
+        return any(_context_matches(r, ctx) for r in self._personal_rules[ctx.direction])
+
     def output_rules(self, ctx: Context) -> list[PolicyRule]:
         return [r for r in self._rules["output"] if _context_matches(r, ctx)]
 
@@ -219,8 +235,9 @@ class CompiledPolicy:
         if not self._rules[ctx.direction]:
             return Verdict()  # no rule could act on a finding: nothing to inspect
         hits: list[tuple[Finding, str, str | None]] = []
+        personal = self.personal_tier(ctx)
         for segment in segments:
-            found = self.inspector.inspect(segment.text)
+            found = self.inspector.inspect(segment.text, personal=personal)
             quoted = any(f.detector in QUOTED_DETECTORS for f in found)
             text = normalize(segment.text) if quoted else ""
             for finding in found:
@@ -317,6 +334,28 @@ class CompiledPolicy:
 
 # What the classifier's finding looks like to a policy rule (its score at the top).
 _CLASSIFIER_PROBE = Finding("injection", RULE_ID, "prompt_injection", 0, 0, 1.0, "", "", "")
+
+
+# What the tier's findings look like to a policy rule (their score at the top).
+_PERSONAL_PROBES = [
+    Finding(r.detector, r.id, r.category, 0, 0, 1.0, "", "", "") for r in PERSONAL_RULES
+]
+
+
+def _asks_personal(rule: PolicyRule) -> bool:
+    """A rule that names the tier's categories or rule ids and would match its findings.
+    `detectors: ["pii"]` alone (the default policy's rule) does not switch the tier on:
+    it costs more than the format detectors, so a tenant asks for it explicitly."""
+    m = rule.match
+    named = m.categories is not None or m.rules is not None
+    return named and any(_finding_matches(rule, probe) for probe in _PERSONAL_PROBES)
+
+
+def phone_regions(doc: PolicyDoc) -> tuple[str, ...]:
+    """The policy's phone region first, then the built-in hints."""
+    if doc.phone_region is None:
+        return DEFAULT_REGIONS
+    return (doc.phone_region, *(r for r in DEFAULT_REGIONS if r != doc.phone_region))
 
 
 def _acts_inline(rule: PolicyRule) -> bool:

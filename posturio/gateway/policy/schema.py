@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Literal
 
 import msgspec
+import phonenumbers
 import re2
 
 from posturio.gateway.inspection.engine import compile_re2
@@ -83,6 +84,9 @@ class PolicyDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     detectors: Annotated[list[CustomDetector], msgspec.Meta(max_length=200)] = []
     allowlist: Allowlist = msgspec.field(default_factory=Allowlist)
     size: SizeLimits = msgspec.field(default_factory=SizeLimits)
+    # The region whose national phone formats (no +country code) are read first, before
+    # the built-in hints (phones.DEFAULT_REGIONS): ISO 3166 alpha-2, e.g. "DE".
+    phone_region: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | None = None
 
 
 # Documented test values (AKIAIOSFODNN7EXAMPLE, 4111 1111 1111 1111) are findings with a
@@ -175,6 +179,11 @@ def validate(doc: PolicyDoc, aliases: set[str] | None = None) -> PolicyDoc:
             _regex(detector.pattern, where)
     for i, pattern in enumerate(doc.allowlist.patterns):
         _regex(pattern, f"allowlist pattern {i}")
+    if doc.phone_region is not None and doc.phone_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise invalid(
+            f"phone_region: {doc.phone_region!r} is not a region libphonenumber knows "
+            "(an ISO 3166 alpha-2 code such as DE, CH, ES)"
+        )
     return doc
 
 
