@@ -505,12 +505,87 @@ def classifier_section(prompt: str) -> None:
     )
 
 
+# --------------------------------------------------------------------------- personal tier
+
+PERSONAL = ("person_name", "street_address", "date_of_birth")
+
+
+def _same_value(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Spans that share at least half of the longer one."""
+    shared = min(a[1], b[1]) - max(a[0], b[0])
+    return shared * 2 >= max(a[1] - a[0], b[1] - b[0])
+
+
+def personal_section(samples: list[Sample], prompts: dict[str, str]) -> None:
+    """The personal-data tier (names, street addresses, dates of birth; off unless a
+    policy names it) on bench/data/pii_dev.json (the tier was tuned on it) and
+    pii_heldout.json (other locales and wording, see bench/pii_data.py): per category
+    precision and recall, spans matching when they share half the longer one. Then the
+    share of the main corpus's clean prompts where it finds anything (those prompts do
+    name people now and then: every finding counted as false) and its cost per prompt on
+    top of the format detectors."""
+    from bench.pii_data import load
+    from posturio.gateway.inspection.engine import Inspector
+    from posturio.gateway.inspection.personal import warm
+
+    warm()
+    inspector = Inspector(b"bench-detection")
+
+    def tier(text: str) -> list[tuple[int, int, str]]:
+        found = inspector.inspect(text, personal=True)
+        return [(f.start, f.end, f.category) for f in found if f.category in PERSONAL]
+
+    print("\nPersonal-data tier (policy opt-in)")
+    print(f"  {'set':<10}{'category':<16}{'precision':<11}{'recall':<8}{'F1':<7}labels")
+    for name in ("pii_dev", "pii_heldout"):
+        counts = {c: Counts() for c in PERSONAL}
+        for sample in load(name):
+            text, labels = str(sample["text"]), sample["labels"]
+            assert isinstance(labels, list)
+            found = tier(text)
+            for lb in labels:
+                span, category = (lb["start"], lb["end"]), lb["category"]
+                counts[category].labels += 1
+                counts[category].labels_found += any(
+                    c == category and _same_value((s, e), span) for s, e, c in found
+                )
+            for s, e, c in found:
+                counts[c].preds += 1
+                counts[c].preds_right += any(
+                    lb["category"] == c and _same_value((s, e), (lb["start"], lb["end"]))
+                    for lb in labels
+                )
+        for c, n in counts.items():
+            print(
+                f"  {name[4:]:<10}{c:<16}{_fmt(n.precision):<11}{_fmt(n.recall):<8}"
+                f"{_fmt(n.f1):<7}{n.labels}"
+            )
+    clean = [s for s in samples if s.kind == "clean"]
+    flagged = sum(bool(tier(s.text)) for s in clean)
+    print(f"  main corpus clean prompts with a finding: {flagged}/{len(clean)}")
+
+    def with_tier(text: str) -> object:
+        return inspector.inspect(text, personal=True)
+
+    for k, text in prompts.items():
+        runs = 200 if len(text) < 10_000 else 20
+        off = statistics.median(timed(inspector.inspect, text, runs, 5.0))
+        on = statistics.median(timed(with_tier, text, runs, 5.0))
+        print(
+            f"  {k:<22} p50 {off:,.0f} µs without the tier, {on:,.0f} µs with it "
+            f"(+{on - off:,.0f} µs)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-peers", action="store_true", help="only our inspector")
     parser.add_argument("--misses", action="store_true", help="list our misses and false finds")
     parser.add_argument(
         "--no-classifier", action="store_true", help="skip the injection classifier's section"
+    )
+    parser.add_argument(
+        "--no-personal", action="store_true", help="skip the personal-data tier's section"
     )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -555,6 +630,8 @@ def main() -> None:
     )
     for note in notes:
         print(f"note: {note}")
+    if not args.no_personal:
+        personal_section(samples, prompts)
     if not args.no_classifier:
         classifier_section(prompts["clean 2 KB"])
     print(f"bench time {time.perf_counter() - started:.0f} s")
