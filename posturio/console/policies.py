@@ -64,7 +64,7 @@ def _rule_from_form(data: dict[str, Any]) -> dict[str, Any]:
         "shadow": text(data, "shadow") == "on",
         "match": {k: v for k, v in match.items() if v is not None},
     }
-    if rule["action"] == "reroute":
+    if rule["action"] == "reroute" and text(data, "reroute_to"):  # none: the store says so
         rule["reroute_to"] = text(data, "reroute_to")
     return rule
 

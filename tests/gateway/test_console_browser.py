@@ -249,6 +249,4 @@ def test_reviewer_is_refused_the_policy_editor(server, chromium, org):
     response = page.goto(f"{server}/console/policies/edit")
     assert response.status == 403
     assert "admin role" in page.inner_text("#forbidden")
-    page.goto(f"{server}/console/")
-    page.screenshot(path=str(SHOTS / "console-overview.png"), full_page=True)
     page.close()
