@@ -239,7 +239,7 @@ def coverage(question: set[str], text: set[str], idf: dict[str, float] | None = 
 # Evidence too weak to answer from: calibrated on bench/navigator.py's answerable and
 # off-topic questions (see the README). A passage close in meaning answers; a passage
 # near the floor answers only if it also shares the question's content words.
-STRONG_SIMILARITY = 0.33
+STRONG_SIMILARITY = 0.325
 MIN_COVERAGE = 0.5
 
 

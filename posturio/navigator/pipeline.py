@@ -33,6 +33,9 @@ from posturio.platform.repository import scoped, scoped_delete
 log = structlog.get_logger("posturio.navigator")
 BATCH_CHUNKS = 256  # chunks embedded together (and stored in one transaction)
 MAX_FAILURES_SHOWN = 50
+# The source's progress is written at most this often while a sync runs (and after every
+# stored batch): one small UPDATE, so a reader sees the counters move.
+REPORT_EVERY_S = 2.0
 
 _embedders: dict[str, Embedder] = {}
 
@@ -62,11 +65,20 @@ class Progress:
     chunks: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    reported: float = 0.0  # when the progress was last written
 
     def fail(self, uri: str, reason: str) -> None:
         self.failed += 1
         if len(self.failures) < MAX_FAILURES_SHOWN:
             self.failures.append({"uri": uri, "reason": reason})
+
+    def eta_s(self) -> float | None:
+        """Time left at the rate so far (documents done per second), once there is one."""
+        done = self.indexed + self.skipped + self.failed
+        elapsed = time.monotonic() - self.started
+        if not done or not self.discovered or elapsed <= 0:
+            return None
+        return round(max(0, self.discovered - done) * elapsed / done, 1)
 
     def as_dict(self, state: str) -> dict[str, Any]:
         return {
@@ -79,6 +91,8 @@ class Progress:
             "chunks": self.chunks,
             "failures": self.failures,
             "duration_s": round(time.monotonic() - self.started, 2),
+            "eta_s": self.eta_s() if state == "running" else None,
+            "updated_at": utcnow().isoformat(),
         }
 
 
@@ -106,34 +120,42 @@ class SourceSync:
         stmt = scoped(Source, self.tenant_id).where(Source.id == self.source_id)
         return (await session.scalars(stmt.with_for_update(read=True) if lock else stmt)).first()
 
-    async def _report(self, state: str, **extra: Any) -> None:
+    async def _report(self, state: str, error: str | None = None, **extra: Any) -> None:
+        """The source's progress as of now (with why it stopped, if it did)."""
+        self.progress.reported = time.monotonic()
+        progress = self.progress.as_dict(state)
+        if error is not None:
+            progress["error"] = error[:500]
         async with self.session() as session:
             source = await self._source(session)
             if source is not None:
-                source.progress = self.progress.as_dict(state)
+                source.progress = progress
                 for name, value in extra.items():
                     setattr(source, name, value)
+
+    async def _tick(self) -> None:
+        if time.monotonic() - self.progress.reported >= REPORT_EVERY_S:
+            await self._report("running")
 
     async def run(self) -> dict[str, Any]:
         try:
             return await self._run()
         except SourceUnavailable as exc:
             log.warning("source_unavailable", source_id=str(self.source_id), reason=str(exc))
-            async with self.session() as session:
-                source = await self._source(session)
-                if source is not None:
-                    source.progress = {**self.progress.as_dict("error"), "error": str(exc)[:500]}
+            await self._report("error", str(exc))
             return {"state": "error", "reason": str(exc)}
+        except asyncio.CancelledError:
+            # The worker stopping (or the job's time limit): say so, not "running" forever.
+            await asyncio.shield(
+                self._report(
+                    "error", "the sync was interrupted (the worker stopped); it is retried"
+                )
+            )
+            raise
         except Exception as exc:
             # Visible in the source's progress; the job is retried by the worker.
             log.exception("source_sync_failed", source_id=str(self.source_id))
-            async with self.session() as session:
-                source = await self._source(session)
-                if source is not None:
-                    source.progress = {
-                        **self.progress.as_dict("error"),
-                        "error": f"{type(exc).__name__}: {exc}"[:500],
-                    }
+            await self._report("error", f"{type(exc).__name__}: {exc}")
             raise
 
     async def _run(self) -> dict[str, Any]:
@@ -168,9 +190,11 @@ class SourceSync:
         await self._report("running")
         items = await connector.discover()
         self.progress.discovered = len(items)
+        await self._report("running")
         pending: list[Pending] = []
         for item in items:
             prepared = await self._prepare(connector, item, known.get(item.uri))
+            await self._tick()
             if prepared is None:
                 continue
             pending.append(prepared)
@@ -199,8 +223,12 @@ class SourceSync:
         return self.progress.as_dict("idle")
 
     async def _stopped(self) -> dict[str, Any]:
-        await self._report("stopped")
-        return {"state": "stopped", "reason": "the source is no longer approved"}
+        async with self.session() as session:
+            source = await self._source(session)
+            status = source.status if source is not None else "deleted"
+        reason = f"stopped: the source was {status} during the sync"
+        await self._report("stopped", reason)
+        return {"state": "stopped", "reason": reason}
 
     async def _prepare(self, connector: Any, item: Item, known: Document | None) -> Pending | None:
         if item.refused:
@@ -321,6 +349,7 @@ class SourceSync:
                     await session.execute(insert(Chunk), rows)
                 self.progress.indexed += 1
                 self.progress.chunks += len(rows)
+        await self._report("running")  # a stored batch is worth showing at once
         return True
 
 

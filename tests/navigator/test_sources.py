@@ -475,3 +475,60 @@ async def test_two_syncs_of_one_source_at_once_do_not_collide(server, make_tenan
             text("SELECT progress FROM navigator_sources WHERE id = :s"), {"s": source["id"]}
         )
     assert documents == 2 and progress["indexed"] == 2 and progress.get("state") == "idle"
+
+
+@pytest.mark.timeout(300)
+async def test_progress_moves_during_a_sync_and_a_stopped_sync_says_why(
+    server, worker, make_tenant, navigator_root, grant
+):
+    """Many small files: several stored batches, each shown as it lands (the worker writes
+    the counters every batch and every few seconds), with the time left."""
+    t = await make_tenant()
+    folder = navigator_root / f"many-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    total = 1200
+    for i in range(total):
+        (folder / f"note-{i:04d}.md").write_text(
+            f"# Note {i}\n\nThe tally of batch {i} is {i * 7}.\n"
+        )
+    grant(t.id, folder)
+    async with httpx.AsyncClient(base_url=server, headers=t.admin_headers, timeout=30) as http:
+        source = (
+            await http.post(
+                "/api/navigator/sources",
+                json={"name": "Notes", "kind": "directory", "config": {"path": str(folder)}},
+            )
+        ).json()
+        url = f"/api/navigator/sources/{source['id']}"
+        await http.post(f"{url}/transition", json={"action": "approve"})
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            progress = (await http.get(url)).json()["progress"]
+            seen.append(progress)
+            if progress.get("state") == "running" and 0 < progress.get("indexed", 0) < total:
+                break
+            assert progress.get("state") != "idle", "the sync ended with no progress shown"
+            await asyncio.sleep(0.1)
+        midway = seen[-1]
+        assert midway["state"] == "running" and 0 < midway["indexed"] < total, seen[-3:]
+        assert midway["discovered"] == total and midway["chunks"] >= midway["indexed"]
+        assert midway["eta_s"] is not None and midway["eta_s"] > 0
+        assert midway["updated_at"]
+
+        # Paused mid-sync: the sync stops and says why.
+        r = await http.post(f"{url}/transition", json={"action": "pause", "reason": "later"})
+        assert r.status_code == 200, r.text
+        while time.monotonic() < deadline:
+            progress = (await http.get(url)).json()["progress"]
+            if progress.get("state") != "running":
+                break
+            await asyncio.sleep(0.2)
+        assert progress["state"] == "stopped", progress
+        assert "paused" in progress["error"] and progress["indexed"] < total
+
+        # Resumed: the rest is indexed, the counters end at the total.
+        await http.post(f"{url}/transition", json={"action": "resume"})
+        done = await wait_sync(http, source["id"], None, within_s=240)
+        progress = done["progress"]
+        assert progress["indexed"] + progress["skipped"] == total and progress["eta_s"] is None
