@@ -163,7 +163,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
         components=Components(
             security_schemes={
-                "apiKey": SecurityScheme(type="http", scheme="bearer", description="Tenant API key")
+                "apiKey": SecurityScheme(
+                    type="http", scheme="bearer", description="Tenant API key"
+                ),
+                "scimToken": SecurityScheme(type="http", scheme="bearer", description="SCIM token"),
             }
         ),
     )

@@ -32,6 +32,7 @@ import structlog
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from redis.exceptions import RedisError
 from sqlalchemy import Select, func, select, text
@@ -1171,22 +1172,65 @@ Filter = Annotated[str | None, QueryParameter(name="filter")]
 Excluded = Annotated[str | None, QueryParameter(name="excludedAttributes")]
 
 
+class ScimErrorBody(msgspec.Struct):
+    schemas: list[str]
+    status: str
+    detail: str
+    scimType: str | None = None  # RFC 7644 names it so
+
+
+_SCIM_ERRORS = {
+    status: ResponseSpec(
+        data_container=ScimErrorBody,
+        media_type=MEDIA_TYPE,
+        description=description,
+        generate_examples=False,
+    )
+    for status, description in (
+        (400, "Bad request (scimType says why: invalidFilter, invalidSyntax, invalidValue, …)"),
+        (401, "No SCIM token, or a rotated or removed one"),
+        (404, "No such resource in this tenant"),
+        (409, "Conflicts with an existing resource (scimType uniqueness)"),
+    )
+}
+
+
+def _documented(summary: str, ok: int = 200) -> dict[str, Any]:
+    """Decorator arguments that put a SCIM operation in the OpenAPI document: its media
+    type, a SCIM JSON object on success (its attributes are RFC 7643's, served at
+    /Schemas), the errors in SCIM's shape."""
+    body = ResponseSpec(
+        data_container=dict[str, Any],
+        media_type=MEDIA_TYPE,
+        description="A SCIM resource or ListResponse (RFC 7643/7644)",
+        generate_examples=False,
+    )
+    return {
+        "summary": summary,
+        "media_type": MEDIA_TYPE,
+        "responses": {**_SCIM_ERRORS, **({ok: body} if ok != 204 else {})},
+    }
+
+
 class ScimApi(Controller):
-    """SCIM 2.0 for the tenant's provisioning client (Okta, Entra ID, …)."""
+    """SCIM 2.0 for the tenant's provisioning client (Okta, Entra ID, …). Request bodies
+    are SCIM JSON (`application/scim+json` or `application/json`), read as the RFC
+    says, so the document shows their operations, not their attributes (`/Schemas`)."""
 
     path = BASE_PATH
-    include_in_schema = False  # SCIM describes itself: /Schemas, /ResourceTypes
+    tags = ["scim"]
+    security = [{"scimToken": []}]
     dependencies = {
         "principal": Provide(provide_scim_principal),
         "db": Provide(provide_tenant_db),
     }
     exception_handlers = EXCEPTION_HANDLERS
 
-    @get("/ServiceProviderConfig")
+    @get("/ServiceProviderConfig", **_documented("What this SCIM service supports (RFC 7644 §5)"))
     async def config(self, request: Request[Any, Any, Any], principal: Caller) -> Response[bytes]:
         return scim_response(service_provider_config(scim_base(request)))
 
-    @get("/ResourceTypes")
+    @get("/ResourceTypes", **_documented("The resource types: User and Group"))
     async def resource_types(
         self, request: Request[Any, Any, Any], principal: Caller
     ) -> Response[bytes]:
@@ -1194,31 +1238,31 @@ class ScimApi(Controller):
         items = [resource_type(name, base) for name in RESOURCE_TYPES]
         return scim_response(list_response(items, len(items), Page(1, len(items))))
 
-    @get("/ResourceTypes/{name:str}")
+    @get("/ResourceTypes/{type_name:str}", **_documented("One resource type"))
     async def one_resource_type(
-        self, request: Request[Any, Any, Any], principal: Caller, name: FromPath[str]
+        self, request: Request[Any, Any, Any], principal: Caller, type_name: FromPath[str]
     ) -> Response[bytes]:
-        if name not in RESOURCE_TYPES:
-            raise ScimError(404, f"no resource type {name[:100]}")
-        return scim_response(resource_type(name, scim_base(request)))
+        if type_name not in RESOURCE_TYPES:
+            raise ScimError(404, f"no resource type {type_name[:100]}")
+        return scim_response(resource_type(type_name, scim_base(request)))
 
-    @get("/Schemas")
+    @get("/Schemas", **_documented("The User and Group schemas"))
     async def schemas(self, request: Request[Any, Any, Any], principal: Caller) -> Response[bytes]:
         base = scim_base(request)
         items = [schema_resource(s, base) for s in SCHEMAS]
         return scim_response(list_response(items, len(items), Page(1, len(items))))
 
-    @get("/Schemas/{schema_id:str}")
+    @get("/Schemas/{schema_urn:str}", **_documented("One schema, by its URN"))
     async def one_schema(
-        self, request: Request[Any, Any, Any], principal: Caller, schema_id: FromPath[str]
+        self, request: Request[Any, Any, Any], principal: Caller, schema_urn: FromPath[str]
     ) -> Response[bytes]:
-        if schema_id not in SCHEMAS:
-            raise ScimError(404, f"no schema {schema_id[:100]}")
-        return scim_response(schema_resource(schema_id, scim_base(request)))
+        if schema_urn not in SCHEMAS:
+            raise ScimError(404, f"no schema {schema_urn[:100]}")
+        return scim_response(schema_resource(schema_urn, scim_base(request)))
 
     # --- users
 
-    @get("/Users")
+    @get("/Users", **_documented("Users of the tenant; filter userName, externalId or id with eq"))
     async def users_page(
         self,
         request: Request[Any, Any, Any],
@@ -1234,14 +1278,19 @@ class ScimApi(Controller):
         base = scim_base(request)
         return scim_response(list_response([user_resource(u, base) for u in users], total, page))
 
-    @get("/Users/{user_id:str}")
+    @get("/Users/{user_id:str}", **_documented("One user (a membership of this tenant)"))
     async def user(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, user_id: FromPath[str]
     ) -> Response[bytes]:
         user = await find_user(db, principal.tenant_id, user_id)
         return scim_response(user_resource(user, scim_base(request)))
 
-    @post("/Users")
+    @post(
+        "/Users",
+        **_documented(
+            ok=201, summary="Provision a user (a new account without a password, or 409)"
+        ),
+    )
     async def new_user(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller
     ) -> Response[bytes]:
@@ -1249,7 +1298,7 @@ class ScimApi(Controller):
         resource = user_resource(user, scim_base(request))
         return scim_response(resource, 201, {"location": resource["meta"]["location"]})
 
-    @put("/Users/{user_id:str}")
+    @put("/Users/{user_id:str}", **_documented("Replace a user; active false deactivates"))
     async def put_user(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, user_id: FromPath[str]
     ) -> Response[bytes]:
@@ -1260,7 +1309,9 @@ class ScimApi(Controller):
         await _after_commit(request, db, principal.tenant_id, effects)
         return scim_response(user_resource(user, scim_base(request)))
 
-    @patch("/Users/{user_id:str}")
+    @patch(
+        "/Users/{user_id:str}", **_documented("Patch a user (PatchOp as Okta and Entra send it)")
+    )
     async def patch_user(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, user_id: FromPath[str]
     ) -> Response[bytes]:
@@ -1274,7 +1325,11 @@ class ScimApi(Controller):
         await _after_commit(request, db, principal.tenant_id, effects)
         return scim_response(user_resource(user, scim_base(request)))
 
-    @delete("/Users/{user_id:str}", status_code=204)
+    @delete(
+        "/Users/{user_id:str}",
+        status_code=204,
+        **_documented(ok=204, summary="Deprovision a user: sessions end and their keys stop"),
+    )
     async def remove_user(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, user_id: FromPath[str]
     ) -> None:
@@ -1285,7 +1340,10 @@ class ScimApi(Controller):
 
     # --- groups
 
-    @get("/Groups")
+    @get(
+        "/Groups",
+        **_documented("Groups of the tenant; filter displayName, externalId or id with eq"),
+    )
     async def groups_page(
         self,
         request: Request[Any, Any, Any],
@@ -1306,7 +1364,7 @@ class ScimApi(Controller):
         resources = [group_resource(g, members[g.id] if members else None, base) for g in groups]
         return scim_response(list_response(resources, total, page))
 
-    @get("/Groups/{group_id:str}")
+    @get("/Groups/{group_id:str}", **_documented("One group"))
     async def group(
         self,
         request: Request[Any, Any, Any],
@@ -1318,7 +1376,7 @@ class ScimApi(Controller):
         group = await find_group(db, principal.tenant_id, group_id)
         return scim_response(await self._group(request, db, principal, group, excluded))
 
-    @post("/Groups")
+    @post("/Groups", **_documented(ok=201, summary="Create a group"))
     async def new_group(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller
     ) -> Response[bytes]:
@@ -1330,7 +1388,7 @@ class ScimApi(Controller):
         resource = await self._group(request, db, principal, group, None)
         return scim_response(resource, 201, {"location": resource["meta"]["location"]})
 
-    @put("/Groups/{group_id:str}")
+    @put("/Groups/{group_id:str}", **_documented("Replace a group and its members"))
     async def put_group(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, group_id: FromPath[str]
     ) -> Response[bytes]:
@@ -1338,7 +1396,7 @@ class ScimApi(Controller):
         group = await find_group(db, principal.tenant_id, group_id)
         return await self._save(request, db, principal, group, change)
 
-    @patch("/Groups/{group_id:str}")
+    @patch("/Groups/{group_id:str}", **_documented("Patch a group (add, remove, replace members)"))
     async def patch_group(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, group_id: FromPath[str]
     ) -> Response[bytes]:
@@ -1350,7 +1408,9 @@ class ScimApi(Controller):
             apply_group_operation(change, operation)
         return await self._save(request, db, principal, group, change)
 
-    @delete("/Groups/{group_id:str}", status_code=204)
+    @delete(
+        "/Groups/{group_id:str}", status_code=204, **_documented(ok=204, summary="Delete a group")
+    )
     async def remove_group(
         self, request: Request[Any, Any, Any], db: Db, principal: Caller, group_id: FromPath[str]
     ) -> None:

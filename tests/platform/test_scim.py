@@ -566,3 +566,32 @@ async def test_bad_input_gets_scim_errors(client, make_tenant):
         _assert_error(await call, status, scim_type)
     # Nothing was changed by the refused calls.
     assert (await client.get(path, headers=scim)).json()["active"] is True
+
+
+async def test_the_openapi_document_lists_the_scim_operations(client):
+    """/schema documents SCIM's paths, methods, content type, token and error shape (the
+    attributes are RFC 7643's, served at /Schemas); the rendered docs page still loads."""
+    doc = (await client.get("/schema/openapi.json")).json()
+    paths = {p: item for p, item in doc["paths"].items() if p.startswith("/scim/v2/")}
+    assert set(paths) == {
+        "/scim/v2/ServiceProviderConfig",
+        "/scim/v2/ResourceTypes",
+        "/scim/v2/ResourceTypes/{type_name}",
+        "/scim/v2/Schemas",
+        "/scim/v2/Schemas/{schema_urn}",
+        "/scim/v2/Users",
+        "/scim/v2/Users/{user_id}",
+        "/scim/v2/Groups",
+        "/scim/v2/Groups/{group_id}",
+    }
+    assert set(paths["/scim/v2/Users/{user_id}"]) >= {"get", "put", "patch", "delete"}
+    create = paths["/scim/v2/Users"]["post"]
+    assert list(create["responses"]["201"]["content"]) == [MEDIA]
+    assert create["security"] == [{"scimToken": []}]
+    error = create["responses"]["409"]["content"][MEDIA]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"schemas", "status", "detail", "scimType"} <= set(
+        doc["components"]["schemas"][error]["properties"]
+    )
+    assert doc["components"]["securitySchemes"]["scimToken"]["scheme"] == "bearer"
+    page = await client.get("/schema")
+    assert page.status_code == 200 and "swagger" in page.text.lower()
