@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 
 from posturio.platform import accounts, audit, invitations, keys
 from posturio.platform.accounts import MemberView
+from posturio.platform.db import after_commit
 from posturio.platform.dependencies import (
     Caller,
     Db,
-    after_commit,
     provide_api_principal,
     provide_tenant_db,
 )

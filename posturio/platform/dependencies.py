@@ -11,7 +11,6 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts
-from posturio.platform.db import after_commit as after_commit  # re-exported for scim.py
 from posturio.platform.db import bind_tenant, commit, rollback, switch_tenant
 from posturio.platform.errors import Forbidden, Unauthorized
 from posturio.platform.keyauth import KeyAuthenticator, role_for_scopes, token_from_headers

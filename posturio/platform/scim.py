@@ -41,11 +41,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts, audit, keys, sso
 from posturio.platform.api import key_changed_everywhere
-from posturio.platform.db import utcnow
+from posturio.platform.db import after_commit, utcnow
 from posturio.platform.dependencies import (
     Caller,
     Db,
-    after_commit,
     provide_api_principal,
     provide_tenant_db,
 )
