@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Navigator answers through the gateway; the gateway knows it only as a model.
         app.state.answerer = Answerer(settings, app.state.sessionmaker)
         gateway.virtual_models[NAVIGATOR_ALIAS] = app.state.answerer.v1_model
+        app.state.answerer.attach(gateway)  # the extractive writer, a gateway provider
         hub = InvalidationHub()
         hub.on(KEYS, app.state.key_authenticator.invalidate)
         hub.on(ROUTES, gateway.routes.invalidate)

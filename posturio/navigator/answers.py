@@ -211,7 +211,6 @@ class Answerer:
         the answer."""
         key = call.key
         assert key is not None
-        self.attach(gateway)
         gateway.allow(call, NAVIGATOR_ALIAS)
         call.origin = "navigator"
         call.stream = ask.stream
