@@ -44,8 +44,8 @@ async def run(root: Path, docs: int) -> None:
     settings = load_settings()
     from posturio.navigator import grants, sources
     from posturio.navigator.chunking import chunk_document
+    from posturio.navigator.indexing import SourceSync, embedder
     from posturio.navigator.parsing import parse
-    from posturio.navigator.pipeline import SourceSync, embedder
     from posturio.platform import accounts
     from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
     from posturio.platform.models import Role
@@ -120,7 +120,7 @@ async def answers(tenant_id: str, show: bool) -> None:
         terms,
         weak_evidence,
     )
-    from posturio.navigator.pipeline import embedder
+    from posturio.navigator.indexing import embedder
     from posturio.navigator.search import hybrid_search
     from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
 

@@ -35,7 +35,7 @@ from sqlalchemy import text
 
 from bench.services import embedded_services
 from posturio.config import Settings
-from posturio.navigator.pipeline import embedder
+from posturio.navigator.indexing import embedder
 from posturio.navigator.search import hybrid_search
 from posturio.platform import accounts
 from posturio.platform.db import create_engine, create_sessionmaker, tenant_session

@@ -87,7 +87,7 @@ async def candidates(
 
     from posturio.config import load_settings
     from posturio.navigator import search
-    from posturio.navigator.pipeline import embedder
+    from posturio.navigator.indexing import embedder
     from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
 
     settings = load_settings()

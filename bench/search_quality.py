@@ -171,7 +171,7 @@ async def index(work: Path, corpus: Corpus = CORPORA["python"]) -> dict[str, Any
     synced now."""
     from posturio.config import load_settings
     from posturio.navigator import grants, sources
-    from posturio.navigator.pipeline import SourceSync, embedder
+    from posturio.navigator.indexing import SourceSync, embedder
     from posturio.platform import accounts
     from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
     from posturio.platform.models import Role
@@ -272,7 +272,7 @@ async def evaluate(
 ) -> dict[str, list[Outcome]]:
     """Per mode, each question's outcome."""
     from posturio.config import load_settings
-    from posturio.navigator.pipeline import embedder
+    from posturio.navigator.indexing import embedder
     from posturio.navigator.search import hybrid_search
     from posturio.platform.db import create_engine, create_sessionmaker, tenant_session
 

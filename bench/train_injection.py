@@ -166,9 +166,7 @@ def main() -> None:
     write(w, b, threshold, args.out)
 
 
-def write(
-    w: npt.NDArray[np.float64], b: float, threshold: tuple[float, float], path: str
-) -> None:
+def write(w: npt.NDArray[np.float64], b: float, threshold: tuple[float, float], path: str) -> None:
     raw = w.astype("<f2").tobytes()
     digest = hashlib.sha256(raw).hexdigest()[:8]
     with open(path, "w") as out:

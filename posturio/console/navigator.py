@@ -23,8 +23,8 @@ from posturio.navigator import settings, sources
 from posturio.navigator.answers import serve_answer
 from posturio.navigator.api import feedback_items
 from posturio.navigator.grounding import relevant, weak_evidence
+from posturio.navigator.indexing import embedder
 from posturio.navigator.models import Chunk, Document
-from posturio.navigator.pipeline import embedder
 from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, record_feedback
 from posturio.navigator.search import MARK_END, MARK_START, Filters, SearchHit, hybrid_search
 from posturio.platform.db import tenant_session

@@ -49,8 +49,8 @@ from posturio.navigator.grounding import (
     sources_footer,
     weak_evidence,
 )
+from posturio.navigator.indexing import embedder
 from posturio.navigator.models import Answer
-from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, SearchHit, hybrid_search
 from posturio.navigator.settings import answer_model
 from posturio.navigator.sources import viewer_groups

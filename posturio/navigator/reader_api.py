@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator import grants
 from posturio.navigator.answers import admit_search, masked_comment
+from posturio.navigator.indexing import embedder
 from posturio.navigator.models import Answer, Feedback
-from posturio.navigator.pipeline import embedder
 from posturio.navigator.search import Filters, hybrid_search
 from posturio.navigator.sources import viewer_groups
 from posturio.platform.dependencies import Caller, Db, provide_tenant_db

@@ -8,7 +8,7 @@ import uuid
 import structlog
 from sqlalchemy import text
 
-from posturio.navigator.pipeline import SourceSync, purge
+from posturio.navigator.indexing import SourceSync, purge
 from posturio.platform.jobs.actors import system_actor, tenant_actor
 from posturio.platform.jobs.runtime import resources
 

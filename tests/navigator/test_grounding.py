@@ -20,7 +20,7 @@ from posturio.navigator.grounding import (
     terms,
     weak_evidence,
 )
-from posturio.navigator.pipeline import embedder
+from posturio.navigator.indexing import embedder
 from posturio.navigator.search import SearchHit
 
 MODEL = embedder("all-MiniLM-L6-v2")
