@@ -283,3 +283,32 @@ async def test_a_nonsense_query_finds_nothing_above_the_relevance_floor(
         sessionmaker, t.id, "how much vacation do I get?", embedder=model, min_similarity=floor
     )
     assert hits and hits[0].content == texts[0]
+
+
+@pytest.mark.timeout(180)
+async def test_a_common_word_neither_floods_nor_drops_the_lexical_leg(
+    make_tenant, owner_engine, sessionmaker
+):
+    """A word in most chunks (over the 1,000 that make a term common, migration 0018)
+    brings no candidates of its own, yet still scores: of the chunks with the rare word,
+    the one that also has the common word ranks first; a question of common words only
+    still finds the chunks that have them all."""
+    filler = [f"release notes entry {i}" for i in range(1_100)]
+    filler += [f"deploy notes entry {i}" for i in range(100)]
+    texts = [
+        *filler,
+        "the quorum setting of the release",  # rare word + common word
+        "the quorum setting of the server",  # rare word alone, same length
+        "release checklist for the rollout",
+    ]
+    t = await make_tenant()
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(len(texts), 384))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    await _seed(owner_engine, t.id, vectors, texts)
+
+    hits = await _search(sessionmaker, t.id, "release quorum", mode="text", k=5)
+    assert [h.content for h in hits[:2]] == [texts[-3], texts[-2]]
+    assert all("quorum" in h.content for h in hits)  # no chunk matching "release" only
+    common = await _search(sessionmaker, t.id, "release rollout checklist", mode="text", k=5)
+    assert common[0].content == texts[-1]
