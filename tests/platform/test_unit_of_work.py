@@ -13,7 +13,8 @@ from litestar.di import Provide
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from posturio.platform.dependencies import Db, after_commit, provide_db
+from posturio.platform.db import after_commit
+from posturio.platform.dependencies import Db, provide_db
 from posturio.platform.errors import EXCEPTION_HANDLERS, Conflict
 
 TEMP = "CREATE TEMP TABLE IF NOT EXISTS uow (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)"
