@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.console.frame import (
@@ -30,7 +29,7 @@ from posturio.console.people import names
 from posturio.platform import scim, sso
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
-from posturio.platform.models import Role, ScimToken, SsoConfig, Tenant
+from posturio.platform.models import Role, SsoConfig, Tenant
 from posturio.platform.principal import Principal
 
 BACK = "/console/sso"
@@ -168,8 +167,8 @@ async def _sso_page(
     principal.require(Role.admin)
     base_url: str = request.app.state.settings.base_url
     config = await sso.get_config(db, principal.tenant_id)
-    token = await db.get(ScimToken, principal.tenant_id)
-    slug = await db.scalar(select(Tenant.slug).where(Tenant.id == principal.tenant_id))
+    token = await scim.current_token(db, principal.tenant_id)
+    tenant = await db.get(Tenant, principal.tenant_id)
     actors = [config.updated_by if config else None, token.created_by if token else None]
     return await page(
         request,
@@ -186,7 +185,7 @@ async def _sso_page(
         is_owner=principal.at_least(Role.owner),
         redirect_uri=sso.redirect_uri(base_url),
         login_url=base_url.rstrip("/") + "/login",
-        slug=slug,
+        slug=tenant.slug if tenant else "",
         scim_base=scim.scim_base(request),
         token=token,
         new_token=new_token,
@@ -267,7 +266,7 @@ class SsoPage(ConsoleController):
         principal.require(Role.admin)
         try:
             async with db.begin_nested():  # a refusal keeps none of it
-                current = await db.get(ScimToken, principal.tenant_id)
+                current = await scim.current_token(db, principal.tenant_id)
                 if current is not None and data.confirm != "yes":
                     return await confirm_page(
                         request,

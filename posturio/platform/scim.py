@@ -144,13 +144,18 @@ class NewToken:
     token: str  # shown once, never stored
 
 
+async def current_token(session: AsyncSession, tenant_id: uuid.UUID) -> ScimToken | None:
+    """The tenant's SCIM token row (one per tenant, keyed by it), if any."""
+    return await session.get(ScimToken, tenant_id)
+
+
 async def issue_token(session: AsyncSession, principal: Principal) -> NewToken:
     """A new token for the tenant; an existing one stops working (rotation)."""
     principal.require(Role.admin)
     await require_standard_plan(session, principal, "SCIM provisioning")
     prefix = secrets.token_hex(4)
     token = f"{TOKEN_MARK}_{prefix}_{secrets.token_urlsafe(32)}"
-    row = await session.get(ScimToken, principal.tenant_id)
+    row = await current_token(session, principal.tenant_id)
     rotated = row is not None
     if row is None:
         row = ScimToken(tenant_id=principal.tenant_id)
@@ -173,7 +178,7 @@ async def issue_token(session: AsyncSession, principal: Principal) -> NewToken:
 
 async def remove_token(session: AsyncSession, principal: Principal) -> None:
     principal.require(Role.admin)
-    row = await session.get(ScimToken, principal.tenant_id)
+    row = await current_token(session, principal.tenant_id)
     if row is None:
         raise NotFound("SCIM provisioning has no token in this tenant")
     await session.delete(row)
@@ -751,10 +756,11 @@ async def members_of(
     session: AsyncSession, tenant_id: uuid.UUID, group_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
     rows = await session.execute(
-        select(ScimGroupMember.group_id, Membership.id, User.email)
+        scoped(ScimGroupMember, tenant_id)
+        .with_only_columns(ScimGroupMember.group_id, Membership.id, User.email)
         .join(Membership, Membership.id == ScimGroupMember.membership_id)
         .join(User, User.id == Membership.user_id)
-        .where(ScimGroupMember.tenant_id == tenant_id, ScimGroupMember.group_id.in_(group_ids))
+        .where(ScimGroupMember.group_id.in_(group_ids))
         .order_by(User.email)
     )
     found: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {g: [] for g in group_ids}
@@ -871,9 +877,9 @@ async def _check_members(
     known = set(
         (
             await session.scalars(
-                select(Membership.id).where(
-                    Membership.tenant_id == tenant_id, Membership.id.in_(members)
-                )
+                scoped(Membership, tenant_id)
+                .with_only_columns(Membership.id)
+                .where(Membership.id.in_(members))
             )
         ).all()
     )
@@ -963,12 +969,10 @@ async def regroup(
     config = await sso.get_config(session, tenant_id)
     names: dict[uuid.UUID, list[str]] = {mid: [] for mid in membership_ids}
     rows = await session.execute(
-        select(ScimGroupMember.membership_id, ScimGroup.display_name)
+        scoped(ScimGroupMember, tenant_id)
+        .with_only_columns(ScimGroupMember.membership_id, ScimGroup.display_name)
         .join(ScimGroup, ScimGroup.id == ScimGroupMember.group_id)
-        .where(
-            ScimGroupMember.tenant_id == tenant_id,
-            ScimGroupMember.membership_id.in_(membership_ids),
-        )
+        .where(ScimGroupMember.membership_id.in_(membership_ids))
     )
     for mid, name in rows.all():
         names[mid].append(name)
@@ -1136,6 +1140,11 @@ def service_provider_config(base: str) -> dict[str, Any]:
 # --- HTTP ---------------------------------------------------------------------------------
 
 
+def _whole_list(items: list[dict[str, Any]]) -> Response[bytes]:
+    """A fixed list (resource types, schemas) as one page of a ListResponse."""
+    return scim_response(list_response(items, len(items), Page(1, len(items))))
+
+
 def scim_base(request: Request[Any, Any, Any]) -> str:
     return request.app.state.settings.base_url.rstrip("/") + BASE_PATH
 
@@ -1234,8 +1243,7 @@ class ScimApi(Controller):
         self, request: Request[Any, Any, Any], principal: Caller
     ) -> Response[bytes]:
         base = scim_base(request)
-        items = [resource_type(name, base) for name in RESOURCE_TYPES]
-        return scim_response(list_response(items, len(items), Page(1, len(items))))
+        return _whole_list([resource_type(name, base) for name in RESOURCE_TYPES])
 
     @get("/ResourceTypes/{type_name:str}", **_documented("One resource type"))
     async def one_resource_type(
@@ -1248,8 +1256,7 @@ class ScimApi(Controller):
     @get("/Schemas", **_documented("The User and Group schemas"))
     async def schemas(self, request: Request[Any, Any, Any], principal: Caller) -> Response[bytes]:
         base = scim_base(request)
-        items = [schema_resource(s, base) for s in SCHEMAS]
-        return scim_response(list_response(items, len(items), Page(1, len(items))))
+        return _whole_list([schema_resource(s, base) for s in SCHEMAS])
 
     @get("/Schemas/{schema_urn:str}", **_documented("One schema, by its URN"))
     async def one_schema(
@@ -1481,7 +1488,7 @@ class ScimTokenApi(Controller):
         self, request: Request[Any, Any, Any], db: Db, principal: Caller
     ) -> ScimTokenOut:
         principal.require(Role.admin)
-        row = await db.get(ScimToken, principal.tenant_id)
+        row = await current_token(db, principal.tenant_id)
         if row is None:
             raise NotFound("SCIM provisioning has no token in this tenant")
         return ScimTokenOut(row.prefix, row.created_by, row.created_at, scim_base(request))
