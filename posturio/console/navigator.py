@@ -5,8 +5,6 @@ for admins, the feedback everyone gave."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -23,10 +21,9 @@ from posturio.navigator import settings, sources
 from posturio.navigator.answers import serve_answer
 from posturio.navigator.api import feedback_items
 from posturio.navigator.grounding import relevant, weak_evidence
-from posturio.navigator.indexing import embedder
 from posturio.navigator.models import Chunk, Document
-from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, record_feedback
-from posturio.navigator.search import MARK_END, MARK_START, Filters, SearchHit, hybrid_search
+from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, find, record_feedback
+from posturio.navigator.search import MARK_END, MARK_START, SearchHit
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
 from posturio.platform.errors import Forbidden, NotFound, PosturioError
@@ -42,35 +39,6 @@ def highlighted(snippet: str) -> Markup:
 
 BACK = "/console/navigator/"
 RESULTS = 10
-
-
-async def _search(
-    request: Request[Any, Any, Any],
-    db: Db,
-    tenant_id: uuid.UUID,
-    groups: Any,
-    query: str,
-    sources: list[uuid.UUID] | None,
-    kinds: list[str] | None,
-) -> list[SearchHit]:
-    """The API's search (same filters, same similarity floor), kept as the search's own
-    hits: the page links each to its passage and judges them as answers do."""
-    settings_ = request.app.state.settings
-    model = await asyncio.to_thread(embedder, settings_.navigator_model)
-    return await hybrid_search(
-        db,
-        tenant_id,
-        query,
-        model,
-        k=RESULTS,
-        filters=Filters(
-            tuple(sources) if sources else None,
-            tuple(kinds) if kinds else None,
-            None,
-            groups=groups,
-        ),
-        min_similarity=settings_.navigator_min_similarity,
-    )
 
 
 class SettingsForm(msgspec.Struct):
@@ -101,9 +69,13 @@ class AskPage(ConsoleController):
         hits: list[SearchHit] = []
         no_good_match = False
         if q.strip():
-            chosen = [s.id for s in live if str(s.id) == source]
-            kinds = [kind] if kind else None
-            hits = await _search(request, db, principal.tenant_id, groups, q.strip(), chosen, kinds)
+            wanted = SearchIn(
+                q.strip(),
+                k=RESULTS,
+                source_ids=[s.id for s in live if str(s.id) == source] or None,
+                kinds=[kind] if kind else None,
+            )
+            hits = await find(request, db, principal.tenant_id, groups, wanted)
             # Evidence too weak to answer from is too weak to list: say so instead of
             # showing passages that only happen to be the least far from nonsense.
             floor = app.state.settings.navigator_min_similarity

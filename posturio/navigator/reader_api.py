@@ -21,7 +21,7 @@ from posturio.navigator import grants
 from posturio.navigator.answers import admit_search, masked_comment
 from posturio.navigator.indexing import embedder
 from posturio.navigator.models import Answer, Feedback
-from posturio.navigator.search import Filters, hybrid_search
+from posturio.navigator.search import Filters, SearchHit, hybrid_search
 from posturio.navigator.sources import viewer_groups
 from posturio.platform.dependencies import Caller, Db, provide_tenant_db
 from posturio.platform.errors import Forbidden, PosturioError
@@ -86,12 +86,13 @@ async def provide_reader(request: Request[Any, Any, Any]) -> Principal:
     )
 
 
-async def search(
+async def find(
     request: Request[Any, Any, Any], db: Db, tenant_id: uuid.UUID, groups: Any, data: SearchIn
-) -> list[SearchHitOut]:
-    """One search for the API and the console page alike."""
+) -> list[SearchHit]:
+    """One search for the API and the console page alike: the member's or key's groups,
+    the request's filters, the operator's similarity floor."""
     model = await asyncio.to_thread(embedder, request.app.state.settings.navigator_model)
-    hits = await hybrid_search(
+    return await hybrid_search(
         db,
         tenant_id,
         data.query,
@@ -106,6 +107,11 @@ async def search(
         mode=data.mode,
         min_similarity=request.app.state.settings.navigator_min_similarity,
     )
+
+
+async def search(
+    request: Request[Any, Any, Any], db: Db, tenant_id: uuid.UUID, groups: Any, data: SearchIn
+) -> list[SearchHitOut]:
     return [
         SearchHitOut(
             h.source,
@@ -120,7 +126,7 @@ async def search(
             h.vector_rank,
             h.text_rank,
         )
-        for h in hits
+        for h in await find(request, db, tenant_id, groups, data)
     ]
 
 
