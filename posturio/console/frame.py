@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform import accounts
 from posturio.platform.dependencies import Db, provide_console_principal, provide_db
-from posturio.platform.errors import EXCEPTION_HANDLERS, PosturioError, Unauthorized
+from posturio.platform.errors import EXCEPTION_HANDLERS, Forbidden, PosturioError, Unauthorized
 from posturio.platform.models import ROLE_RANK, Role, User
 from posturio.platform.principal import Principal
 
@@ -161,6 +161,15 @@ def console_error(request: Request, exc: Exception) -> Response[Any]:
         status_code=status,
         headers={k: v for k, v in answer.headers.items() if k.startswith(("retry-after", "x-"))},
     )
+
+
+def refused(request: Request, exc: PosturioError, back: str, prefix: str = "") -> Redirect:
+    """An action refused with its reason shown on the next page (its savepoint already
+    undone). A refusal of the role or of the sign-in goes on to its own page instead."""
+    if isinstance(exc, Forbidden | Unauthorized):
+        raise exc
+    flash(request, f"{prefix}{exc.message}")
+    return Redirect(back, status_code=303)
 
 
 async def confirm_page(

@@ -17,12 +17,12 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page
+from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page, refused
 from posturio.gateway.usage import KeyUsage, usage_by_key
 from posturio.platform import keys
 from posturio.platform.api import key_changed_everywhere
 from posturio.platform.dependencies import Caller, Db
-from posturio.platform.errors import Forbidden, NotFound, PosturioError, Unauthorized
+from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.keyauth import scopes_for_role
 from posturio.platform.models import ApiKey, Role, Scope, Tenant, User
 from posturio.platform.schemas import KeyLimits
@@ -86,15 +86,6 @@ def _limits(form: LimitsForm | None, tags: str) -> KeyLimits:
         return msgspec.convert(raw, KeyLimits)
     except msgspec.ValidationError as exc:
         raise PosturioError(f"invalid limits: {exc}") from None
-
-
-def _refused(request: Request, exc: PosturioError, back: str) -> Redirect:
-    """A refused action (its savepoint undone): the reason is shown on the next page.
-    Role refusals go on to the readable 403 page."""
-    if isinstance(exc, Forbidden | Unauthorized):
-        raise exc
-    flash(request, exc.message)
-    return Redirect("/console/keys" if isinstance(exc, NotFound) else back, status_code=303)
 
 
 async def _plan(db: AsyncSession, principal: Caller) -> str:
@@ -191,6 +182,11 @@ async def _list_page(
     return response
 
 
+def _back(exc: PosturioError, page_of_key: str) -> str:
+    """Where a refusal is shown: the key's page, or the list when the key is not found."""
+    return "/console/keys" if isinstance(exc, NotFound) else page_of_key
+
+
 class KeysPage(ConsoleController):
     path = "/console/keys"
 
@@ -226,7 +222,7 @@ class KeysPage(ConsoleController):
                     limits=_limits(None, data.tags),
                 )
         except PosturioError as exc:
-            return _refused(request, exc, "/console/keys")
+            return refused(request, exc, "/console/keys")
         return await _list_page(request, db, principal, created=created)
 
     @get("/{key_id:str}")
@@ -287,7 +283,7 @@ class KeysPage(ConsoleController):
                     db, principal, key_id, reason=data.reason.strip()[:500] or None
                 )
         except PosturioError as exc:
-            return _refused(request, exc, back)
+            return refused(request, exc, _back(exc, back))
         # The gateway caches keys: drop this one everywhere once the revoke is committed.
         await key_changed_everywhere(request, db, key.prefix)
         flash(request, f"Key {key.prefix} revoked. It is refused from now on.")
@@ -311,7 +307,7 @@ class KeysPage(ConsoleController):
                     raise PosturioError("enter how many days to add")
                 key = await keys.extend_key(db, principal, key_id, days=days)
         except PosturioError as exc:
-            return _refused(request, exc, back)
+            return refused(request, exc, _back(exc, back))
         await key_changed_everywhere(request, db, key.prefix)  # the cache holds the expiry
         assert key.expires_at is not None
         flash(request, f"Key {key.prefix} now expires {key.expires_at:%Y-%m-%d %H:%M} UTC.")
@@ -332,7 +328,7 @@ class KeysPage(ConsoleController):
             async with db.begin_nested():  # a refusal keeps none of it
                 key = await keys.set_limits(db, principal, key_id, _limits(data, data.tags))
         except PosturioError as exc:
-            return _refused(request, exc, back)
+            return refused(request, exc, _back(exc, back))
         await key_changed_everywhere(request, db, key.prefix)
         flash(request, f"Limits of key {key.prefix} saved.")
         return Redirect(back, status_code=303)

@@ -21,12 +21,13 @@ from posturio.console.frame import (
     confirm_page,
     flash,
     page,
+    refused,
 )
 from posturio.console.people import names
 from posturio.platform import accounts, invitations
 from posturio.platform.api import key_changed_everywhere
 from posturio.platform.dependencies import Caller, Db
-from posturio.platform.errors import Forbidden, PosturioError, Unauthorized
+from posturio.platform.errors import PosturioError
 from posturio.platform.keyauth import ALL_KEYS
 from posturio.platform.models import Invitation, Role
 from posturio.platform.principal import Principal
@@ -65,15 +66,6 @@ def _role(value: str) -> Role:
         return Role(value)
     except ValueError:
         raise PosturioError(f"unknown role {value[:40]!r}") from None
-
-
-def _refused(request: Request, exc: PosturioError) -> Redirect:
-    """A refused attempt (its savepoint undone): say why on the list; a role refusal is
-    the 403 page."""
-    if isinstance(exc, Forbidden | Unauthorized):
-        raise exc
-    flash(request, exc.message)
-    return Redirect(BACK, status_code=303)
 
 
 async def _members_page(
@@ -136,7 +128,7 @@ class MembersPage(ConsoleController):
             async with db.begin_nested():  # a refusal keeps none of it
                 new = await invitations.invite(db, principal, data.email, _role(data.role))
         except PosturioError as exc:
-            return _refused(request, exc)
+            return refused(request, exc, BACK)
         link = str(request.base_url).rstrip("/") + new.accept_path
         return await _members_page(
             request, db, principal, 1, invited=new.invitation, invite_link=link, status_code=201
@@ -173,7 +165,7 @@ class MembersPage(ConsoleController):
                     )
                 await invitations.revoke(db, principal, invitation_id)
         except PosturioError as exc:
-            return _refused(request, exc)
+            return refused(request, exc, BACK)
         flash(request, "Invitation revoked: its link no longer works.")
         return Redirect(BACK, status_code=303)
 
@@ -191,7 +183,7 @@ class MembersPage(ConsoleController):
             async with db.begin_nested():  # a refusal keeps none of it
                 view = await accounts.change_role(db, principal, member_id, _role(data.role))
         except PosturioError as exc:
-            return _refused(request, exc)
+            return refused(request, exc, BACK)
         await key_changed_everywhere(request, db, ALL_KEYS)  # their keys follow the new role
         flash(request, f"{view.email} is now {view.membership.role}.")
         return Redirect(BACK, status_code=303)
@@ -210,7 +202,7 @@ class MembersPage(ConsoleController):
             async with db.begin_nested():  # a refusal keeps none of it
                 view = await accounts.set_groups(db, principal, member_id, _groups(data.groups))
         except PosturioError as exc:
-            return _refused(request, exc)
+            return refused(request, exc, BACK)
         groups = ", ".join(view.membership.groups) or "none"
         flash(request, f"{view.email}'s groups: {groups}.")
         return Redirect(BACK, status_code=303)
@@ -245,7 +237,7 @@ class MembersPage(ConsoleController):
                     )
                 await accounts.remove_member(db, principal, member_id)
         except PosturioError as exc:
-            return _refused(request, exc)
+            return refused(request, exc, BACK)
         await key_changed_everywhere(request, db, ALL_KEYS)  # their keys stop at once
         flash(request, "Member removed.")
         return Redirect(BACK, status_code=303)

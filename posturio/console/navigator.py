@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
-from posturio.console.frame import ConsoleController, Form, flash, page
+from posturio.console.frame import ConsoleController, Form, flash, page, refused
 from posturio.console.playground import SESSION_KEY, playground_key, session_key
 from posturio.gateway.asgi import Receive
 from posturio.gateway.pipeline import Call, Send
@@ -26,7 +26,7 @@ from posturio.navigator.reader_api import FeedbackIn, FeedbackOut, SearchIn, fin
 from posturio.navigator.search import MARK_END, MARK_START, SearchHit
 from posturio.platform.db import tenant_session
 from posturio.platform.dependencies import Caller, Db
-from posturio.platform.errors import Forbidden, NotFound, PosturioError
+from posturio.platform.errors import NotFound, PosturioError
 from posturio.platform.models import Role
 from posturio.platform.repository import get_scoped, scoped
 
@@ -118,10 +118,7 @@ class AskPage(ConsoleController):
             async with db.begin_nested():  # a refusal keeps none of it
                 await settings.save(db, principal, choice, request.app.state.gateway)
         except PosturioError as exc:
-            if isinstance(exc, Forbidden):
-                raise
-            flash(request, f"Not saved: {exc.message}")
-            return Redirect(BACK, status_code=303)
+            return refused(request, exc, BACK, "Not saved: ")
         flash(request, f"Answers are now written by {choice.answer_model or 'the default'}.")
         return Redirect(BACK, status_code=303)
 

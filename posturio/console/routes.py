@@ -15,7 +15,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from posturio.console.forms import form, text
-from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page
+from posturio.console.frame import ConsoleController, Form, confirm_page, flash, page, refused
 from posturio.gateway import routes as route_service
 from posturio.gateway.api import routes_changed
 from posturio.gateway.routing import BUILTINS, breaker_report
@@ -292,11 +292,8 @@ class RoutesPage(ConsoleController):
         try:
             async with db.begin_nested():  # a refusal keeps none of it
                 await route_service.delete_route(db, principal, data.alias)
-        except (Forbidden, Unauthorized):
-            raise
         except PosturioError as exc:
-            flash(request, exc.message)
-            return Redirect(BACK, status_code=303)
+            return refused(request, exc, BACK)
         routes_changed(request, db, principal.tenant_id)
         flash(request, f"Route {data.alias} deleted.")
         return Redirect(BACK, status_code=303)

@@ -24,6 +24,7 @@ from posturio.console.frame import (
     confirm_page,
     flash,
     page,
+    refused,
 )
 from posturio.console.people import names
 from posturio.platform import scim, sso
@@ -241,11 +242,8 @@ class SsoPage(ConsoleController):
                     {**sso.settings_record(config), "sso_only": turn_on}, sso.SsoConfigIn
                 )
                 await sso.save_config(db, principal, request.app.state.secret_box, settings)
-        except (Forbidden, Unauthorized):
-            raise
         except PosturioError as exc:
-            flash(request, exc.message)
-            return Redirect(BACK, status_code=303)
+            return refused(request, exc, BACK)
         flash(
             request,
             "SSO only is on: people sign in through the identity provider; owners keep an "
@@ -283,11 +281,8 @@ class SsoPage(ConsoleController):
                         active=ACTIVE,
                     )
                 new = await scim.issue_token(db, principal)
-        except (Forbidden, Unauthorized):
-            raise
         except PosturioError as exc:
-            flash(request, exc.message)
-            return Redirect(BACK, status_code=303)
+            return refused(request, exc, BACK)
         return await _sso_page(request, db, principal, new_token=new, status_code=201)
 
 
