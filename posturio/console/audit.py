@@ -175,10 +175,9 @@ class AuditPage(ConsoleController):
         principal.require(Role.admin)
         kind = export_format(fmt)
         filters = await _filters(db, action.strip(), actor.strip())
-        await audit.record(
+        await audit.by(
             db,
-            principal.tenant_id,
-            actor=principal.actor,
+            principal,
             action="audit.export",
             data={"format": kind, "action": action.strip(), "actor": actor.strip()},
         )

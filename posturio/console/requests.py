@@ -89,10 +89,9 @@ class RequestsPage(ConsoleController):
         principal.require(Role.reviewer)
         kind = export_format(fmt)
         f, _ = await _filter(request, db, principal, view)
-        await audit.record(
+        await audit.by(
             db,
-            principal.tenant_id,
-            actor=principal.actor,
+            principal,
             action="requests.export",
             data={"format": kind, "filter": f.query()},
         )

@@ -94,10 +94,9 @@ async def create(
     await _event(session, principal, case, "opened")
     if data.request_ids:
         await link(session, principal, str(case.id), data.request_ids)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="investigation.create",
         target_type="investigation",
         target_id=str(case.id),

@@ -217,10 +217,9 @@ async def assign(
         if member is None or Role(member.role) == Role.member:
             raise PosturioError("assign to a reviewer, admin or owner of this tenant")
     row.assignee_id = user_id
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="decision.assign",
         target_type="policy_decision",
         target_id=str(row.id),

@@ -134,10 +134,9 @@ async def put_route(
             )
         )
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="route.create" if created else "route.update",
         target_type="route",
         target_id=alias,
@@ -167,10 +166,9 @@ async def delete_route(session: AsyncSession, principal: Principal, alias: str) 
             + (" (built-in aliases cannot be deleted)" if alias in BUILTINS else "")
         )
     await session.delete(route)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="route.delete",
         target_type="route",
         target_id=alias,
@@ -199,10 +197,9 @@ async def add_credential(
     )
     session.add(cred)
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="credential.create",
         target_type="credential",
         target_id=cred.id,
@@ -232,10 +229,9 @@ async def delete_credential(
     if used is not None:
         raise Conflict("this credential is used by a deployment; change the route first")
     await session.delete(cred)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="credential.delete",
         target_type="credential",
         target_id=cred.id,

@@ -87,10 +87,9 @@ async def save(
     row.updated_by = principal.actor
     row.updated_at = utcnow()
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="navigator.settings",
         target_type="navigator_settings",
         target_id=str(principal.tenant_id),

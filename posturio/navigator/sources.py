@@ -126,10 +126,9 @@ async def propose(
     )
     session.add(source)
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="source.propose",
         target_type="navigator_source",
         target_id=str(source.id),
@@ -235,10 +234,9 @@ async def transition(
     before = source.status
     source.status = to
     source.updated_at = utcnow()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action=f"source.{data.action}",
         target_type="navigator_source",
         target_id=str(source.id),
@@ -303,10 +301,9 @@ async def add_upload(
         )
         session.add(upload)
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="source.upload",
         target_type="navigator_source",
         target_id=str(source.id),

@@ -191,10 +191,9 @@ async def add_member(
     session.add(membership)
     await close_invitations(session, principal.tenant_id, user.email)
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.add",
         target_type="membership",
         target_id=membership.id,
@@ -250,10 +249,9 @@ async def change_role(
     ):
         raise Conflict("a tenant needs at least one owner")
     view.membership.role = role.value
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.role",
         target_type="membership",
         target_id=view.membership.id,
@@ -269,10 +267,9 @@ async def set_groups(
     view = await member(session, principal, membership_id)
     old, new = list(view.membership.groups or []), sorted(set(groups))
     view.membership.groups = new
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.groups",
         target_type="membership",
         target_id=view.membership.id,
@@ -291,10 +288,9 @@ async def remove_member(session: AsyncSession, principal: Principal, membership_
     if principal.user_id == view.membership.user_id:
         raise Forbidden("you cannot remove yourself")
     await session.delete(view.membership)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.remove",
         target_type="membership",
         target_id=view.membership.id,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.platform.db import utcnow
 from posturio.platform.models import AuditEvent
+from posturio.platform.principal import Principal
 from posturio.platform.repository import scoped
 
 GENESIS = bytes(32)
@@ -108,6 +109,27 @@ SIGN_IN = "auth.sign_in"
 SIGN_IN_FAILED = "auth.sign_in_failed"
 SIGN_OUT = "auth.sign_out"
 BREAK_GLASS = "auth.break_glass"  # an owner's password into a tenant that is SSO only
+
+
+async def by(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    action: str,
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """`record` of what a principal (a person or a key) did in its own tenant."""
+    return await record(
+        session,
+        principal.tenant_id,
+        actor=principal.actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        data=data,
+    )
 
 
 async def record_auth(

@@ -70,10 +70,9 @@ async def invite(
     )
     session.add(invitation)
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.invite",
         target_type="invitation",
         target_id=invitation.id,
@@ -100,10 +99,9 @@ async def revoke(session: AsyncSession, principal: Principal, invitation_id: str
     if not invitation.pending:
         raise Conflict("this invitation is no longer open")
     invitation.revoked_at = utcnow()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.invite_revoke",
         target_type="invitation",
         target_id=invitation.id,

@@ -78,10 +78,9 @@ async def create_key(
     _apply_limits(key, limits or KeyLimits())
     session.add(key)
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="key.create",
         target_type="api_key",
         target_id=key.id,
@@ -211,10 +210,9 @@ async def _revoke(
     session: AsyncSession, principal: Principal, key: ApiKey, reason: str | None
 ) -> None:
     key.revoked_at = utcnow()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="key.revoke",
         target_type="api_key",
         target_id=key.id,
@@ -232,10 +230,9 @@ async def extend_key(
     key = await get_key(session, principal, key_id)
     before = key.expires_at
     key.expires_at = max(before or utcnow(), utcnow()) + timedelta(days=days)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="key.extend",
         target_type="api_key",
         target_id=key.id,
@@ -280,10 +277,9 @@ async def set_limits(
     key = await get_key(session, principal, key_id)
     before = _limits_record(key)
     _apply_limits(key, limits)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="key.limits",
         target_type="api_key",
         target_id=key.id,

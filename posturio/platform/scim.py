@@ -164,10 +164,9 @@ async def issue_token(session: AsyncSession, principal: Principal) -> NewToken:
     row.prefix, row.token_hash = prefix, hash_secret(token)
     row.created_by, row.created_at = principal.actor, utcnow()
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="scim.token_rotate" if rotated else "scim.token_create",
         target_type="tenant",
         target_id=principal.tenant_id,
@@ -182,10 +181,9 @@ async def remove_token(session: AsyncSession, principal: Principal) -> None:
     if row is None:
         raise NotFound("SCIM provisioning has no token in this tenant")
     await session.delete(row)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="scim.token_remove",
         target_type="tenant",
         target_id=principal.tenant_id,
@@ -685,10 +683,9 @@ async def _set_active(
         effects.sessions_to_end.append(m.user_id)
         effects.keys_changed = True
     m.active = active
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.scim_activate" if active else "member.scim_deactivate",
         target_type="membership",
         target_id=m.id,
@@ -705,10 +702,9 @@ async def delete_user(
     await session.delete(m)
     effects.sessions_to_end.append(m.user_id)
     effects.keys_changed = True
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.scim_delete",
         target_type="membership",
         target_id=m.id,
@@ -945,10 +941,9 @@ async def delete_group(
     }
     await session.delete(group)
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="scim.group_delete",
         target_type="scim_group",
         target_id=group.id,
@@ -1003,10 +998,9 @@ async def _apply_mapping(
         return
     m.role, m.groups = role.value, groups
     effects.keys_changed |= old_role != role  # keys follow their creator's role
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="member.scim_update",
         target_type="membership",
         target_id=m.id,

@@ -210,10 +210,9 @@ async def save_config(
     config.updated_by = principal.actor
     config.updated_at = utcnow()
     await session.flush()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="sso.configure",
         target_type="tenant",
         target_id=principal.tenant_id,
@@ -229,10 +228,9 @@ async def delete_config(session: AsyncSession, principal: Principal) -> None:
     if config is None:
         return
     await session.delete(config)
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="sso.remove",
         target_type="tenant",
         target_id=principal.tenant_id,

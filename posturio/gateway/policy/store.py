@@ -86,10 +86,9 @@ async def save(
             await session.flush()
     except IntegrityError:
         raise Conflict("the policy changed meanwhile; reload and try again") from None
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="policy.update",
         target_type="policy",
         target_id=str(row.id),
@@ -198,10 +197,9 @@ async def review(
     row.status = status
     row.reviewed_by = principal.actor
     row.reviewed_at = utcnow()
-    await audit.record(
+    await audit.by(
         session,
-        principal.tenant_id,
-        actor=principal.actor,
+        principal,
         action="decision.review",
         target_type="policy_decision",
         target_id=str(row.id),
