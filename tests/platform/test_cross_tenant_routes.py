@@ -247,13 +247,19 @@ async def snapshot(owner: AsyncEngine, tables: list[str], tenant_id: uuid.UUID) 
     return out
 
 
+QUIET_POLLS = 4  # 6 s without a change
+
+
 async def settled(owner: AsyncEngine, tables: list[str], tenant_id: uuid.UUID) -> dict[str, Any]:
-    """B's rows once background work (usage drain, key touches, indexing) is done."""
-    last = await snapshot(owner, tables, tenant_id)
-    for _ in range(60):
+    """B's rows once background work is done: the usage drain, key touches, indexing, and
+    the after-request classifier, which runs only once the drain stored the request (a
+    job behind others on a busy worker), so the rows must stay still for several polls."""
+    last, still = await snapshot(owner, tables, tenant_id), 0
+    for _ in range(90):
         await asyncio.sleep(1.5)
         now = await snapshot(owner, tables, tenant_id)
-        if now == last:
+        still = still + 1 if now == last else 0
+        if still == QUIET_POLLS:
             return now
         last = now
     raise AssertionError("tenant B's rows never settled")
