@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posturio.navigator.embedding import Embedder
@@ -145,6 +146,16 @@ _NO_VECTOR = """
 _NO_TEXT = """
 , by_text AS (SELECT NULL::bigint AS id, NULL::float8 AS bm25, NULL::bigint AS r WHERE false)
 """
+# The lexical leg's ranked ids and scores, run as a statement of its own (_TEXT_LEG) and
+# given back to the fused statement: run first, the full-text leg overlaps the query's
+# embedding (computed in a thread meanwhile) instead of following it. Empty in vector mode.
+_GIVEN_TEXT = """
+, by_text AS (
+    SELECT t.id, t.bm25, t.r
+    FROM unnest(CAST(:text_ids AS bigint[]), CAST(:text_scores AS float8[]))
+         WITH ORDINALITY AS t(id, bm25, r)
+)
+"""
 
 # Both candidate lists fused (see VECTOR_HEAD; a chunk found by full text alone gets its
 # similarity computed here, for the relevance floor), then the top hits' details and
@@ -210,9 +221,14 @@ def _sql(mode: str, tail: str) -> str:
     return _LIVE + _QUERIES + vector + lexical + tail
 
 
-# One statement per search (plus the index settings before it): the round trips cost
-# more than the queries once the indexes are used.
-_SEARCH = {mode: _sql(mode, _FUSED) for mode in ("hybrid", "vector", "text")}
+# Two statements per search (plus the index settings): the full-text leg, then the
+# vector leg fused with it and the top hits' details. A third round trip costs well under
+# a millisecond; the overlap with the embedding saves its whole time.
+_TEXT_LEG = _sql("text", "SELECT id, bm25 FROM by_text ORDER BY r")
+_SEARCH = {
+    mode: _LIVE + _QUERIES + (_NO_VECTOR if mode == "text" else _NEAREST) + _GIVEN_TEXT + _FUSED
+    for mode in ("hybrid", "vector", "text")
+}
 _VECTOR_IDS = _sql("vector", "SELECT id FROM by_vector ORDER BY r")
 
 # Both settings last for this transaction only; one round trip.
@@ -266,6 +282,15 @@ async def vector_ids(
     return [r.id for r in rows]
 
 
+async def _text_leg(
+    session: AsyncSession, tenant_id: uuid.UUID, query: str, filters: Filters, candidates: int
+) -> Sequence[Row[Any]]:
+    rows = await session.execute(
+        text(_TEXT_LEG), _params(tenant_id, filters, query=query, candidates=candidates)
+    )
+    return rows.all()
+
+
 async def hybrid_search(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -286,14 +311,28 @@ async def hybrid_search(
     filters = filters or Filters()
     if mode == "text":
         vector = None
-    elif vector is None:
-        vector = (await asyncio.to_thread(embedder.encode, [query]))[0]
+    embedding = None
+    if vector is None and mode != "text":
+        embedding = asyncio.ensure_future(asyncio.to_thread(embedder.encode, [query]))
+    try:
+        lexical = (
+            []
+            if mode == "vector"
+            else await _text_leg(session, tenant_id, query, filters, candidates)
+        )
+        if embedding is not None:
+            vector = (await embedding)[0]
+    finally:
+        if embedding is not None and not embedding.done():
+            embedding.cancel()  # the text leg failed: nobody waits for the vector
     if vector is not None:
         await _index_settings(session, candidates)
     rows = await session.execute(
         text(_SEARCH[mode]),
         {
             **_params(tenant_id, filters, query=query, vector=vector, candidates=candidates),
+            "text_ids": [row.id for row in lexical],
+            "text_scores": [row.bm25 for row in lexical],
             "k": k,
             "floor": min_similarity,
             "text_only": mode == "text",
