@@ -5,14 +5,18 @@ Debian's python3.11-doc package), two measurements:
 chunks in the same run. Target: the pipeline at >= 80 % of raw encoding (parsing,
 chunking and storage must not be the bottleneck), with bounded memory.
 
-`answers`: extractive answers on the search-quality index (bench/search_quality.py's
-corpus) for the questions in bench/data/python_docs_answers.json, each with the phrases
-an answer must state: answer-phrase-in-answer (target >= 0.60), abstentions on those
-answerable questions (<= 5 %) and on the off-topic ones (>= 90 %), computed with the
-product's own retrieval, relevance floor, evidence check and extractive writer.
+`answers`: extractive answers on a search-quality index (bench/search_quality.py's
+corpora), each answerable question with the phrases an answer must state:
+answer-phrase-in-answer (target >= 0.60), abstentions on those answerable questions
+(<= 5 %) and on the off-topic ones (>= 90 %), computed with the product's own retrieval,
+relevance floor, evidence check and extractive writer. Python: the questions and
+off-topic ones of bench/data/python_docs_answers.json (the relevance threshold was chosen
+on them); git: the answer phrases of git_docs_questions.json and the off-topic questions
+of git_docs_answers.json, which no setting was tuned on.
 
 Run: apt-get install -y python3.11-doc; .venv/bin/python -m bench.navigator [--docs 120]
-     .venv/bin/python -m bench.navigator answers [--keep .posturio/bench-answers] [--show]
+     .venv/bin/python -m bench.navigator answers [--corpus python|git]
+        [--keep .posturio/bench-answers] [--show]
 """
 
 from __future__ import annotations
@@ -97,7 +101,17 @@ async def run(root: Path, docs: int) -> None:
     print(f"  peak RSS {rss_after_pipeline:.0f} MB")
 
 
-ANSWERS = Path(__file__).parent / "data" / "python_docs_answers.json"
+DATA = Path(__file__).parent / "data"
+
+
+def answer_set(corpus: str) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(question, phrases an answer must state) pairs and off-topic questions."""
+    if corpus == "python":
+        data = json.loads((DATA / "python_docs_answers.json").read_text())
+        return [(q["question"], q["answer"]) for q in data["answerable"]], data["off_topic"]
+    questions = json.loads((DATA / "git_docs_questions.json").read_text())
+    off_topic = json.loads((DATA / "git_docs_answers.json").read_text())["off_topic"]
+    return [(q["question"], [q["answer"]]) for q in questions], off_topic
 
 
 def _said(answer: str, phrases: list[str]) -> bool:
@@ -105,7 +119,7 @@ def _said(answer: str, phrases: list[str]) -> bool:
     return any(" ".join(p.lower().split()) in flat for p in phrases)
 
 
-async def answers(tenant_id: str, show: bool) -> None:
+async def answers(tenant_id: str, corpus: str, show: bool) -> None:
     """Every question through retrieval, the relevance floor, the evidence check and the
     extractive writer, as Navigator's answers run them (answers.py)."""
     import uuid
@@ -128,11 +142,10 @@ async def answers(tenant_id: str, show: bool) -> None:
     model = embedder(settings.navigator_model)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    data = json.loads(ANSWERS.read_text())
+    answerable, off_topic = answer_set(corpus)
     limit = settings.navigator_answer_passages
     rows: list[dict[str, object]] = []
-    asked = [(q["question"], q["answer"]) for q in data["answerable"]]
-    asked += [(q, None) for q in data["off_topic"]]
+    asked: list[tuple[str, list[str] | None]] = [*answerable, *((q, None) for q in off_topic)]
     started = time.perf_counter()
     try:
         for question, phrases in asked:
@@ -197,18 +210,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("what", nargs="?", choices=("index", "answers"), default="index")
     parser.add_argument("--docs", type=int, default=120)
+    parser.add_argument("--corpus", choices=("python", "git"), default="python", help="answers")
     parser.add_argument("--keep", type=Path, help="answers: keep (and reuse) the index here")
     parser.add_argument("--show", action="store_true", help="answers: each question's result")
     args = parser.parse_args()
+    if args.what == "answers":
+        from bench.search_quality import CORPORA, index, load_questions, services
+
+        load_questions(CORPORA[args.corpus])  # the corpus is installed
+        with services(args.keep) as work:
+            state = asyncio.run(index(work, CORPORA[args.corpus]))
+            asyncio.run(answers(str(state["tenant_id"]), args.corpus, args.show))
+        return
     if not CORPUS.exists():
         raise SystemExit("install the corpus first: apt-get install -y python3.11-doc")
-    if args.what == "answers":
-        from bench.search_quality import index, services
-
-        with services(args.keep) as work:
-            state = asyncio.run(index(work))
-            asyncio.run(answers(str(state["tenant_id"]), args.show))
-        return
     with tempfile.TemporaryDirectory(prefix="posturio-docs-") as tmp:
         root = Path(tmp)
         chosen = corpus(args.docs, root)
