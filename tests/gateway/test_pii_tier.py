@@ -62,6 +62,8 @@ def test_names_in_context_are_found(text: str, name: str) -> None:
         "Compare Machine Learning Engineer and Data Scientist roles.",
         "Will Smith-style intros are overdone; Grace Period ends Monday.",
         "Send it to Product Marketing and cc Customer Support.",
+        "Your renewal for Tyrell Analytics is due on 2024-02-10.",
+        "Invoice from Wayne Freight, signed by Acme Corp.",
     ],
 )
 def test_capitalised_things_are_not_names(text: str) -> None:

@@ -95,6 +95,24 @@ _STOP = frozenset(
     Github Gitlab Jira Excel Word Outlook Teams Zoom Api Sdk Cli Json Sql Http
     """.split()
 )
+# Words that end a company's name, not a person's ("Tyrell Analytics", "Wayne Freight":
+# both words are in the census tables). A run ending in one is an organisation.
+_ORGANISATIONS = frozenset(
+    """
+    Analytics Freight Logistics Systems Solutions Technologies Technology Tech Labs Lab
+    Software Services Consulting Partners Capital Holdings Industries Group Networks Media
+    Energy Health Healthcare Pharma Pharmaceuticals Foods Motors Airlines Airways Insurance
+    Bank Bancorp Financial Finance Ventures Studios Robotics Dynamics Electronics Security
+    Cloud Data Digital Global International Enterprises Retail Shipping Construction
+    Manufacturing Legal Law Associates Brothers Foundation Institute Academy Clinic
+    Pharmacy Hotels Resorts Realty Properties Estates Trust Markets Marketing Design Works
+    Mobility Aerospace Chemicals Materials Mining Power Utilities Telecom Communications
+    Wireless Games Entertainment Publishing Press News Records Music Films Pictures Apparel
+    Beverages Brewing Coffee Bakery Farms Transport Transit Express Cargo Couriers Travel
+    Tours Rentals Automotive Supply Supplies Stores Outlet Corporation Incorporated Limited
+    Co Corp Inc Ltd Llc Gmbh Ag Plc Pty Llp
+    """.split()
+)
 # Given names that are also everyday words: without a cue they do not start a name.
 _WORD_NAMES = frozenset(
     """
@@ -131,7 +149,11 @@ def _words(run: str) -> list[str]:
 def _name_like(run: str) -> bool:
     """A run a cue introduced: every word capitalised, none a stop word."""
     words = _words(run)
-    return bool(words) and not any(w in _STOP or (w.isupper() and len(w) > 2) for w in words)
+    return (
+        bool(words)
+        and words[-1] not in _ORGANISATIONS
+        and not any(w in _STOP or (w.isupper() and len(w) > 2) for w in words)
+    )
 
 
 def _census_pair(run: str) -> bool:
@@ -139,7 +161,7 @@ def _census_pair(run: str) -> bool:
     given, census = _tables()
     words = _words(run)
     first, last = words[0], words[-1]
-    if first in _WORD_NAMES or first in _STOP or last in _STOP:
+    if first in _WORD_NAMES or first in _STOP or last in _STOP or last in _ORGANISATIONS:
         return False
     middle = words[1:-1]
     if middle and not (middle[0].endswith(".") or middle[0].upper() in given):
