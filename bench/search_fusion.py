@@ -65,13 +65,14 @@ _HEADING_SHARE = """
 
 
 # The question's terms' idf summed over the tenant's chunks (as posturio_chunk_bm25
-# computes idf), to make BM25 absolute: the best match of a weak question stays weak.
+# computes idf since migration 0020: Robertson's, floored at 0.01), to make BM25
+# absolute: the best match of a weak question stays weak.
 _IDF_SUM = """
     WITH q AS (SELECT CAST(string_to_array(CAST(w AS text), ' & ') AS tsquery[]) AS terms
                FROM websearch_to_tsquery('english', :query) w
                WHERE numnode(w) > 0),
     n AS (SELECT count(*)::float8 AS n FROM navigator_chunks WHERE tenant_id = :tenant)
-    SELECT coalesce(sum(ln(1 + (n.n - df.df + 0.5) / (df.df + 0.5))), 0)
+    SELECT coalesce(sum(greatest(ln((n.n - df.df + 0.5) / (df.df + 0.5)), 0.01)), 0)
     FROM q, n, unnest(q.terms) term,
          LATERAL (SELECT count(*)::float8 AS df FROM navigator_chunks
                   WHERE tenant_id = :tenant AND tsv @@ term) df
@@ -315,6 +316,13 @@ RULES: list[tuple[str, Rule | None]] = [
             ("sim + 0.1 BM25 + 0.05 h", by_score(0.1, 0.05)),
             ("sim + 0.2 BM25", by_score(0.2)),
         )
+    ],
+    # With the textbook BM25 leg (0020): a stronger text weight, a smaller RRF k.
+    *[
+        (f"vector top {n}, then RRF {w} k {k}", by_protected(n, by_rrf(w, k)))
+        for n in (0, 1, 2)
+        for w in (0.5, 0.7, 1.0)
+        for k in (10, 30)
     ],
 ]
 

@@ -9,12 +9,15 @@ worth a third of a rare one. Measured against rank_bm25 over the same chunks
     score = sum over terms t of  idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
     idf(t) = max(ln((N - df + 0.5) / (df + 0.5)), IDF_FLOOR)          (Robertson's idf)
 
-- tf is counted: the positions of the term's lexemes in the chunk (the fewest of them for
-  a phrase such as pg <-> dump). The question's lexemes are marked with weight A and
-  filtered out of the chunk's tsvector (setweight + ts_filter, in C), so only a few
-  positions are unnested, not the whole tsvector.
+- tf is the count of the term in the chunk. For a word it is read from ts_rank exactly
+  (_TF_OF_RANK: a function of the count alone, inverted and rounded; 0013 used the same
+  inverse unrounded, and for phrases, where ts_rank measures proximity instead). For a
+  phrase such as pg <-> dump it is the fewest positions of its words: they are marked
+  with weight A and filtered out of the chunk's tsvector (setweight + ts_filter, in C),
+  so only their few positions are unnested, not the whole tsvector.
 - dl is the chunk's number of tokens (stop words aside): ts_rank's normalisation 2
-  divides by it, so it is ts_rank / ts_rank(..., 2), with no unnest either.
+  divides by it, so it is ts_rank / ts_rank(..., 2), with no unnest either (checked
+  equal to posturio_tsv_tokens on the same 90,143 pairs).
 - avgdl is the mean token count over the corpus, read from the statistics ANALYZE keeps
   on posturio_tsv_tokens(tsv) (an expression statistics object: no cost on writes, no
   column to fill); like the df of common terms it is over the whole table. Until the
@@ -63,6 +66,11 @@ _SCOPE: str = _0018._SCOPE
 K1, B = 1.5, 0.4
 IDF_FLOOR = 0.01  # a word in more than half the chunks still orders chunks that tie
 STATISTICS = "posturio_chunk_tokens"
+# A single word's count from ts_rank (all positions weigh 0.1, the default): the rank is
+# 0.1 x sum of 1/j^2 over its j = 1..tf positions, over pi^2/6, and sum(1/j^2, j <= tf)
+# = pi^2/6 - 1/(tf + 0.5) within 0.03, so the rounded inverse is the count itself
+# (checked against unnest on 90,143 chunk-word pairs of the Python docs set, tf <= 31).
+_TF_OF_RANK = "greatest(round(0.6079 / greatest(1 - x.rank / 0.1, 0.001) - 0.5), 1)::float8"
 
 # A tsvector's tokens: the positions of its lexemes (one for a lexeme stored without).
 _TOKENS = """CREATE OR REPLACE FUNCTION posturio_tsv_tokens(v tsvector) RETURNS integer
@@ -107,15 +115,9 @@ _BODY = f"""
             (SELECT string_agg('(' || term::text || ')', ' | ')::tsquery
              FROM idf WHERE selective),
             (SELECT string_agg('(' || term::text || ')', ' & ')::tsquery FROM idf)
-        ) AS q,
-        ARRAY(SELECT DISTINCT l FROM idf, unnest(idf.lexemes) l) AS lexemes
+        ) AS q
     ), m AS MATERIALIZED (
-        SELECT c.id, c.tsv,
-               coalesce(round(ts_rank(c.tsv, w.q) / nullif(ts_rank(c.tsv, w.q, 2), 0)),
-                        posturio_tsv_tokens(c.tsv))::float8 AS dl,
-               ts_filter(setweight(c.tsv, 'A', w.lexemes), '{{a}}') AS found
-        FROM navigator_chunks c, wanted w
-        WHERE {_SCOPE} AND c.tsv @@ w.q
+        SELECT c.id, c.tsv FROM navigator_chunks c, wanted w WHERE {_SCOPE} AND c.tsv @@ w.q
     ), sampled AS (
         SELECT e.most_common_vals::text::float8[] AS vals, e.most_common_freqs AS freqs,
                e.histogram_bounds::text::float8[] AS bounds
@@ -142,19 +144,26 @@ _BODY = f"""
                  SELECT CASE WHEN hist.mean IS NOT NULL THEN 1 - coalesce(mcv.share, 0) END
                  AS share
              ) rest),
-            (SELECT avg(dl) FROM m)), 1) AS avgdl
+            (SELECT avg(posturio_tsv_tokens(m.tsv)) FROM m)), 1) AS avgdl
+    ), matched AS (
+        SELECT m.id, m.tsv, t.term, t.idf, t.lexemes,
+               ts_rank(m.tsv, t.term) AS rank, ts_rank(m.tsv, t.term, 2) AS per_token
+        FROM m JOIN idf t ON m.tsv @@ t.term
     )
-    SELECT m.id, sum(
-        t.idf * f.tf * {K1 + 1} / (f.tf + {K1} * (1 - {B} + {B} * m.dl / avgdl.avgdl))
+    SELECT x.id, sum(
+        x.idf * f.tf * {K1 + 1} / (f.tf + {K1} * (1 - {B} + {B} * f.dl / avgdl.avgdl))
     ) AS score
-    FROM m CROSS JOIN avgdl
-    JOIN idf t ON m.tsv @@ t.term
+    FROM matched x CROSS JOIN avgdl
     CROSS JOIN LATERAL (
-        SELECT greatest(min(cardinality(u.positions)), 1)::float8 AS tf
-        FROM unnest(m.found) u WHERE u.lexeme = ANY(t.lexemes)
+        SELECT CASE WHEN cardinality(x.lexemes) = 1 THEN {_TF_OF_RANK} ELSE (
+                   SELECT greatest(min(cardinality(u.positions)), 1)::float8
+                   FROM unnest(ts_filter(setweight(x.tsv, 'A', x.lexemes), '{{a}}')) u
+               ) END AS tf,
+               coalesce(round(x.rank / nullif(x.per_token, 0)),
+                        posturio_tsv_tokens(x.tsv))::float8 AS dl
     ) f
-    GROUP BY m.id
-    ORDER BY score DESC, m.id
+    GROUP BY x.id
+    ORDER BY score DESC, x.id
     LIMIT lim
 """  # noqa: S608 - constant fragments
 
