@@ -12,8 +12,10 @@ one (windows of a document beside the planted lines are benign; a window with a 
 of it is left out). A logistic regression (scikit-learn, here only; numpy at run time)
 is fitted on the training windows. The thresholds (one for one-window texts, one for
 longer ones) are the benign training texts' out-of-fold scores at the --quantile
-percentile (a text scores its strongest window), so that about 0.5 % of clean training
-texts fire, which leaves room under the issue's 1 %.
+percentile (a text scores its strongest window), so that about 1 % of clean training
+texts fire when their generator is unseen. That estimate is harsh (a generator held out
+whole, e.g. the instruction-like hard negatives, is the worst case); the held-back split
+and the second set see far fewer.
 
 Printed: precision, recall and clean-flag rate per shape on the held-out side, and on a
 second set built from other generators (injection_data.build_second)."""
@@ -106,9 +108,12 @@ class Scorer:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--c", type=float, default=0.5)
+    # C and the quantile were chosen on the held-back split (never the second set): C 4
+    # beat 0.5 and 1.5 in recall at the same clean share; p99 out of fold is 1 % of clean
+    # texts from generators the model had not seen, the issue's ceiling.
+    parser.add_argument("--c", type=float, default=4.0)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--quantile", type=float, default=99.5)
+    parser.add_argument("--quantile", type=float, default=99.0)
     parser.add_argument("--benign-weight", type=float, default=1.0, help="x balanced weight")
     parser.add_argument("--out", default=OUT, help="where to write the weights module")
     parser.add_argument("--report", action="store_true", help="report the shipped weights")
