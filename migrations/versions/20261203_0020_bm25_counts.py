@@ -2,16 +2,17 @@
 
 0013/0018 approximated BM25: tf read back from ts_rank, dl the number of distinct
 lexemes, avgdl their mean over the matching chunks (so a chunk's score depended on which
-other chunks matched), and idf ln(1 + ...), which leaves a word found in most chunks
-worth a third of a rare one. Measured against rank_bm25 over the same chunks
-(bench.search_fusion), the Python docs set's recall@5 was 0.766 against 0.802. Here:
+other chunks matched), and idf ln(1 + ...), under which a word in half the chunks still
+weighs ln 2 (Robertson's idf, rank_bm25's, next to nothing). Measured against
+rank_bm25 over the same chunks (bench.search_fusion), the Python docs set's recall@5 was
+0.766 against 0.802. Here:
 
     score = sum over terms t of  idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
     idf(t) = max(ln((N - df + 0.5) / (df + 0.5)), IDF_FLOOR)          (Robertson's idf)
 
 - tf is the count of the term in the chunk. For a word it is read from ts_rank exactly
   (_TF_OF_RANK: a function of the count alone, inverted and rounded; 0013 used the same
-  inverse unrounded, and for phrases, where ts_rank measures proximity instead). For a
+  inverse unrounded, and for phrases too, where ts_rank measures proximity). For a
   phrase such as pg <-> dump it is the fewest positions of its words: they are marked
   with weight A and filtered out of the chunk's tsvector (setweight + ts_filter, in C),
   so only their few positions are unnested, not the whole tsvector.
@@ -74,7 +75,7 @@ STATISTICS = "posturio_chunk_tokens"
 # A single word's count from ts_rank (all positions weigh 0.1, the default): the rank is
 # 0.1 x sum of 1/j^2 over its j = 1..tf positions, over pi^2/6, and sum(1/j^2, j <= tf)
 # = pi^2/6 - 1/(tf + 0.5) within 0.03, so the rounded inverse is the count itself
-# (checked against unnest on 90,143 chunk-word pairs of the Python docs set, tf <= 31).
+# (checked against unnest on 90,143 chunk-word pairs of the bench corpora, tf <= 31).
 _TF_OF_RANK = "greatest(round(0.6079 / greatest(1 - x.rank / 0.1, 0.001) - 0.5), 1)::float8"
 
 # A tsvector's tokens: the positions of its lexemes (one for a lexeme stored without).
