@@ -198,8 +198,8 @@ def window_features(text: str) -> Features:
                 continue
             owner = np.repeat(np.arange(len(spans), dtype=np.int64), sizes)
             at = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes - lo, sizes)
-            bucket = (_mix(hashes[at]) & _MASK).astype(np.int64)
-            keys.append((owner << _SHIFT) | bucket)
+            bucket = (_mix(hashes) & _MASK).astype(np.int64)  # once per n-gram, not per window
+            keys.append((owner << _SHIFT) | bucket[at])
     if not keys:
         return Features(len(spans), none, none)
     distinct = _distinct(np.concatenate(keys))
