@@ -11,9 +11,9 @@ Long texts (a pasted document, a tool result) are read in overlapping windows an
 text scores its strongest window, so one planted instruction in a long benign document
 is not averaged away. The text is hashed once (every n-gram's hash from one prefix sum,
 numpy throughout) and each window takes the n-grams inside it, so the cost grows with the
-text, not with windows x window size: about a millisecond for a 2 KB prompt
-(bench.detection). The gateway runs it inline only where a policy blocks or reroutes on
-injection and otherwise after the request (policy/evaluate.py, tasks.classify_injection)."""
+text, not with windows x window size: 1-2 ms for a 2 KB prompt (bench.detection). The
+gateway runs it inline only where a policy blocks or reroutes on injection and otherwise
+after the request (policy/evaluate.py, tasks.classify_injection)."""
 
 from __future__ import annotations
 
