@@ -71,7 +71,7 @@ def document(injection: str) -> str:
 
 def appended(injection: str) -> str:
     """A document with an instruction appended to it. One planted mid-document is the
-    classifier's weak spot (held-out recall 0.65 on documents, README): not asserted."""
+    classifier's weak spot (held-out recall 0.863 on documents, README): not asserted."""
     return f"{REPORT}\n\n{injection}"
 
 
