@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from posturio.gateway.inspection.classifier import RULE_ID, classifier
+from posturio.gateway.inspection.classifier import RULE_ID, Score, classifier
 from posturio.gateway.inspection.engine import Inspector
 from posturio.gateway.models import PolicyDecision, UsageEvent
 from posturio.gateway.policy.evaluate import (
@@ -48,9 +49,9 @@ async def _process(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
     for tenant_id, rows in by_tenant.items():
         async with unit_of_work(tenant_id) as session:
             stored += await store(session, rows)
-            for r in rows:
-                if r.classify is not None:  # sent once this transaction commits
-                    defer(session, classify_injection, str(tenant_id), *_deferred(r))
+            owed = [_deferred(r) for r in rows if r.classify is not None]
+            if owed:  # one job for the batch, sent once this transaction commits
+                defer(session, classify_injection, str(tenant_id), owed)
     # Acknowledge only after every tenant's transaction committed: a crash before this
     # line leaves the entries pending, and they are claimed again (inserts are idempotent).
     ids = [entry_id for entry_id, _ in entries]
@@ -92,7 +93,8 @@ async def drain_usage() -> None:
 
 
 def _deferred(r: UsageRecord) -> tuple[str, dict[str, Any], list[list[str]]]:
-    """classify_injection's arguments for a stored request that owes the classifier."""
+    """classify_injection's (request id, call, segments) for a stored request that owes
+    the classifier."""
     assert r.classify is not None
     call = {
         "occurred_at": r.occurred_at.isoformat(),
@@ -112,31 +114,44 @@ class UsageNotStoredYet(Exception):
 
 @tenant_actor(max_retries=10, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
 async def classify_injection(
-    tenant_id: str,
-    request_id: str,
-    call: dict[str, Any],
-    segments: list[list[str]],
+    tenant_id: str, requests: list[tuple[str, dict[str, Any], list[list[str]]]]
 ) -> None:
-    """The injection classifier on a request already served (its policy flags injection
-    and blocks or reroutes on none, so the model did not run inline). When it fires, the
+    """The injection classifier on requests already served (their policy flags injection
+    and blocks or reroutes on none, so the model did not run inline). When it fires, a
     request's input decision gains the finding, or one is created: a review-queue item.
-    Enqueued by the usage drain (_process) after the request's row commits.
+    Enqueued by the usage drain (_process) after the requests' rows commit, one job per
+    drained batch of a tenant: a job per request cost more in queueing than the
+    classifier itself, on the cores the gateway serves from.
 
-    `call`: occurred_at (ISO), key_id, alias, origin, policy_id, policy_version, rule_id
-    (the flag rule). `segments`: [where, text] with every detected value already masked
-    (policy.evaluate.masked_segments). Runs after the usage drain stored the request, so
-    that a decision the hot path recorded is extended rather than raced."""
-    texts = [text for _where, text in segments]
+    Each request: (request id, `call`, `segments`). `call`: occurred_at (ISO), key_id,
+    alias, origin, policy_id, policy_version, rule_id (the flag rule). `segments`: [where,
+    text] with every detected value already masked (policy.evaluate.masked_segments).
+    Runs after the usage drain stored the requests, so that a decision the hot path
+    recorded is extended rather than raced."""
+    texts = [text for _, _, segments in requests for _where, text in segments]
     scores = await asyncio.to_thread(classifier().score_many, texts)
-    fired = [(w, t, s) for (w, t), s in zip(segments, scores, strict=True) if s.fired]
+    fired = []
+    at = 0
+    for request_id, call, segments in requests:
+        mine, at = scores[at : at + len(segments)], at + len(segments)
+        hits = [(w, t, s) for (w, t), s in zip(segments, mine, strict=True) if s.fired]
+        if hits:
+            fired.append((request_id, call, segments, hits))
     if not fired:
         return
     tid = uuid.UUID(tenant_id)
     settings = resources().settings
-    key = fingerprint_key(settings.resolved_secret_key().encode(), tid)
-    inspector = Inspector(key)
+    inspector = Inspector(fingerprint_key(settings.resolved_secret_key().encode(), tid))
+    async with unit_of_work(tid) as session:
+        for request_id, call, segments, hits in fired:
+            await _flag(session, tid, request_id, call, segments, _findings(hits, call, inspector))
+
+
+def _findings(
+    hits: list[tuple[str, str, Score]], call: dict[str, Any], inspector: Inspector
+) -> list[dict[str, Any]]:
     findings = []
-    for where, text, score in fired:
+    for where, text, score in hits:
         finding = classifier_finding(text, score, inspector)
         quote = text[finding.start : finding.end]
         findings.append(
@@ -149,41 +164,52 @@ async def classify_injection(
                 "deferred": True,
             }
         )
-    async with unit_of_work(tid) as session:
-        stored = await session.scalar(
-            scoped(UsageEvent, tid)
-            .where(UsageEvent.request_id == request_id)
-            .with_only_columns(UsageEvent.request_id)
+    return findings
+
+
+async def _flag(
+    session: AsyncSession,
+    tid: uuid.UUID,
+    request_id: str,
+    call: dict[str, Any],
+    segments: list[list[str]],
+    findings: list[dict[str, Any]],
+) -> None:
+    """The request's input decision gains the findings, or one is created (flag)."""
+    stored = await session.scalar(
+        scoped(UsageEvent, tid)
+        .where(UsageEvent.request_id == request_id)
+        .with_only_columns(UsageEvent.request_id)
+    )
+    if stored is None:
+        raise UsageNotStoredYet(request_id)  # the job is retried with backoff
+    decision = await session.scalar(
+        scoped(PolicyDecision, tid).where(
+            PolicyDecision.request_id == request_id, PolicyDecision.direction == "input"
         )
-        if stored is None:
-            raise UsageNotStoredYet(request_id)  # retried with backoff
-        decision = await session.scalar(
-            scoped(PolicyDecision, tid).where(
-                PolicyDecision.request_id == request_id, PolicyDecision.direction == "input"
-            )
+    )
+    if decision is not None:
+        if any(f.get("rule") == RULE_ID for f in decision.findings):
+            return  # a retry after a commit: already there
+        decision.findings = [*decision.findings, *findings]
+        if decision.action == "allow":
+            decision.action, decision.rule_id = "flag", call["rule_id"]
+        return
+    session.add(
+        PolicyDecision(
+            tenant_id=tid,
+            request_id=request_id,
+            direction="input",
+            occurred_at=datetime.fromisoformat(call["occurred_at"]),
+            key_id=uuid.UUID(call["key_id"]) if call.get("key_id") else None,
+            alias=call.get("alias"),
+            origin=call.get("origin", "api"),
+            action="flag",
+            rule_id=call["rule_id"],
+            shadow=False,
+            policy_id=uuid.UUID(call["policy_id"]) if call.get("policy_id") else None,
+            policy_version=int(call.get("policy_version", 0)),
+            findings=findings,
+            snapshot="\n".join(f"{w}: {t}" for w, t in segments)[:SNAPSHOT_CHARS],
         )
-        if decision is not None:
-            if any(f.get("rule") == RULE_ID for f in decision.findings):
-                return  # a retry after a commit: already there
-            decision.findings = [*decision.findings, *findings]
-            if decision.action == "allow":
-                decision.action, decision.rule_id = "flag", call["rule_id"]
-            return
-        session.add(
-            PolicyDecision(
-                tenant_id=tid,
-                request_id=request_id,
-                direction="input",
-                occurred_at=datetime.fromisoformat(call["occurred_at"]),
-                key_id=uuid.UUID(call["key_id"]) if call.get("key_id") else None,
-                alias=call.get("alias"),
-                origin=call.get("origin", "api"),
-                action="flag",
-                rule_id=call["rule_id"],
-                shadow=False,
-                policy_id=uuid.UUID(call["policy_id"]) if call.get("policy_id") else None,
-                policy_version=int(call.get("policy_version", 0)),
-                findings=findings,
-                snapshot="\n".join(f"{w}: {t}" for w, t in segments)[:SNAPSHOT_CHARS],
-            )
-        )
+    )
